@@ -1,0 +1,38 @@
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: demo test test-slow bench lint clean
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+$(VENV)/.installed-demo: $(VENV)/bin/activate pyproject.toml
+	$(PIP) install -e '.[demo]'
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/bin/activate pyproject.toml
+	$(PIP) install -e '.[test,demo]'
+	touch $@
+
+demo: $(VENV)/.installed-demo
+	$(PY) examples/demo.py
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest -q
+
+test-slow: $(VENV)/.installed-test
+	$(PY) -m pytest -q -m slow
+
+bench: $(VENV)/.installed-test
+	$(PIP) install -e '.[bench]'
+	$(PY) benchmarks/run.py --quick
+
+lint: $(VENV)/.installed-test
+	$(PY) -m ruff check tnkit tests benchmarks examples
+	$(PY) -m ruff format --check tnkit tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,20 @@
+"""tnkit: tensor trains (MPS/MPO) with honest truncation reports, on any array-API library."""
+
+from .decompose import factorize_dims, from_matrix, tt_svd
+from .mpo import MPO
+from .mps import MPS
+from .tensortrain import TensorTrain
+from .truncation import Truncation, TruncationReport
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MPO",
+    "MPS",
+    "TensorTrain",
+    "Truncation",
+    "TruncationReport",
+    "factorize_dims",
+    "from_matrix",
+    "tt_svd",
+]

@@ -1,0 +1,213 @@
+"""Array-library dispatch: the namespace of the inputs, host transfers and LAPACK wrappers.
+
+Every backend difference lives here; algorithms never test for a library. Optional frameworks
+are never imported by this module: array-api-compat recognises their arrays by type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat as aac
+import numpy as np
+
+Array = Any
+
+_DTYPE_NAMES = ("float32", "float64", "complex64", "complex128")
+
+
+# ----------------------------------------------------------------------------- namespaces
+
+
+def namespace(*arrays: Array, name: str = "cores") -> Any:
+    """The array namespace shared by ``arrays``; TypeError when libraries are mixed."""
+    try:
+        return aac.array_namespace(*arrays)
+    except TypeError as exc:
+        kinds = sorted({type(a).__module__.split(".")[0] + "." + type(a).__name__ for a in arrays})
+        raise TypeError(
+            f"{name}: arrays must come from one array library, got {', '.join(kinds)}"
+        ) from exc
+
+
+def is_numpy(xp: Any) -> bool:
+    return aac.is_numpy_namespace(xp)
+
+
+def device(x: Array) -> Any:
+    return aac.device(x)
+
+
+def to_numpy(x: Array) -> np.ndarray:
+    """A host NumPy copy (or view) of ``x``, for small arrays such as singular values."""
+    if aac.is_numpy_array(x):
+        return x
+    if aac.is_torch_array(x):
+        return x.detach().cpu().numpy()
+    if aac.is_cupy_array(x):
+        return x.get()
+    if aac.is_jax_array(x):
+        return np.asarray(x)
+    return np.from_dlpack(x)
+
+
+def from_numpy(x: np.ndarray, like: Array | None, xp: Any = None) -> Array:
+    """Move a NumPy array to the library and device of ``like`` (NumPy when ``like`` is None)."""
+    if like is None and xp is None:
+        return x
+    if xp is None:
+        xp = namespace(like, name="like")
+    if is_numpy(xp):
+        return x
+    if like is None:
+        return xp.asarray(x)
+    return xp.asarray(x, device=device(like))
+
+
+def is_tracer(x: Array) -> bool:
+    """True for abstract values (JAX tracers, torch fake/meta tensors): no values to check."""
+    module = type(x).__module__
+    if module.startswith("jax") and "Tracer" in type(x).__name__:
+        return True
+    if aac.is_torch_array(x):
+        if getattr(x, "is_meta", False):
+            return True
+        return "Fake" in type(x).__name__ or "Functional" in type(x).__name__
+    return False
+
+
+# ----------------------------------------------------------------------------- dtypes
+
+
+def dtype_name(dtype: Any) -> str:
+    """Canonical name ('float64', ...) of a dtype from any supported library."""
+    text = str(dtype).rsplit(".", 1)[-1]
+    for name in _DTYPE_NAMES:
+        if text == name or text == f"dtype('{name}')":
+            return name
+    raise TypeError(f"dtype: unsupported dtype {dtype!r}; use one of {', '.join(_DTYPE_NAMES)}")
+
+
+def resolve_dtype(xp: Any, dtype: Any) -> Any:
+    """A library dtype from a name or a dtype object; TypeError for anything unsupported."""
+    name = dtype if isinstance(dtype, str) else dtype_name(dtype)
+    if name not in _DTYPE_NAMES:
+        raise TypeError(f"dtype: unsupported dtype {dtype!r}; use one of {', '.join(_DTYPE_NAMES)}")
+    return getattr(xp, name)
+
+
+def is_complex(dtype: Any) -> bool:
+    return dtype_name(dtype).startswith("complex")
+
+
+def eps(dtype: Any) -> float:
+    """Machine epsilon of the (real part of the) dtype."""
+    return float(np.finfo(np.dtype(dtype_name(dtype))).eps)
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_array(x: Array, name: str, *, ndim: int | None = None) -> Any:
+    """Validate a numeric array (dtype, rank, non-empty, finite); return its namespace."""
+    if isinstance(x, np.ndarray) and x.dtype == object:
+        raise TypeError(f"{name}: object arrays are not supported")
+    if not aac.is_array_api_obj(x):
+        raise TypeError(f"{name}: expected an array, got {type(x).__name__}")
+    xp = namespace(x, name=name)
+    dtype_name(x.dtype)  # raises TypeError on unsupported dtypes
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {tuple(x.shape)}")
+    if any(s == 0 for s in x.shape):
+        raise ValueError(f"{name}: empty array of shape {tuple(x.shape)}")
+    if not is_tracer(x) and not bool(xp.all(xp.isfinite(x))):
+        raise ValueError(f"{name}: contains NaN or Inf")
+    return xp
+
+
+# ----------------------------------------------------------------------------- linear algebra
+
+
+def frob_sq(x: Array) -> float:
+    """Squared Frobenius norm as a Python float (exact sum of |x|^2, no cancellation)."""
+    xp = aac.array_namespace(x)
+    if is_numpy(xp):
+        flat = x.reshape(-1)
+        return float(np.real(np.vdot(flat, flat)))
+    return float(xp.sum(xp.abs(x) ** 2))
+
+
+def conj_t(x: Array) -> Array:
+    """Conjugate transpose of a matrix."""
+    xp = aac.array_namespace(x)
+    if is_numpy(xp):
+        return x.conj().T
+    t = xp.matrix_transpose(x)
+    return xp.conj(t) if xp.isdtype(x.dtype, "complex floating") else t
+
+
+def svd(a: Array) -> tuple[Array, Array, Array]:
+    """Thin SVD with the LAPACK fallback chain gesdd -> gesvd; LinAlgError when both fail."""
+    xp = aac.array_namespace(a)
+    if is_numpy(xp):
+        import scipy.linalg as sla
+
+        try:
+            return sla.svd(a, full_matrices=False, check_finite=False, lapack_driver="gesdd")
+        except (np.linalg.LinAlgError, ValueError):
+            return sla.svd(a, full_matrices=False, check_finite=False, lapack_driver="gesvd")
+    return xp.linalg.svd(a, full_matrices=False)
+
+
+def qr(a: Array) -> tuple[Array, Array]:
+    """Thin Householder QR."""
+    xp = aac.array_namespace(a)
+    if is_numpy(xp):
+        import scipy.linalg as sla
+
+        return sla.qr(a, mode="economic", check_finite=False)
+    return xp.linalg.qr(a, mode="reduced")
+
+
+def eigh(a: Array) -> tuple[Array, Array]:
+    """Eigen-decomposition of a Hermitian matrix, eigenvalues ascending."""
+    xp = aac.array_namespace(a)
+    if is_numpy(xp):
+        import scipy.linalg as sla
+
+        return sla.eigh(a, check_finite=False, driver="evr")
+    return xp.linalg.eigh(a)
+
+
+def cholesky_upper(g: Array) -> Array | None:
+    """Upper Cholesky factor R (g = R^H R) or None when g is not numerically positive definite.
+
+    Returns None too on libraries without a triangular solve (callers then use Householder QR).
+    """
+    xp = aac.array_namespace(g)
+    if is_numpy(xp):
+        import scipy.linalg as sla
+
+        try:
+            return sla.cholesky(g, lower=False, check_finite=False)
+        except np.linalg.LinAlgError:
+            return None
+    if aac.is_torch_array(g):
+        import torch
+
+        lower, info = torch.linalg.cholesky_ex(g)
+        return None if int(info) != 0 else conj_t(lower)
+    return None
+
+
+def solve_right_upper(a: Array, r: Array) -> Array:
+    """Solve X R = A for X with R upper triangular (the Q of a Cholesky QR)."""
+    xp = aac.array_namespace(a)
+    if is_numpy(xp):
+        import scipy.linalg as sla
+
+        # X R = A  <=>  R^T X^T = A^T; lower=False with trans='T' solves R^T Y = B.
+        return sla.solve_triangular(r, a.T, trans="T", lower=False, check_finite=False).T
+    import torch
+
+    return torch.linalg.solve_triangular(r, a, upper=True, left=False)

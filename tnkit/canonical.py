@@ -1,0 +1,87 @@
+"""Canonical forms: QR sweeps that move the orthogonality centre, and checks of the result.
+
+Pure functions on tuples of 3-leg cores ``(Dl, p, Dr)`` (an MPO core is passed with its two
+physical legs fused); they never truncate and never see the TensorTrain class.
+"""
+
+from __future__ import annotations
+
+import array_api_compat as aac
+import numpy as np
+
+from . import _backend as B
+from .linalg import orthonormalize
+
+Cores = tuple
+
+
+def move_centre(cores: Cores, centre: int | None, target: int) -> Cores:
+    """Cores in mixed-canonical form about ``target``, sweeping only what ``centre`` needs.
+
+    ``centre`` is the current orthogonality centre (None: not canonical). Bonds may shrink
+    where a thin QR shows they were larger than the rank (an exact operation).
+    """
+    last = len(cores) - 1
+    if centre is None:
+        cores = left_sweep(cores, 0, target)
+        return right_sweep(cores, last, target)
+    if target >= centre:
+        return left_sweep(cores, centre, target)
+    return right_sweep(cores, centre, target)
+
+
+def left_sweep(cores: Cores, start: int, stop: int) -> Cores:
+    """Left-orthonormalise sites ``start .. stop-1``, pushing the remainder into ``stop``."""
+    cores = list(cores)
+    for k in range(start, stop):
+        dl, p, dr = cores[k].shape
+        q, r = orthonormalize(_reshape(cores[k], (dl * p, dr)))
+        cores[k] = _reshape(q, (dl, p, q.shape[1]))
+        cores[k + 1] = _absorb_left(r, cores[k + 1])
+    return tuple(cores)
+
+
+def right_sweep(cores: Cores, start: int, stop: int) -> Cores:
+    """Right-orthonormalise sites ``start`` down to ``stop+1``, pushing into ``stop``."""
+    cores = list(cores)
+    for k in range(start, stop, -1):
+        dl, p, dr = cores[k].shape
+        q, r = orthonormalize(B.conj_t(_reshape(cores[k], (dl, p * dr))))
+        cores[k] = _reshape(B.conj_t(q), (q.shape[1], p, dr))
+        cores[k - 1] = _absorb_right(cores[k - 1], B.conj_t(r))
+    return tuple(cores)
+
+
+def is_canonical(cores: Cores, centre: int, tol: float) -> bool:
+    """Whether sites left of ``centre`` are left-isometries and those right of it right ones."""
+    for k, core in enumerate(cores):
+        if k == centre:
+            continue
+        dl, p, dr = core.shape
+        if k < centre:
+            mat = _reshape(core, (dl * p, dr))
+            gram = B.conj_t(mat) @ mat
+        else:
+            mat = _reshape(core, (dl, p * dr))
+            gram = mat @ B.conj_t(mat)
+        deviation = np.max(np.abs(B.to_numpy(gram) - np.eye(gram.shape[0])))
+        if not deviation <= tol:
+            return False
+    return True
+
+
+def _reshape(x, shape):
+    xp = aac.array_namespace(x)
+    return xp.reshape(x, shape)
+
+
+def _absorb_left(r, core):
+    """``r @ core`` over the left bond of a 3-leg core."""
+    dl, p, dr = core.shape
+    return _reshape(r @ _reshape(core, (dl, p * dr)), (r.shape[0], p, dr))
+
+
+def _absorb_right(core, l):
+    """``core @ l`` over the right bond of a 3-leg core."""
+    dl, p, dr = core.shape
+    return _reshape(_reshape(core, (dl * p, dr)) @ l, (dl, p, l.shape[1]))

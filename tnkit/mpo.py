@@ -1,0 +1,162 @@
+"""MPO: a tensor train with two physical legs per core, layout (Dl, d_out, d_in, Dr).
+
+Index layout, the matrix round trip (MPO-Net interleaving) and the identity; the algorithms
+are inherited from TensorTrain.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from . import _backend as B
+from .tensortrain import TensorTrain, check_dims, random_cores
+
+
+class MPO(TensorTrain):
+    """Matrix product operator: cores ``(Dl, d_out, d_in, Dr)``.
+
+    The matrix ``W = o.to_matrix()`` has rows indexed by ``(i_1..i_L)`` and columns by
+    ``(j_1..j_L)``, both in C order; core k holds ``(i_k, j_k)``.
+
+    Example:
+        >>> import numpy as np, tnkit as tn
+        >>> o = tn.MPO.identity([2, 3])
+        >>> o.out_dims, o.in_dims, bool(np.array_equal(o.to_matrix(), np.eye(6)))
+        ((2, 3), (2, 3), True)
+    """
+
+    n_phys_legs = 2
+    layout = "(Dl, d_out, d_in, Dr)"
+    __slots__ = ("_matrix_shape",)
+
+    def __init__(self, cores: Any, *, matrix_shape: tuple[int, int] | None = None) -> None:
+        super().__init__(cores)
+        object.__setattr__(self, "_matrix_shape", None)
+        if matrix_shape is not None:
+            object.__setattr__(self, "_matrix_shape", _check_matrix_shape(self, matrix_shape))
+
+    @property
+    def out_dims(self) -> tuple[int, ...]:
+        return tuple(int(c.shape[1]) for c in self.cores)
+
+    @property
+    def in_dims(self) -> tuple[int, ...]:
+        return tuple(int(c.shape[2]) for c in self.cores)
+
+    @property
+    def phys_dims(self) -> tuple[tuple[int, int], ...]:
+        """``(d_out, d_in)`` of every site."""
+        return tuple((int(c.shape[1]), int(c.shape[2])) for c in self.cores)
+
+    @property
+    def matrix_shape(self) -> tuple[int, int]:
+        """Shape of the matrix this MPO represents (smaller than the dims' product if padded)."""
+        if self._matrix_shape is not None:
+            return self._matrix_shape
+        return (math.prod(self.out_dims), math.prod(self.in_dims))
+
+    def _dims_repr(self) -> str:
+        return f"out_dims={list(self.out_dims)}, in_dims={list(self.in_dims)}"
+
+    def to_dense(self) -> Any:
+        """The full tensor with legs interleaved: shape ``(o_1, i_1, ..., o_L, i_L)``."""
+        shape = tuple(d for pair in self.phys_dims for d in pair)
+        return self.xp.reshape(self._contract_all(), shape)
+
+    def to_matrix(self, *, padded: bool = False) -> Any:
+        """The matrix ``W (out, in)``; zero padding from ``from_matrix`` is cut unless ``padded``.
+
+        Example:
+            >>> import numpy as np, tnkit as tn
+            >>> W = np.arange(35.0).reshape(5, 7)
+            >>> o = tn.MPO.from_matrix(W, 2, 2)   # dims factorised with padding
+            >>> o.to_matrix().shape, o.to_matrix(padded=True).shape
+            ((5, 7), (6, 8))
+        """
+        xp = self.xp
+        n = len(self)
+        tensor = self.to_dense()
+        order = [2 * k for k in range(n)] + [2 * k + 1 for k in range(n)]
+        full = xp.reshape(
+            xp.permute_dims(tensor, order), (math.prod(self.out_dims), math.prod(self.in_dims))
+        )
+        if padded:
+            return full
+        rows, cols = self.matrix_shape
+        return full[:rows, :cols]
+
+    @classmethod
+    def random(
+        cls,
+        out_dims: Any,
+        in_dims: Any,
+        max_bond: int,
+        *,
+        seed: Any = None,
+        dtype: Any = "float64",
+        like: Any = None,
+    ) -> MPO:
+        """Gaussian random MPO with E‖W‖_F² = 1 (not canonical).
+
+        Example:
+            >>> import tnkit as tn
+            >>> tn.MPO.random([2, 2, 2], [3, 3, 3], 5, seed=0).bond_dims
+            (5, 5)
+        """
+        outs, ins = _check_pair(out_dims, in_dims)
+        cores = random_cores(list(zip(outs, ins)), max_bond, seed=seed, dtype=dtype, like=like)
+        return cls._trusted(cores, _matrix_shape=None)
+
+    @classmethod
+    def identity(cls, dims: Any, *, dtype: Any = "float64", like: Any = None) -> MPO:
+        """The identity operator on sites of the given dims (bond dimension 1).
+
+        Example:
+            >>> import tnkit as tn
+            >>> tn.MPO.identity([2, 2, 2]).bond_dims
+            (1, 1)
+        """
+        dims = check_dims(dims, "dims")
+        xp = B.namespace(like, name="like") if like is not None else None
+        import numpy as np
+
+        target = B.resolve_dtype(np, dtype)
+        cores = tuple(
+            B.from_numpy(np.eye(d, dtype=target).reshape(1, d, d, 1), like, xp) for d in dims
+        )
+        return cls._trusted(cores, _matrix_shape=None)
+
+    @classmethod
+    def from_matrix(cls, W: Any, out_dims: Any, in_dims: Any, **kwargs: Any) -> MPO:
+        """MPO of a matrix ``W (out, in)`` by TT-SVD in MPO-Net interleaving.
+
+        See :func:`tnkit.decompose.from_matrix` for the arguments.
+
+        Example:
+            >>> import numpy as np, tnkit as tn
+            >>> W = np.random.default_rng(0).standard_normal((16, 16))
+            >>> o = tn.MPO.from_matrix(W, (4, 4), (4, 4))
+            >>> bool(np.allclose(o.to_matrix(), W))
+            True
+        """
+        from .decompose import from_matrix
+
+        return from_matrix(W, out_dims, in_dims, **kwargs)
+
+
+def _check_pair(out_dims: Any, in_dims: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    outs, ins = check_dims(out_dims, "out_dims"), check_dims(in_dims, "in_dims")
+    if len(outs) != len(ins):
+        raise ValueError(
+            f"out_dims and in_dims: need the same number of sites, got {outs} and {ins}"
+        )
+    return outs, ins
+
+
+def _check_matrix_shape(mpo: MPO, shape: Any) -> tuple[int, int]:
+    rows, cols = (int(s) for s in shape)
+    full = (math.prod(mpo.out_dims), math.prod(mpo.in_dims))
+    if not (1 <= rows <= full[0] and 1 <= cols <= full[1]):
+        raise ValueError(f"matrix_shape: {shape} must fit inside the dims' product {full}")
+    return rows, cols

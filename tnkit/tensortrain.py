@@ -1,0 +1,356 @@
+"""TensorTrain: the one immutable core type behind MPS and MPO (cores, centre, report).
+
+It validates, describes and delegates; sweeps and factorisations live in their own modules,
+which see only tuples of 3-leg cores (an MPO core's two physical legs are fused there).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import array_api_compat as aac
+import numpy as np
+
+from . import _backend as B
+from .canonical import is_canonical as _is_canonical
+from .canonical import move_centre
+from .compress import COMPRESS_METHODS, compress_cores
+from .truncation import Truncation, TruncationReport, make_report
+
+_DENSE_LIMIT = 2**31
+
+
+class TensorTrain:
+    """A chain of cores ``(Dl, *phys, Dr)`` with boundary bonds of 1; never modified in place.
+
+    Use the subclasses :class:`~tnkit.MPS` (one physical leg) and :class:`~tnkit.MPO` (two).
+    """
+
+    n_phys_legs: ClassVar[int] = 1
+    layout: ClassVar[str] = "(Dl, d, Dr)"
+    __slots__ = ("_cores", "_centre", "_report")
+
+    def __init__(self, cores: Any) -> None:
+        if type(self) is TensorTrain:
+            raise TypeError("TensorTrain is abstract: build an MPS or an MPO")
+        cores = _validate_cores(cores, self.n_phys_legs, type(self).__name__, self.layout)
+        self._init(cores, None, None)
+
+    # ------------------------------------------------------------------ construction helpers
+
+    def _init(self, cores: tuple, centre: int | None, report: TruncationReport | None) -> None:
+        object.__setattr__(self, "_cores", tuple(_read_only(c) for c in cores))
+        object.__setattr__(self, "_centre", centre)
+        object.__setattr__(self, "_report", report)
+
+    def _evolve(self, cores: tuple, centre: int | None, report: TruncationReport | None):
+        """A new train of the same class and metadata (trusted cores: no validation)."""
+        new = object.__new__(type(self))
+        new._init(cores, centre, report)
+        for name in type(self).__slots__:
+            if name not in TensorTrain.__slots__:
+                object.__setattr__(new, name, getattr(self, name))
+        return new
+
+    @classmethod
+    def _trusted(cls, cores: tuple, centre: int | None = None, report=None, **meta):
+        new = object.__new__(cls)
+        new._init(cores, centre, report)
+        for name, value in meta.items():
+            object.__setattr__(new, name, value)
+        return new
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable; methods return new objects")
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def cores(self) -> tuple:
+        """The cores, a tuple of arrays (read-only views for NumPy)."""
+        return self._cores
+
+    @property
+    def centre(self) -> int | None:
+        """Orthogonality centre, or None when the train is not known to be canonical."""
+        return self._centre
+
+    @property
+    def report(self) -> TruncationReport | None:
+        """What the truncating call that made this train cut (None: nothing was cut)."""
+        return self._report
+
+    def __len__(self) -> int:
+        return len(self._cores)
+
+    @property
+    def bond_dims(self) -> tuple[int, ...]:
+        """The ``len - 1`` inner bonds; ``bond_dims[k]`` joins sites k and k+1."""
+        return tuple(int(c.shape[-1]) for c in self._cores[:-1])
+
+    @property
+    def num_params(self) -> int:
+        """Number of stored entries, Σ_k D_{k-1}·(physical dims)·D_k."""
+        return sum(math.prod(c.shape) for c in self._cores)
+
+    @property
+    def dtype(self) -> Any:
+        return self._cores[0].dtype
+
+    @property
+    def xp(self) -> Any:
+        """The array namespace of the cores."""
+        return aac.array_namespace(self._cores[0])
+
+    @property
+    def _site_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(tuple(int(s) for s in c.shape[1:-1]) for c in self._cores)
+
+    def _fused(self) -> tuple:
+        """Cores as ``(Dl, p, Dr)`` with the physical legs fused (views)."""
+        xp = self.xp
+        return tuple(
+            xp.reshape(c, (c.shape[0], math.prod(c.shape[1:-1]), c.shape[-1])) for c in self._cores
+        )
+
+    def _unfused(self, cores3: tuple, site_shapes=None) -> tuple:
+        xp = self.xp
+        shapes = self._site_shapes if site_shapes is None else site_shapes
+        return tuple(
+            xp.reshape(c, (c.shape[0], *shape, c.shape[-1]))
+            for c, shape in zip(cores3, shapes, strict=True)
+        )
+
+    def __repr__(self) -> str:
+        lib = type(self._cores[0]).__module__.split(".")[0]
+        parts = [
+            f"L={len(self)}",
+            f"{self._dims_repr()}",
+            f"bond_dims={list(self.bond_dims)}",
+            f"dtype={B.dtype_name(self.dtype)}",
+            f"backend={lib}",
+            f"params={self.num_params}",
+            f"centre={self.centre}",
+        ]
+        if self._report is not None:
+            parts.append(f"rel_error<={self._report.rel_error_bound:.2e}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def _dims_repr(self) -> str:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ dense view
+
+    def _contract_all(self) -> Any:
+        """Contract every core: shape (1, p_0, ..., p_{L-1}, 1) with the physical legs fused."""
+        size = math.prod(math.prod(s) for s in self._site_shapes)
+        if size > _DENSE_LIMIT:
+            raise ValueError(f"dense size {size} exceeds {_DENSE_LIMIT} entries; keep it a train")
+        xp = self.xp
+        cores = self._fused()
+        result = cores[0]
+        for core in cores[1:]:
+            rows = result.shape[0] * math.prod(result.shape[1:-1])
+            merged = xp.reshape(result, (rows, result.shape[-1])) @ xp.reshape(
+                core, (core.shape[0], -1)
+            )
+            result = xp.reshape(merged, (*result.shape[:-1], core.shape[1], core.shape[2]))
+        return result
+
+    # ------------------------------------------------------------------ canonical forms
+
+    def canonicalize(self, centre: int) -> TensorTrain:
+        """Mixed-canonical form about site ``centre`` (0: right-canonical; len-1: left-).
+
+        Only the sites between the current and the new centre are swept when the centre is
+        known. The tensor is unchanged (up to rounding), so the report is kept.
+
+        Example:
+            >>> import tnkit as tn
+            >>> m = tn.MPS.random([2] * 6, 4, seed=1).canonicalize(2)
+            >>> m.centre, m.is_canonical(2)
+            (2, True)
+        """
+        centre = self._check_site(centre, "centre")
+        cores = move_centre(self._fused(), self._centre, centre)
+        return self._evolve(self._unfused(cores), centre, self._report)
+
+    def is_canonical(self, centre: int, *, tol: float | None = None) -> bool:
+        """Whether every core left (right) of ``centre`` is a left (right) isometry.
+
+        ``tol`` bounds the entries of ``Q^H Q - I`` (default: 1000·eps of the dtype).
+        """
+        centre = self._check_site(centre, "centre")
+        tol = 1e3 * B.eps(self.dtype) if tol is None else float(tol)
+        return _is_canonical(self._fused(), centre, tol)
+
+    def norm(self) -> float:
+        """Frobenius norm ‖x‖ (through the canonical form; the train is not changed).
+
+        Example:
+            >>> import numpy as np, tnkit as tn
+            >>> x = np.arange(8.0)
+            >>> bool(np.isclose(tn.tt_svd(x, (2, 2, 2)).norm(), np.linalg.norm(x)))
+            True
+        """
+        centre = len(self) - 1 if self._centre is None else self._centre
+        cores = move_centre(self._fused(), self._centre, centre)
+        return B.frob_sq(cores[centre]) ** 0.5
+
+    # ------------------------------------------------------------------ compression
+
+    def compress(
+        self,
+        *,
+        max_bond: int | None = None,
+        rtol: float | None = None,
+        atol: float | None = None,
+        method: str = "svd",
+        svd_method: str = "auto",
+    ) -> TensorTrain:
+        """A smaller train within the requested error; ``.report`` says what was cut.
+
+        ``rtol`` guarantees ``‖x − x̃‖ ≤ rtol·‖x‖`` for the whole train, ``atol`` the same in
+        absolute terms; ``max_bond`` is a hard cap that wins over them (then
+        ``report.tolerance_met`` is False). With no argument only numerically zero singular
+        values are dropped. The result is right-canonical (centre 0).
+
+        Example:
+            >>> import tnkit as tn
+            >>> m = tn.MPS.random([2] * 10, 16, seed=0)
+            >>> c = m.compress(max_bond=4)
+            >>> max(c.bond_dims), c.centre, c.report.rel_error_bound < 1
+            (4, 0, True)
+        """
+        if method not in COMPRESS_METHODS:
+            raise ValueError(f"method: expected one of {COMPRESS_METHODS}, got {method!r}")
+        truncation = Truncation(max_bond=max_bond, rtol=rtol, atol=atol)
+        cores, norm, discarded, met, used = compress_cores(
+            self._fused(), self._centre, truncation, svd_method=svd_method
+        )
+        new_cores = self._unfused(cores)
+        report = make_report(
+            discarded=discarded,
+            norm=norm,
+            bond_dims_before=self.bond_dims,
+            bond_dims_after=tuple(int(c.shape[-1]) for c in new_cores[:-1]),
+            params_before=self.num_params,
+            params_after=sum(math.prod(c.shape) for c in new_cores),
+            method=f"{method}/{used}" if used else method,
+            tolerance_met=met,
+        )
+        return self._evolve(new_cores, 0, report)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check_site(self, site: Any, name: str) -> int:
+        if isinstance(site, bool) or not isinstance(site, (int, np.integer)):
+            raise TypeError(f"{name}: expected an int site index, got {site!r}")
+        site = int(site)
+        if not -len(self) <= site < len(self):
+            raise ValueError(f"{name}: site {site} out of range for a train of length {len(self)}")
+        return site % len(self)
+
+
+# ---------------------------------------------------------------------- validation
+
+
+def _read_only(core: Any) -> Any:
+    if isinstance(core, np.ndarray) and core.flags.writeable:
+        core = core.view()
+        core.flags.writeable = False
+    return core
+
+
+def _validate_cores(cores: Any, n_phys: int, kind: str, layout: str) -> tuple:
+    """Check ranks, dtypes, library, finiteness and bond matching; messages name the site."""
+    if aac.is_array_api_obj(cores):
+        raise TypeError(
+            f"cores: expected a sequence of arrays, got a single {type(cores).__name__}"
+        )
+    try:
+        cores = tuple(cores)
+    except TypeError as exc:
+        raise TypeError(
+            f"cores: expected a sequence of arrays, got {type(cores).__name__}"
+        ) from exc
+    if not cores:
+        raise ValueError("cores: need at least one core")
+    ndim = n_phys + 2
+    for k, core in enumerate(cores):
+        B.check_array(core, f"cores[{k}]")
+        if core.ndim != ndim:
+            raise ValueError(
+                f"cores[{k}]: {kind} cores have {ndim} dimensions {layout}, "
+                f"got shape {tuple(core.shape)}"
+            )
+    B.namespace(*cores, name="cores")
+    dtypes = {B.dtype_name(c.dtype) for c in cores}
+    if len(dtypes) > 1:
+        raise TypeError(f"cores: mixed dtypes {sorted(dtypes)}; convert them to one dtype first")
+    if cores[0].shape[0] != 1:
+        raise ValueError(
+            f"cores[0]: left boundary bond must be 1, got shape {tuple(cores[0].shape)}"
+        )
+    if cores[-1].shape[-1] != 1:
+        raise ValueError(
+            f"cores[{len(cores) - 1}]: right boundary bond must be 1, "
+            f"got shape {tuple(cores[-1].shape)}"
+        )
+    for k in range(1, len(cores)):
+        if cores[k - 1].shape[-1] != cores[k].shape[0]:
+            raise ValueError(
+                f"cores[{k}]: left bond {cores[k].shape[0]} does not match right bond "
+                f"{cores[k - 1].shape[-1]} of cores[{k - 1}] "
+                f"(shapes {tuple(cores[k - 1].shape)} and {tuple(cores[k].shape)})"
+            )
+    return cores
+
+
+def random_cores(
+    site_shapes: list[tuple[int, ...]],
+    max_bond: int,
+    *,
+    seed: Any,
+    dtype: Any,
+    like: Any,
+) -> tuple:
+    """Gaussian cores with bonds min(max_bond, dims to either side) and E‖x‖² = 1."""
+    Truncation(max_bond=max_bond)  # validates max_bond
+    xp = np if like is None else B.namespace(like, name="like")
+    target = B.resolve_dtype(np, dtype)
+    rng = np.random.default_rng(seed)
+    sizes = [math.prod(s) for s in site_shapes]
+    bonds = [1]
+    for k in range(1, len(sizes)):
+        left, right = math.prod(sizes[:k]), math.prod(sizes[k:])
+        bonds.append(min(max_bond, left, right))
+    bonds.append(1)
+    cores = []
+    for k, shape in enumerate(site_shapes):
+        full = (bonds[k], *shape, bonds[k + 1])
+        scale = 1.0 / math.sqrt(bonds[k] * sizes[k])
+        core = rng.standard_normal(full)
+        if np.issubdtype(target, np.complexfloating):
+            core = (core + 1j * rng.standard_normal(full)) / math.sqrt(2)
+        cores.append(B.from_numpy((scale * core).astype(target), like, xp))
+    return tuple(cores)
+
+
+def check_dims(dims: Any, name: str) -> tuple[int, ...]:
+    """A non-empty tuple of positive ints, or a ValueError/TypeError naming ``name``."""
+    if isinstance(dims, (int, np.integer)):
+        raise TypeError(f"{name}: expected a sequence of ints, got the int {dims}")
+    try:
+        dims = tuple(dims)
+    except TypeError as exc:
+        raise TypeError(f"{name}: expected a sequence of ints, got {dims!r}") from exc
+    if not dims:
+        raise ValueError(f"{name}: must not be empty")
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
+            raise TypeError(f"{name}: expected ints, got {d!r} in {dims}")
+        if d < 1:
+            raise ValueError(f"{name}: dimensions must be >= 1, got {dims}")
+    return tuple(int(d) for d in dims)

@@ -1,0 +1,193 @@
+"""Truncation rules (max_bond, rtol, atol), the error budget per bond, and TruncationReport.
+
+Plain data and arithmetic on host floats only: no array library and no factorisation here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["TruncationReport", "Truncation"]
+
+
+@dataclass(frozen=True)
+class TruncationReport:
+    """What a truncating call cut, with a rigorous Frobenius error bound.
+
+    ``discarded[k]`` is the squared weight removed at bond ``k`` (measured from exact norms);
+    the pieces are orthogonal, so ``abs_error_bound = sqrt(sum(discarded))`` bounds
+    ``‖x − x̃‖_F`` up to rounding, and ``rel_error_bound`` is that relative to ``‖x‖_F``.
+
+    Example:
+        >>> import numpy as np, tnkit as tn
+        >>> m = tn.tt_svd(np.arange(16.0), (2, 2, 2, 2), max_bond=1)
+        >>> r = m.report
+        >>> r.bond_dims_after, r.tolerance_met
+        ((1, 1, 1), True)
+        >>> bool(np.linalg.norm(m.to_dense().ravel() - np.arange(16.0)) <= r.abs_error_bound + 1e-12)
+        True
+    """
+
+    discarded: tuple[float, ...]
+    abs_error_bound: float
+    rel_error_bound: float
+    bond_dims_before: tuple[int, ...]
+    bond_dims_after: tuple[int, ...]
+    params_before: int
+    params_after: int
+    compression_ratio: float
+    method: str
+    tolerance_met: bool = True
+    norm: float = float("nan")
+
+    def __str__(self) -> str:
+        return (
+            f"TruncationReport(method={self.method!r}, bonds {list(self.bond_dims_before)} -> "
+            f"{list(self.bond_dims_after)}, params {self.params_before} -> {self.params_after} "
+            f"({self.compression_ratio:.3g}x), rel_error <= {self.rel_error_bound:.3e}"
+            f"{'' if self.tolerance_met else ', tolerance NOT met (max_bond binds)'})"
+        )
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """A validated truncation request: hard cap ``max_bond`` and tolerances ``rtol``/``atol``.
+
+    ``Truncation()`` is the exact request: only numerically zero singular values go.
+
+    Example:
+        >>> Truncation(rtol=1e-3).total_budget(norm=2.0)
+        4e-06
+    """
+
+    max_bond: int | None = None
+    rtol: float | None = None
+    atol: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_bond is not None:
+            if isinstance(self.max_bond, bool) or not isinstance(self.max_bond, (int, np.integer)):
+                raise TypeError(f"max_bond: expected an int, got {self.max_bond!r}")
+            if self.max_bond < 1:
+                raise ValueError(f"max_bond: must be >= 1, got {self.max_bond}")
+            object.__setattr__(self, "max_bond", int(self.max_bond))
+        for name in ("rtol", "atol"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+                raise TypeError(f"{name}: expected a float, got {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name}: must be a finite number >= 0, got {value}")
+            object.__setattr__(self, name, float(value))
+
+    @property
+    def has_tolerance(self) -> bool:
+        return self.rtol is not None or self.atol is not None
+
+    @property
+    def is_exact(self) -> bool:
+        return self.max_bond is None and not self.has_tolerance
+
+    def total_budget(self, norm: float) -> float | None:
+        """Allowed squared error for the whole train (None: no tolerance was given)."""
+        if not self.has_tolerance:
+            return None
+        limits = []
+        if self.rtol is not None:
+            limits.append((self.rtol * norm) ** 2)
+        if self.atol is not None:
+            limits.append(self.atol**2)
+        return min(limits)
+
+
+def zero_cutoff(singular_values: np.ndarray, shape: tuple[int, int], eps: float) -> float:
+    """Singular values at or below this are numerically zero (DESIGN §1)."""
+    if singular_values.size == 0:
+        return 0.0
+    return 10.0 * max(shape) * eps * float(singular_values[0])
+
+
+def choose_rank(
+    singular_values: np.ndarray,
+    *,
+    shape: tuple[int, int],
+    eps: float,
+    max_bond: int | None,
+    budget: float | None,
+    floor: float = 0.0,
+) -> int:
+    """Smallest rank whose discarded weight ``floor + Σ s[r:]²`` fits ``budget``, capped.
+
+    ``singular_values`` are descending; ``floor`` is weight already lost outside them (e.g.
+    a randomized sketch's residual). With no budget only numerically zero values are cut.
+    """
+    s = np.asarray(singular_values, dtype=np.float64)
+    n = s.size
+    cutoff = zero_cutoff(s, shape, eps)
+    rank = int(np.count_nonzero(s > cutoff))
+    if budget is not None:
+        tail = np.concatenate([np.cumsum((s**2)[::-1])[::-1], [0.0]]) + floor
+        fitting = np.nonzero(tail <= budget)[0]
+        rank = min(rank, int(fitting[0]) if fitting.size else n)
+    if max_bond is not None:
+        rank = min(rank, max_bond)
+    return max(1, min(rank, n))
+
+
+class Budget:
+    """Splits a total squared-error budget across bonds, passing unspent budget forward.
+
+    Each bond may spend ``remaining / bonds_left``, so the sum never exceeds the total
+    (Oseledets' even split, made adaptive).
+    """
+
+    def __init__(self, total: float | None, n_bonds: int) -> None:
+        self.total = total
+        self.remaining = total
+        self.bonds_left = max(n_bonds, 1)
+
+    def allowance(self) -> float | None:
+        if self.remaining is None:
+            return None
+        return max(self.remaining, 0.0) / self.bonds_left
+
+    def spend(self, discarded: float) -> None:
+        if self.remaining is not None:
+            self.remaining -= discarded
+        self.bonds_left = max(self.bonds_left - 1, 1)
+
+    def met(self, discarded: list[float]) -> bool:
+        """Whether the whole train's discarded weight fits the total (up to rounding)."""
+        return self.total is None or sum(discarded) <= self.total * (1 + 1e-9)
+
+
+def make_report(
+    *,
+    discarded: list[float],
+    norm: float,
+    bond_dims_before: tuple[int, ...],
+    bond_dims_after: tuple[int, ...],
+    params_before: int,
+    params_after: int,
+    method: str,
+    tolerance_met: bool,
+) -> TruncationReport:
+    abs_bound = math.sqrt(max(sum(discarded), 0.0))
+    rel_bound = abs_bound / norm if norm > 0 else 0.0
+    return TruncationReport(
+        discarded=tuple(float(d) for d in discarded),
+        abs_error_bound=abs_bound,
+        rel_error_bound=rel_bound,
+        bond_dims_before=tuple(bond_dims_before),
+        bond_dims_after=tuple(bond_dims_after),
+        params_before=int(params_before),
+        params_after=int(params_after),
+        compression_ratio=params_before / params_after if params_after else math.inf,
+        method=method,
+        tolerance_met=tolerance_met,
+        norm=float(norm),
+    )
