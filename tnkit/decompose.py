@@ -142,15 +142,14 @@ def from_matrix(
     interleaved = xp.permute_dims(xp.reshape(W, (*outs, *ins)), order)
     mps = tt_svd(
         interleaved,
-        tuple(o * i for o, i in zip(outs, ins)),
+        tuple(o * i for o, i in zip(outs, ins, strict=True)),
         max_bond=max_bond,
         rtol=rtol,
         atol=atol,
         method=method,
     )
-    cores = tuple(
-        xp.reshape(c, (c.shape[0], o, i, c.shape[-1])) for c, o, i in zip(mps.cores, outs, ins)
-    )
+    pairs = zip(mps.cores, outs, ins, strict=True)
+    cores = tuple(xp.reshape(c, (c.shape[0], o, i, c.shape[-1])) for c, o, i in pairs)
     report = _replace(mps.report, params_before=rows * cols)
     matrix_shape = (rows, cols) if padded_shape != (rows, cols) else None
     return MPO._trusted(cores, mps.centre, report, _matrix_shape=matrix_shape)
@@ -188,7 +187,7 @@ def factorize_dims(n: int, k: int, *, pad: bool = False) -> tuple[int, ...]:
     """``k`` factors of ``n`` as equal as possible (smallest largest factor), ascending.
 
     With ``pad=True`` the factors may multiply to a slightly larger size: the smallest
-    ``n' >= n`` whose factors are within 1.5x of ``n'**(1/k)`` (so primes work).
+    ``n' >= n`` whose factors are within 1.25x of ``n'**(1/k)`` (so primes work).
 
     Example:
         >>> factorize_dims(4096, 4)
@@ -196,7 +195,7 @@ def factorize_dims(n: int, k: int, *, pad: bool = False) -> tuple[int, ...]:
         >>> factorize_dims(784, 4)
         (4, 4, 7, 7)
         >>> factorize_dims(97, 2), factorize_dims(97, 2, pad=True)
-        ((1, 97), (10, 10))
+        ((1, 97), (9, 11))
     """
     for name, value in (("n", n), ("k", k)):
         if not _is_int(value) and not (hasattr(value, "__index__") and not isinstance(value, bool)):
@@ -209,7 +208,7 @@ def factorize_dims(n: int, k: int, *, pad: bool = False) -> tuple[int, ...]:
     size = n
     while True:
         factors = _balanced(size, k)
-        if factors[-1] <= 1.5 * size ** (1.0 / k) + 1e-9:
+        if factors[-1] <= 1.25 * size ** (1.0 / k) + 1e-9:
             return factors
         size += 1
 

@@ -105,7 +105,9 @@ class MPO(TensorTrain):
             (5, 5)
         """
         outs, ins = _check_pair(out_dims, in_dims)
-        cores = random_cores(list(zip(outs, ins)), max_bond, seed=seed, dtype=dtype, like=like)
+        cores = random_cores(
+            list(zip(outs, ins, strict=True)), max_bond, seed=seed, dtype=dtype, like=like
+        )
         return cls._trusted(cores, _matrix_shape=None)
 
     @classmethod

@@ -27,7 +27,8 @@ class TruncationReport:
         >>> r = m.report
         >>> r.bond_dims_after, r.tolerance_met
         ((1, 1, 1), True)
-        >>> bool(np.linalg.norm(m.to_dense().ravel() - np.arange(16.0)) <= r.abs_error_bound + 1e-12)
+        >>> err = np.linalg.norm(m.to_dense().ravel() - np.arange(16.0))
+        >>> bool(err <= r.abs_error_bound + 1e-12)
         True
     """
 
