@@ -186,8 +186,8 @@ def _replace(report, **changes):
 def factorize_dims(n: int, k: int, *, pad: bool = False) -> tuple[int, ...]:
     """``k`` factors of ``n`` as equal as possible (smallest largest factor), ascending.
 
-    With ``pad=True`` the factors may multiply to a slightly larger size: the smallest
-    ``n' >= n`` whose factors are within 1.25x of ``n'**(1/k)`` (so primes work).
+    With ``pad=True`` an awkward ``n`` (largest factor above ``2·n**(1/k)``, e.g. a prime)
+    is replaced by the size within 10% above it with the smallest largest factor.
 
     Example:
         >>> factorize_dims(4096, 4)
@@ -195,7 +195,7 @@ def factorize_dims(n: int, k: int, *, pad: bool = False) -> tuple[int, ...]:
         >>> factorize_dims(784, 4)
         (4, 4, 7, 7)
         >>> factorize_dims(97, 2), factorize_dims(97, 2, pad=True)
-        ((1, 97), (9, 11))
+        ((1, 97), (10, 10))
     """
     for name, value in (("n", n), ("k", k)):
         if not _is_int(value) and not (hasattr(value, "__index__") and not isinstance(value, bool)):
@@ -203,14 +203,12 @@ def factorize_dims(n: int, k: int, *, pad: bool = False) -> tuple[int, ...]:
         if int(value) < 1:
             raise ValueError(f"{name}: must be >= 1, got {value}")
     n, k = int(n), int(k)
-    if not pad:
-        return _balanced(n, k)
-    size = n
-    while True:
-        factors = _balanced(size, k)
-        if factors[-1] <= 1.25 * size ** (1.0 / k) + 1e-9:
-            return factors
-        size += 1
+    exact = _balanced(n, k)
+    if not pad or exact[-1] <= 2 * n ** (1.0 / k):
+        return exact
+    # Awkward size (a prime, twice a prime, ...): pad by at most 10% to balance the factors.
+    sizes = range(n, max(n + k, math.ceil(1.1 * n)) + 1)
+    return min((_balanced(size, k) for size in sizes), key=lambda f: (f[-1], math.prod(f)))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -72,7 +72,7 @@ class MPO(TensorTrain):
             >>> W = np.arange(35.0).reshape(5, 7)
             >>> o = tn.MPO.from_matrix(W, 2, 2)   # dims factorised with padding
             >>> o.to_matrix().shape, o.to_matrix(padded=True).shape
-            ((5, 7), (6, 8))
+            ((5, 7), (6, 9))
         """
         xp = self.xp
         n = len(self)
