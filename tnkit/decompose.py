@@ -109,12 +109,14 @@ def from_matrix(
     rtol: float | None = None,
     atol: float | None = None,
     method: str = "auto",
+    pad: bool | None = None,
 ) -> MPO:
     """MPO of a matrix ``W (out, in)``: core k holds ``(out_dims[k], in_dims[k])``.
 
-    ``out_dims``/``in_dims`` are sequences whose products are at least ``W.shape``, or ints
-    (a number of cores: dims from ``factorize_dims(n, k, pad=True)``). Where a product is
-    larger, ``W`` is zero-padded; ``to_matrix()`` returns the unpadded matrix and
+    ``out_dims``/``in_dims`` are sequences of ints whose products equal ``W.shape``, or ints
+    (a number of cores: dims from ``factorize_dims(n, k, pad=True)``). With ``pad=True``
+    (the default when a dims argument is an int) products may exceed ``W.shape`` and ``W`` is
+    zero-padded; ``to_matrix()`` then returns the unpadded matrix and
     ``to_matrix(padded=True)`` the full one. The report counts ``params_before`` as
     ``W.size``. Truncation and ``method`` as in :func:`tt_svd`.
 
@@ -127,14 +129,21 @@ def from_matrix(
     """
     xp = B.check_array(W, "W", ndim=2)
     rows, cols = (int(s) for s in W.shape)
+    if pad is None:
+        pad = _is_int(out_dims) or _is_int(in_dims)
     outs = factorize_dims(rows, out_dims, pad=True) if _is_int(out_dims) else out_dims
     ins = factorize_dims(cols, in_dims, pad=True) if _is_int(in_dims) else in_dims
     outs, ins = _check_pair(outs, ins)
     padded_shape = (math.prod(outs), math.prod(ins))
-    if padded_shape[0] < rows or padded_shape[1] < cols:
-        raise ValueError(
-            f"out_dims, in_dims: products {padded_shape} are smaller than W.shape {(rows, cols)}"
-        )
+    for name, dims, size, have in (
+        ("out_dims", outs, rows, padded_shape[0]),
+        ("in_dims", ins, cols, padded_shape[1]),
+    ):
+        if have < size or (have > size and not pad):
+            raise ValueError(
+                f"{name}: product {have} of {dims} does not match W.shape {(rows, cols)}"
+                + ("" if have < size else "; pass pad=True to zero-pad")
+            )
     if padded_shape != (rows, cols):
         W = _zero_pad(xp, W, padded_shape)
     n = len(outs)

@@ -1,0 +1,101 @@
+"""Hypothesis strategies shared by every test module: trains, dense tensors, truncation rules.
+
+Also the tolerance helpers that turn "up to rounding" into numbers per dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import strategies as st
+
+import tnkit as tn
+
+DTYPES = ("float32", "float64", "complex64", "complex128")
+dtypes = st.sampled_from(DTYPES)
+double_dtypes = st.sampled_from(("float64", "complex128"))
+METHODS = ("auto", "exact", "qr", "gram", "randomized")
+methods = st.sampled_from(METHODS)
+
+
+def eps(dtype) -> float:
+    return float(np.finfo(np.dtype(dtype)).eps)
+
+
+def roundoff(dtype, norm: float, size: int = 1) -> float:
+    """Slack for "up to rounding": c·ε·‖x‖ with c growing mildly with the size."""
+    return 200.0 * math.sqrt(max(size, 1)) * eps(dtype) * norm
+
+
+def exact_rtol(dtype) -> float:
+    """Relative accuracy of an exact round trip (issue: 1e-12 double, 1e-5 single)."""
+    return 1e-12 if eps(dtype) < 1e-10 else 1e-5
+
+
+def rel_error(a, b) -> float:
+    a, b = np.asarray(a), np.asarray(b)
+    norm = np.linalg.norm(b)
+    return float(np.linalg.norm(a - b) / (norm if norm > 0 else 1.0))
+
+
+@st.composite
+def site_dims(draw, min_len: int = 1, max_len: int = 8, max_dim: int = 5, max_size: int = 4096):
+    """Physical dims (L 1..8, each 1..5) whose product stays small enough to densify."""
+    dims = draw(st.lists(st.integers(1, max_dim), min_size=min_len, max_size=max_len))
+    while math.prod(dims) > max_size:
+        dims = dims[:-1]
+    return dims or [2]
+
+
+@st.composite
+def mps_trains(draw, dtype=None, min_len: int = 1, max_len: int = 8, max_bond: int = 8):
+    dims = draw(site_dims(min_len=min_len, max_len=max_len))
+    bond = draw(st.integers(1, max_bond))
+    seed = draw(st.integers(0, 2**31))
+    dtype = draw(dtypes) if dtype is None else dtype
+    return tn.MPS.random(dims, bond, seed=seed, dtype=dtype)
+
+
+@st.composite
+def mpo_trains(draw, dtype=None, max_len: int = 5, max_bond: int = 8):
+    outs = draw(site_dims(max_len=max_len, max_dim=4, max_size=64))
+    ins = [draw(st.integers(1, 4)) for _ in outs]
+    bond = draw(st.integers(1, max_bond))
+    seed = draw(st.integers(0, 2**31))
+    dtype = draw(dtypes) if dtype is None else dtype
+    return tn.MPO.random(outs, ins, bond, seed=seed, dtype=dtype)
+
+
+@st.composite
+def dense_tensors(draw, dtype=None, max_size: int = 4096):
+    """Random tensors, either full-rank noise or low-rank structure plus a little noise."""
+    dims = draw(site_dims(max_size=max_size))
+    dtype = draw(dtypes) if dtype is None else dtype
+    seed = draw(st.integers(0, 2**31))
+    rng = np.random.default_rng(seed)
+    if draw(st.booleans()):
+        x = rng.standard_normal(dims)
+        if np.issubdtype(np.dtype(dtype), np.complexfloating):
+            x = x + 1j * rng.standard_normal(dims)
+    else:
+        bond = draw(st.integers(1, 4))
+        x = tn.MPS.random(dims, bond, seed=seed, dtype="complex128").to_dense()
+        x = x + draw(st.sampled_from([0.0, 1e-3, 1e-8])) * rng.standard_normal(dims)
+        if not np.issubdtype(np.dtype(dtype), np.complexfloating):
+            x = x.real
+    return np.asarray(x, dtype=dtype)
+
+
+@st.composite
+def truncations(draw):
+    """Keyword arguments of a truncating call: exact, max_bond, rtol, atol, or combinations."""
+    kind = draw(st.sampled_from(["exact", "max_bond", "rtol", "atol", "max_bond+rtol"]))
+    kwargs = {}
+    if "max_bond" in kind:
+        kwargs["max_bond"] = draw(st.integers(1, 6))
+    if "rtol" in kind:
+        kwargs["rtol"] = draw(st.sampled_from([1e-6, 1e-3, 0.05, 0.3, 0.9]))
+    if kind == "atol":
+        kwargs["atol"] = draw(st.sampled_from([1e-6, 1e-2, 0.5]))
+    return kwargs
