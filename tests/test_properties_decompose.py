@@ -112,7 +112,18 @@ def test_auto_picks_randomized_and_gram_where_they_pay():
     assert "randomized" in m.report.method
     y = rng.standard_normal((128, 2048))
     assert "gram" in tn.tt_svd(y, rtol=0.5).report.method
-    assert "gram" not in tn.tt_svd(y).report.method  # exact request: never Gram
+
+
+def test_gram_hands_exact_requests_to_svd_when_it_cannot_resolve_them():
+    rng = np.random.default_rng(2)
+    full = rng.standard_normal((128, 2048))  # well conditioned: Gram keeps a unitary basis
+    m = tn.tt_svd(full, method="gram")
+    assert m.report.method == "tt_svd/gram" and m.bond_dims == (128,)
+    assert rel_error(m.to_dense(), full) <= 1e-12
+    low_rank = rng.standard_normal((128, 5)) @ rng.standard_normal((5, 2048))
+    m = tn.tt_svd(low_rank)  # numerically zero values need SVD accuracy to be dropped
+    assert m.bond_dims == (5,) and "gram" not in m.report.method
+    assert rel_error(m.to_dense(), low_rank) <= 1e-12
 
 
 def test_randomized_is_close_to_the_optimal_truncation():

@@ -6,6 +6,8 @@ are never imported by this module: array-api-compat recognises their arrays by t
 
 from __future__ import annotations
 
+import contextlib
+import math
 from typing import Any
 
 import array_api_compat as aac
@@ -170,44 +172,101 @@ def qr(a: Array) -> tuple[Array, Array]:
 
 
 def eigh(a: Array) -> tuple[Array, Array]:
-    """Eigen-decomposition of a Hermitian matrix, eigenvalues ascending."""
+    """Eigen-decomposition of a Hermitian matrix from its upper triangle, eigenvalues ascending."""
     xp = aac.array_namespace(a)
     if is_numpy(xp):
         import scipy.linalg as sla
 
-        return sla.eigh(a, check_finite=False, driver="evr")
+        return sla.eigh(a, lower=False, check_finite=False, driver="evr")
     return xp.linalg.eigh(a)
 
 
-def cholesky_upper(g: Array) -> Array | None:
-    """Upper Cholesky factor R (g = R^H R) or None when g is not numerically positive definite.
+def gram_upper(a: Array) -> Array:
+    """``a^H a``; on NumPy only the upper triangle is computed (BLAS syrk/herk, half the work,
+    no copy for C- or F-ordered ``a``). Consumers must read the upper triangle only."""
+    xp = aac.array_namespace(a)
+    if not (is_numpy(xp) and a.ndim == 2):
+        return conj_t(a) @ a
+    if a.shape[1] < 64:  # OpenBLAS rank-k updates are slow for very few columns: GEMM wins
+        return conj_t(a) @ a
+    from scipy.linalg import blas
 
-    Returns None too on libraries without a triangular solve (callers then use Householder QR).
-    """
+    complex_ = np.iscomplexobj(a)
+    rank_k = blas.get_blas_funcs("herk" if complex_ else "syrk", (a,))
+    if a.flags.f_contiguous and not a.flags.c_contiguous:
+        return rank_k(1.0, a, trans=2 if complex_ else 1, lower=0)
+    # On the F-ordered view a.T, rank-k with trans=0 gives a^T a (conj(a^H a) when complex).
+    gram = rank_k(1.0, a.T, trans=0, lower=0)
+    return np.conj(gram) if complex_ else gram
+
+
+def times_small(x: Array, m: Array) -> Array:
+    """``x @ m`` for a tall ``x`` and a small square ``m``, fast also when ``x`` is a
+    transposed (F-ordered) view: then the product is formed as ``(m^H x^H)^H``."""
+    if isinstance(x, np.ndarray) and x.flags.f_contiguous and not x.flags.c_contiguous:
+        return conj_t(conj_t(m) @ conj_t(x))
+    return x @ m
+
+
+def cholesky_upper(g: Array) -> Array | None:
+    """Upper Cholesky factor R (g = R^H R, only g's upper triangle is read), or None when g
+    is not numerically positive definite or the library has no Cholesky."""
     xp = aac.array_namespace(g)
     if is_numpy(xp):
-        import scipy.linalg as sla
+        from scipy.linalg import lapack
 
-        try:
-            return sla.cholesky(g, lower=False, check_finite=False)
-        except np.linalg.LinAlgError:
-            return None
+        r, info = lapack.get_lapack_funcs("potrf", (g,))(g, lower=0, clean=1, overwrite_a=0)
+        return None if info != 0 else r
     if aac.is_torch_array(g):
         import torch
 
         lower, info = torch.linalg.cholesky_ex(g)
         return None if int(info) != 0 else conj_t(lower)
+    if hasattr(xp, "linalg") and hasattr(xp.linalg, "cholesky"):
+        try:
+            return xp.linalg.cholesky(g, upper=True)
+        except Exception:  # noqa: BLE001 - libraries differ in their LinAlgError types
+            return None
     return None
 
 
-def solve_right_upper(a: Array, r: Array) -> Array:
-    """Solve X R = A for X with R upper triangular (the Q of a Cholesky QR)."""
-    xp = aac.array_namespace(a)
+def inv_upper(r: Array) -> Array:
+    """Inverse of an upper-triangular matrix (LAPACK trtri on NumPy)."""
+    xp = aac.array_namespace(r)
     if is_numpy(xp):
-        import scipy.linalg as sla
+        from scipy.linalg import lapack
 
-        # X R = A  <=>  R^T X^T = A^T; lower=False with trans='T' solves R^T Y = B.
-        return sla.solve_triangular(r, a.T, trans="T", lower=False, check_finite=False).T
-    import torch
+        inv, info = lapack.get_lapack_funcs("trtri", (r,))(r, lower=0)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"singular triangular factor (trtri info {info})")
+        return inv
+    if aac.is_torch_array(r):
+        import torch
 
-    return torch.linalg.solve_triangular(r, a, upper=True, left=False)
+        eye = torch.eye(r.shape[0], dtype=r.dtype, device=r.device)
+        return torch.linalg.solve_triangular(r, eye, upper=True)
+    return xp.linalg.inv(r)
+
+
+SMALL_WORK_ENTRIES = 2**20
+
+
+def sweep_threads(arrays) -> int | None:
+    """BLAS thread limit for a sweep over ``arrays``: one thread when every array is small."""
+    largest = max(math.prod(a.shape) for a in arrays)
+    if largest > SMALL_WORK_ENTRIES or not aac.is_numpy_array(arrays[0]):
+        return None
+    return 1
+
+
+@contextlib.contextmanager
+def blas_threads(limit: int | None):
+    """Limit BLAS threads for a block of small-matrix work (threads cost more than they give
+    on 256×512 products, and far more when the other cores are busy). None: no change."""
+    if limit is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=limit, user_api="blas"):
+        yield

@@ -22,12 +22,13 @@ def move_centre(cores: Cores, centre: int | None, target: int) -> Cores:
     where a thin QR shows they were larger than the rank (an exact operation).
     """
     last = len(cores) - 1
-    if centre is None:
-        cores = left_sweep(cores, 0, target)
-        return right_sweep(cores, last, target)
-    if target >= centre:
-        return left_sweep(cores, centre, target)
-    return right_sweep(cores, centre, target)
+    with B.blas_threads(B.sweep_threads(cores)):
+        if centre is None:
+            cores = left_sweep(cores, 0, target)
+            return right_sweep(cores, last, target)
+        if target >= centre:
+            return left_sweep(cores, centre, target)
+        return right_sweep(cores, centre, target)
 
 
 def left_sweep(cores: Cores, start: int, stop: int) -> Cores:

@@ -23,7 +23,13 @@ def compress_cores(
     right-canonical (centre 0) and ``discarded[k]`` the squared weight cut at bond k.
     """
     last = len(cores) - 1
-    cores = list(move_centre(cores, centre, last))
+    with B.blas_threads(B.sweep_threads(cores)):
+        return _truncating_sweep(move_centre(cores, centre, last), truncation, svd_method)
+
+
+def _truncating_sweep(cores: tuple, truncation: Truncation, svd_method: str):
+    last = len(cores) - 1
+    cores = list(cores)
     norm = B.frob_sq(cores[last]) ** 0.5
     budget = Budget(truncation.total_budget(norm), last)
     discarded = [0.0] * last

@@ -22,6 +22,8 @@ METHODS = ("auto", "exact", "qr", "gram", "randomized")
 GRAM_RELATIVE_FLOOR = 1e-6
 _OVERSAMPLE_MIN = 10
 _POWER_ITERATIONS = 2
+# ‖a‖² − ‖Qᴴa‖² is trusted only when it exceeds this fraction of ‖a‖² (rounding ~1e-13 of it).
+_PYTHAGORAS_SAFE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -83,15 +85,18 @@ def truncated_split(
 
 
 def _choose_method(a: B.Array, max_bond: int | None, budget: float | None) -> str:
-    """Fastest method that still honours the request (plain data: tests inspect it)."""
+    """Fastest method that still honours the request (plain data: tests inspect it).
+
+    Randomized when the cap is far below the matrix size; Gram for wide matrices (it checks
+    itself and hands over to QR when it cannot resolve what it must) and for loose or
+    cap-only requests; otherwise QR-first for far-from-square matrices, else plain SVD.
+    """
     m, n = a.shape
     small, large = min(m, n), max(m, n)
-    if small < 64:
-        return "qr" if large >= 4 * small else "exact"
-    if max_bond is not None and max_bond + _oversample(max_bond) <= small // 4:
+    if small >= 64 and max_bond is not None and max_bond + _oversample(max_bond) <= small // 4:
         return "randomized"
     loose = budget is not None and budget >= (GRAM_RELATIVE_FLOOR**2) * B.frob_sq(a)
-    if (loose or (budget is None and max_bond is not None)) and m <= n:
+    if m <= n and (n >= 4 * m or loose or (budget is None and max_bond is not None)):
         return "gram"
     return "qr" if large >= 4 * small else "exact"
 
@@ -140,34 +145,57 @@ def _thin_svd_via_qr(a):
     """Thin SVD, reducing a far-from-square matrix by QR first (cheaper than gesdd on it)."""
     m, n = a.shape
     if m >= 2 * n:
-        q, r = B.qr(a)
+        q, r = orthonormalize(a)
         u, s, vh = B.svd(r)
-        return q @ u, s, vh
+        return B.times_small(q, u), s, vh
     if n >= 2 * m:
-        q, r = B.qr(B.conj_t(a))  # a = r^H q^H
+        q, r = orthonormalize(B.conj_t(a))  # a = r^H q^H
         u, s, vh = B.svd(B.conj_t(r))
         return u, s, vh @ B.conj_t(q)
     return B.svd(a)
 
 
 def _gram(a, max_bond, budget, fallback: bool = True) -> Split:
+    """Left singular vectors from eigh of ``a a^H``: one pass over ``a`` for the Gram matrix
+    and one for the remainder. Eigenvalues carry absolute errors ~m·ε·‖a‖², so singular
+    values below ``_gram_noise`` of the largest are unresolved; with ``fallback`` every case
+    where that could matter (or the measured cut misses the budget) is redone by QR + SVD.
+    """
     m, n = a.shape
     if m > n:  # a left isometry from the n×n Gram matrix would not be orthonormal
         return _qr(a, max_bond, budget) if fallback else _exact(a, max_bond, budget)
     xp = aac.array_namespace(a)
-    evals, evecs = B.eigh(a @ B.conj_t(a))
+    evals, evecs = B.eigh(B.gram_upper(B.conj_t(a)))
     evals_host = np.clip(B.to_numpy(evals)[::-1].astype(np.float64), 0.0, None)
     s_host = np.sqrt(evals_host)
     rank = choose_rank(s_host, shape=(m, n), eps=B.eps(a.dtype), max_bond=max_bond, budget=budget)
     u = xp.flip(evecs, axis=1)[:, :rank]
     right = B.conj_t(u) @ a
-    discarded = B.frob_sq(a - u @ right)
-    capped = max_bond is not None and rank >= max_bond
-    if fallback and budget is not None and not capped and discarded > budget:
+    norm_sq = B.frob_sq(a)
+    discarded = _residual_sq(a, u, right, norm_sq)
+    if fallback and _gram_inadequate(s_host, rank, discarded, norm_sq, max_bond, budget, a):
         return _qr(a, max_bond, budget)
-    if fallback and budget is None and discarded < GRAM_RELATIVE_FLOOR**2 * B.frob_sq(a):
-        return _qr(a, max_bond, budget)  # too little was cut for Gram accuracy to hold
     return Split(u, right, s_host[:rank], discarded, "gram")
+
+
+def _gram_inadequate(s, rank, discarded, norm_sq, max_bond, budget, a) -> bool:
+    """Whether a Gram split might differ from what an SVD would give for this request."""
+    m = a.shape[0]
+    if s[rank - 1] < _gram_noise(m, a.dtype) * s[0]:
+        return True  # a kept direction is below what Gram resolves
+    capped = max_bond is not None and rank >= max_bond
+    if budget is not None:
+        return not capped and discarded > budget
+    if rank == m:
+        return False  # nothing cut: the basis is square and unitary, the split is exact
+    # Cutting without a budget: exact requests need SVD accuracy, cap-only ones need a cut
+    # large enough that Gram's rounding (~sqrt(ε)·‖a‖) cannot change which subspace is kept.
+    return max_bond is None or discarded < GRAM_RELATIVE_FLOOR**2 * norm_sq
+
+
+def _gram_noise(m: int, dtype) -> float:
+    """Relative size below which Gram-derived singular values are rounding noise."""
+    return float(np.sqrt(100.0 * m * B.eps(dtype)))
 
 
 def _randomized(a, max_bond, budget) -> Split:
@@ -186,13 +214,28 @@ def _randomized(a, max_bond, budget) -> Split:
         z, _ = B.qr(B.conj_t(a) @ q)
         q, _ = B.qr(a @ z)
     sketch = B.conj_t(q) @ a
-    residual = B.frob_sq(a - q @ sketch)
+    residual = _residual_sq(a, q, sketch, B.frob_sq(a))
     u_sketch, s, vh = _thin_svd_via_qr(sketch)
     split = _finish(q @ u_sketch, s, vh, a, max_bond, budget, "randomized", floor=residual)
     capped = split.rank >= max_bond
     if budget is not None and not capped and split.discarded > budget:
         return _qr(a, max_bond, budget)
     return split
+
+
+def _residual_sq(a, basis, coefficients, norm_sq: float) -> float:
+    """‖a − basis @ coefficients‖² for an orthonormal ``basis`` and ``coefficients = basis^H a``.
+
+    Pythagoras gives it as ‖a‖² − ‖coefficients‖² without another product; that difference
+    is trusted only when it is far above its rounding error (~ε‖a‖² per entry summed),
+    otherwise the residual is formed explicitly.
+    """
+    if basis.shape[1] == basis.shape[0]:
+        return 0.0  # a square unitary basis loses nothing beyond rounding
+    difference = norm_sq - B.frob_sq(coefficients)
+    if difference >= _PYTHAGORAS_SAFE * norm_sq:
+        return difference
+    return B.frob_sq(a - basis @ coefficients)
 
 
 _SPLITTERS = {"exact": _exact, "qr": _qr, "gram": _gram, "randomized": _randomized}
@@ -221,15 +264,24 @@ def orthonormalize(a: B.Array) -> tuple[B.Array, B.Array]:
 
 
 def _cholesky_qr2(a):
-    r1 = B.cholesky_upper(B.conj_t(a) @ a)
+    """CholeskyQR2 with an explicit triangular inverse (GEMM instead of trsm).
+
+    The second Gram matrix measures the first pass's loss of orthogonality; when it is
+    already at rounding level the second pass is skipped, and when it is far from the
+    identity (condition number beyond ~1e7) the caller falls back to Householder.
+    """
+    n = a.shape[1]
+    r1 = B.cholesky_upper(B.gram_upper(a))
     if r1 is None:
         return None
-    q1 = B.solve_right_upper(a, r1)
-    g2 = B.conj_t(q1) @ q1
-    n = g2.shape[0]
-    if float(np.max(np.abs(B.to_numpy(g2) - np.eye(n)))) > 0.1:
+    q1 = B.times_small(a, B.inv_upper(r1))
+    g2 = B.gram_upper(q1)
+    deviation = float(np.max(np.abs(np.triu(B.to_numpy(g2)) - np.eye(n))))
+    if deviation <= 16 * B.eps(a.dtype):
+        return q1, r1
+    if deviation > 0.1:
         return None
     r2 = B.cholesky_upper(g2)
     if r2 is None:
         return None
-    return B.solve_right_upper(q1, r2), r2 @ r1
+    return B.times_small(q1, B.inv_upper(r2)), r2 @ r1
