@@ -34,12 +34,14 @@ def tt_svd(
     ``dims`` reshapes ``x`` first (default ``x.shape``); ``rtol``/``atol``/``max_bond``
     follow the truncation rules of the library (DESIGN §1). ``method`` picks the factorisation
     of each unfolding: ``"exact"`` (LAPACK SVD), ``"qr"`` (QR first, for very wide or tall
-    unfoldings), ``"gram"`` (eigh of the Gram matrix: fast, but it cannot resolve singular
-    values below ~1e-8 of the largest, so ``"auto"`` only uses it for tolerances of 1e-6 and
-    looser and falls back when the measured cut says otherwise), ``"randomized"`` (range
-    finder with oversampling and two power iterations; for ``max_bond`` far below the
-    unfolding size) or ``"auto"``. Whatever runs, the discarded weight in ``report`` is
-    measured from exact norms of the residuals.
+    unfoldings), ``"gram"`` (eigh of the Gram matrix: one pass over the data, but it cannot
+    resolve singular values below ~sqrt(100·m·ε) of the largest — about 1e-6 in double — so
+    it checks itself and hands over to QR + SVD whenever that could change the result),
+    ``"randomized"`` (range finder with oversampling and two power iterations; for
+    ``max_bond`` far below the unfolding size) or ``"auto"`` (per unfolding: randomized when
+    the cap is far below the size, Gram for wide unfoldings and for loose or cap-only
+    requests, else QR-first or plain SVD). Whatever runs, the discarded weight in ``report``
+    is measured from exact norms of the residuals.
 
     Example:
         >>> import numpy as np, tnkit as tn
@@ -118,7 +120,7 @@ def from_matrix(
     (the default when a dims argument is an int) products may exceed ``W.shape`` and ``W`` is
     zero-padded; ``to_matrix()`` then returns the unpadded matrix and
     ``to_matrix(padded=True)`` the full one. The report counts ``params_before`` as
-    ``W.size``. Truncation and ``method`` as in :func:`tt_svd`.
+    ``W.size``. Truncation and ``method`` as in [tt_svd][tnkit.tt_svd].
 
     Example:
         >>> import numpy as np, tnkit as tn
@@ -196,7 +198,8 @@ def factorize_dims(n: int, k: int, *, pad: bool = False) -> tuple[int, ...]:
     """``k`` factors of ``n`` as equal as possible (smallest largest factor), ascending.
 
     With ``pad=True`` an awkward ``n`` (largest factor above ``2·n**(1/k)``, e.g. a prime)
-    is replaced by the size within 10% above it with the smallest largest factor.
+    is replaced by the size in ``[n, max(n + k, ceil(1.1·n))]`` with the smallest largest
+    factor (the smallest such size on ties).
 
     Example:
         >>> factorize_dims(4096, 4)

@@ -26,8 +26,8 @@ class MPO(TensorTrain):
         ((2, 3), (2, 3), True)
     """
 
-    n_phys_legs = 2
-    layout = "(Dl, d_out, d_in, Dr)"
+    _n_phys_legs = 2
+    _layout = "(Dl, d_out, d_in, Dr)"
     __slots__ = ("_matrix_shape",)
 
     def __init__(self, cores: Any, *, matrix_shape: tuple[int, int] | None = None) -> None:
@@ -38,10 +38,12 @@ class MPO(TensorTrain):
 
     @property
     def out_dims(self) -> tuple[int, ...]:
+        """Output (row) dimension of every site."""
         return tuple(int(c.shape[1]) for c in self.cores)
 
     @property
     def in_dims(self) -> tuple[int, ...]:
+        """Input (column) dimension of every site."""
         return tuple(int(c.shape[2]) for c in self.cores)
 
     @property
@@ -133,7 +135,7 @@ class MPO(TensorTrain):
     def from_matrix(cls, W: Any, out_dims: Any, in_dims: Any, **kwargs: Any) -> MPO:
         """MPO of a matrix ``W (out, in)`` by TT-SVD in MPO-Net interleaving.
 
-        See :func:`tnkit.decompose.from_matrix` for the arguments.
+        See [from_matrix][tnkit.decompose.from_matrix] for the arguments.
 
         Example:
             >>> import numpy as np, tnkit as tn

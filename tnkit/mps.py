@@ -20,8 +20,8 @@ class MPS(TensorTrain):
         ((2, 3), (1,), (2, 3))
     """
 
-    n_phys_legs = 1
-    layout = "(Dl, d, Dr)"
+    _n_phys_legs = 1
+    _layout = "(Dl, d, Dr)"
     __slots__ = ()
 
     @property

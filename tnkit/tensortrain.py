@@ -7,7 +7,7 @@ which see only tuples of 3-leg cores (an MPO core's two physical legs are fused 
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import array_api_compat as aac
 import numpy as np
@@ -19,22 +19,23 @@ from .compress import COMPRESS_METHODS, compress_cores
 from .truncation import Truncation, TruncationReport, make_report
 
 _DENSE_LIMIT = 2**31
+TT = TypeVar("TT", bound="TensorTrain")
 
 
 class TensorTrain:
     """A chain of cores ``(Dl, *phys, Dr)`` with boundary bonds of 1; never modified in place.
 
-    Use the subclasses :class:`~tnkit.MPS` (one physical leg) and :class:`~tnkit.MPO` (two).
+    Use the subclasses [MPS][tnkit.MPS] (one physical leg) and [MPO][tnkit.MPO] (two).
     """
 
-    n_phys_legs: ClassVar[int] = 1
-    layout: ClassVar[str] = "(Dl, d, Dr)"
+    _n_phys_legs: ClassVar[int] = 1
+    _layout: ClassVar[str] = "(Dl, d, Dr)"
     __slots__ = ("_cores", "_centre", "_report")
 
     def __init__(self, cores: Any) -> None:
         if type(self) is TensorTrain:
             raise TypeError("TensorTrain is abstract: build an MPS or an MPO")
-        cores = _validate_cores(cores, self.n_phys_legs, type(self).__name__, self.layout)
+        cores = _validate_cores(cores, self._n_phys_legs, type(self).__name__, self._layout)
         self._init(cores, None, None)
 
     # ------------------------------------------------------------------ construction helpers
@@ -78,7 +79,11 @@ class TensorTrain:
 
     @property
     def report(self) -> TruncationReport | None:
-        """What the truncating call that made this train cut (None: nothing was cut)."""
+        """What the truncating call that made this train cut.
+
+        None for a train built from cores (or by ``random``/``identity``). Canonicalising
+        keeps the report, since it does not change the tensor.
+        """
         return self._report
 
     def __len__(self) -> int:
@@ -96,6 +101,7 @@ class TensorTrain:
 
     @property
     def dtype(self) -> Any:
+        """The dtype of the cores (one dtype for the whole train)."""
         return self._cores[0].dtype
 
     @property
@@ -160,7 +166,7 @@ class TensorTrain:
 
     # ------------------------------------------------------------------ canonical forms
 
-    def canonicalize(self, centre: int) -> TensorTrain:
+    def canonicalize(self: TT, centre: int) -> TT:
         """Mixed-canonical form about site ``centre`` (0: right-canonical; len-1: left-).
 
         Only the sites between the current and the new centre are swept when the centre is
@@ -201,20 +207,26 @@ class TensorTrain:
     # ------------------------------------------------------------------ compression
 
     def compress(
-        self,
+        self: TT,
         *,
         max_bond: int | None = None,
         rtol: float | None = None,
         atol: float | None = None,
         method: str = "svd",
         svd_method: str = "auto",
-    ) -> TensorTrain:
+    ) -> TT:
         """A smaller train within the requested error; ``.report`` says what was cut.
 
         ``rtol`` guarantees ``‖x − x̃‖ ≤ rtol·‖x‖`` for the whole train, ``atol`` the same in
         absolute terms; ``max_bond`` is a hard cap that wins over them (then
         ``report.tolerance_met`` is False). With no argument only numerically zero singular
-        values are dropped. The result is right-canonical (centre 0).
+        values are dropped. The result is right-canonical (centre 0). The report compares
+        with this train (its bonds, parameters and norm), not with any earlier dense tensor.
+
+        ``method`` is the compression scheme (``"svd"``: canonical sweep with a truncated
+        factorisation at every bond); ``svd_method`` picks that factorisation as in
+        [tt_svd][tnkit.tt_svd] (``"auto"``, ``"exact"``, ``"qr"``, ``"gram"``,
+        ``"randomized"``).
 
         Example:
             >>> import tnkit as tn

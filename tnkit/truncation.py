@@ -21,6 +21,19 @@ class TruncationReport:
     the pieces are orthogonal, so ``abs_error_bound = sqrt(sum(discarded))`` bounds
     ``‖x − x̃‖_F`` up to rounding, and ``rel_error_bound`` is that relative to ``‖x‖_F``.
 
+    Attributes:
+        discarded: squared Frobenius weight cut at each bond (``discarded[k]``: bond k).
+        abs_error_bound: rigorous bound on ``‖x − x̃‖_F``.
+        rel_error_bound: ``abs_error_bound / ‖x‖_F`` (0 for a zero input).
+        bond_dims_before: bonds of the input (for a dense input: the full TT ranks).
+        bond_dims_after: bonds of the result.
+        params_before: entries of the input (``x.size``/``W.size`` for dense inputs).
+        params_after: entries of the result's cores.
+        compression_ratio: ``params_before / params_after``.
+        method: the scheme and the factorisations that actually ran, e.g. ``"svd/gram"``.
+        tolerance_met: False only when ``max_bond`` stopped ``rtol``/``atol`` from being met.
+        norm: ``‖x‖_F`` of the input, the reference of ``rel_error_bound``.
+
     Example:
         >>> import numpy as np, tnkit as tn
         >>> m = tn.tt_svd(np.arange(16.0), (2, 2, 2, 2), max_bond=1)
@@ -87,10 +100,12 @@ class Truncation:
 
     @property
     def has_tolerance(self) -> bool:
+        """Whether ``rtol`` or ``atol`` was given."""
         return self.rtol is not None or self.atol is not None
 
     @property
     def is_exact(self) -> bool:
+        """Whether nothing was asked for: only numerically zero singular values may go."""
         return self.max_bond is None and not self.has_tolerance
 
     def total_budget(self, norm: float) -> float | None:
