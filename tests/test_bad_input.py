@@ -156,3 +156,11 @@ def test_trains_are_immutable():
         m.centre = 1
     with pytest.raises(ValueError, match="read-only"):
         m.cores[0][0, 0, 0] = 5.0
+
+
+def test_cores_on_different_devices_are_rejected():
+    xps = pytest.importorskip("array_api_strict")
+    a = xps.ones((1, 2, 1), dtype=xps.float64)
+    b = xps.asarray(a, device=xps.Device("device1"))
+    with pytest.raises(ValueError, match=r"cores\[1\]: on device"):
+        tn.MPS([a, b])

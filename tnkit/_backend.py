@@ -136,7 +136,7 @@ def frob_sq(x: Array) -> float:
     if is_numpy(xp):
         flat = x.reshape(-1)
         return float(np.real(np.vdot(flat, flat)))
-    return float(xp.sum(xp.abs(x) ** 2))
+    return float(to_numpy(xp.sum(xp.abs(x) ** 2)))
 
 
 def conj_t(x: Array) -> Array:

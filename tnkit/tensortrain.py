@@ -298,6 +298,10 @@ def _validate_cores(cores: Any, n_phys: int, kind: str, layout: str) -> tuple:
                 f"got shape {tuple(core.shape)}"
             )
     B.namespace(*cores, name="cores")
+    devices = [B.device(c) for c in cores]
+    for k, dev in enumerate(devices):
+        if dev != devices[0]:
+            raise ValueError(f"cores[{k}]: on device {dev}, but cores[0] is on {devices[0]}")
     dtypes = {B.dtype_name(c.dtype) for c in cores}
     if len(dtypes) > 1:
         raise TypeError(f"cores: mixed dtypes {sorted(dtypes)}; convert them to one dtype first")
