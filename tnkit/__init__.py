@@ -1,5 +1,6 @@
 """tnkit: tensor trains (MPS/MPO) with honest truncation reports, on any array-API library."""
 
+from .contract import distance, expectation, inner
 from .decompose import factorize_dims, from_matrix, tt_svd
 from .mpo import MPO
 from .mps import MPS
@@ -14,7 +15,10 @@ __all__ = [
     "TensorTrain",
     "Truncation",
     "TruncationReport",
+    "distance",
+    "expectation",
     "factorize_dims",
     "from_matrix",
+    "inner",
     "tt_svd",
 ]

@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from . import _backend as B
+from . import contract as _contract
 from .tensortrain import TensorTrain, check_dims, random_cores
 
 
@@ -57,6 +58,40 @@ class MPO(TensorTrain):
         if self._matrix_shape is not None:
             return self._matrix_shape
         return (math.prod(self.out_dims), math.prod(self.in_dims))
+
+    def __matmul__(self, other: Any) -> Any:
+        """Exact product ``self @ other`` with an MPS or an MPO (bond dims multiply).
+
+        Example:
+            >>> import numpy as np, tnkit as tn
+            >>> o = tn.MPO.random([2, 2], [2, 2], 2, seed=0)
+            >>> m = tn.MPS.random([2, 2], 2, seed=1)
+            >>> y = o @ m
+            >>> dense = o.to_matrix() @ m.to_dense().ravel()
+            >>> y.bond_dims, bool(np.allclose(y.to_dense().ravel(), dense))
+            ((4,), True)
+        """
+        return _contract.matmul(self, other)
+
+    @property
+    def T(self) -> MPO:
+        """Transpose: out and in legs swap."""
+        return _contract.transpose(self)
+
+    @property
+    def H(self) -> MPO:
+        """Adjoint (conjugate transpose)."""
+        return _contract.conj(_contract.transpose(self))
+
+    def trace(self) -> Any:
+        """Trace of the operator (needs out_dims == in_dims).
+
+        Example:
+            >>> import tnkit as tn
+            >>> float(tn.MPO.identity([2, 3]).trace())
+            6.0
+        """
+        return _contract.trace(self)
 
     def _dims_repr(self) -> str:
         return f"out_dims={list(self.out_dims)}, in_dims={list(self.in_dims)}"
@@ -110,7 +145,7 @@ class MPO(TensorTrain):
         cores = random_cores(
             list(zip(outs, ins, strict=True)), max_bond, seed=seed, dtype=dtype, like=like
         )
-        return cls._trusted(cores, _matrix_shape=None)
+        return cls._trusted(cores)
 
     @classmethod
     def identity(cls, dims: Any, *, dtype: Any = "float64", like: Any = None) -> MPO:
@@ -129,7 +164,7 @@ class MPO(TensorTrain):
         cores = tuple(
             B.from_numpy(np.eye(d, dtype=target).reshape(1, d, d, 1), like, xp) for d in dims
         )
-        return cls._trusted(cores, _matrix_shape=None)
+        return cls._trusted(cores)
 
     @classmethod
     def from_matrix(cls, W: Any, out_dims: Any, in_dims: Any, **kwargs: Any) -> MPO:

@@ -13,6 +13,7 @@ import array_api_compat as aac
 import numpy as np
 
 from . import _backend as B
+from . import contract as _contract
 from .canonical import is_canonical as _is_canonical
 from .canonical import move_centre
 from .compress import COMPRESS_METHODS, compress_cores
@@ -56,10 +57,13 @@ class TensorTrain:
 
     @classmethod
     def _trusted(cls, cores: tuple, centre: int | None = None, report=None, **meta):
+        """A train from cores known to be valid; subclass metadata defaults to None."""
         new = object.__new__(cls)
         new._init(cores, centre, report)
-        for name, value in meta.items():
-            object.__setattr__(new, name, value)
+        for name in cls.__slots__:
+            object.__setattr__(new, name, meta.pop(name, None))
+        if meta:
+            raise TypeError(f"unknown metadata {sorted(meta)} for {cls.__name__}")
         return new
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -253,6 +257,37 @@ class TensorTrain:
             tolerance_met=met,
         )
         return self._evolve(new_cores, 0, report)
+
+    def log_norm(self) -> float:
+        """Natural log of the norm, exact also when the norm over- or underflows."""
+        return _contract.log_norm(self)
+
+    # ------------------------------------------------------------------ arithmetic
+
+    def __add__(self: TT, other: Any) -> TT:
+        """Direct sum of cores: bond dims add, the result has no centre."""
+        return _contract.add(self, other)
+
+    def __sub__(self: TT, other: Any) -> TT:
+        return _contract.add(self, _contract.scale(other, -1.0))
+
+    def __mul__(self: TT, factor: Any) -> TT:
+        """``factor · train`` (one core is scaled; the centre is kept)."""
+        return _contract.scale(self, factor)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self: TT, factor: Any) -> TT:
+        if isinstance(factor, (int, float, complex, np.number)) and factor == 0:
+            raise ZeroDivisionError("division of a train by zero")
+        return _contract.scale(self, 1.0 / factor)
+
+    def __neg__(self: TT) -> TT:
+        return _contract.scale(self, -1.0)
+
+    def conj(self: TT) -> TT:
+        """Complex conjugate (every core conjugated; the centre is kept)."""
+        return _contract.conj(self)
 
     # ------------------------------------------------------------------ helpers
 
