@@ -14,7 +14,6 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-
 from tt_numpy import Cores
 
 MODULES = {
@@ -76,14 +75,12 @@ def tenpy_mps(cores: Sequence[np.ndarray], form: str | None) -> Any:
     read the same tensors), needed because ``compress_svd`` refuses form-less states even though it
     runs its own QR sweep first.
     """
-    tenpy = load("tenpy")
     from tenpy.linalg import np_conserved as npc
     from tenpy.networks.mps import MPS
     from tenpy.networks.site import SpinHalfSite
 
     if any(c.shape[1] != 2 for c in cores):
         raise ValueError("tenpy_mps builds spin-1/2 sites only (d = 2)")
-    assert tenpy is not None
     site = SpinHalfSite(conserve=None)
     arrays = [npc.Array.from_ndarray_trivial(c, labels=["vL", "p", "vR"]) for c in cores]
     singular_values = [np.ones(c.shape[0]) for c in cores] + [np.ones(1)]

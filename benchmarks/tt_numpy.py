@@ -1,4 +1,4 @@
-"""Bare NumPy/LAPACK tensor trains: the LAPACK floor of each workload and the harness's error checks.
+"""Bare NumPy/LAPACK tensor trains: the LAPACK floor of each workload, and the error checks.
 
 Nothing here imports tnkit or a peer library, so the errors it measures are independent of them.
 Cores are lists of NumPy arrays: MPS (Dl, d, Dr), MPO (Dl, d_out, d_in, Dr), boundary bonds of 1.
@@ -34,15 +34,19 @@ def random_mps(rng: np.random.Generator, length: int, phys_dim: int, max_bond: i
     ]
 
 
+def fused_dims(out_dims: Sequence[int], in_dims: Sequence[int]) -> list[int]:
+    """Dimensions o_k * i_k of the MPO legs fused per site."""
+    return [o * i for o, i in zip(out_dims, in_dims, strict=True)]
+
+
 def random_mpo(
     rng: np.random.Generator, out_dims: Sequence[int], in_dims: Sequence[int], max_bond: int
 ) -> Cores:
     """Gaussian MPO cores (Dl, o, i, Dr) with bonds capped at ``max_bond``."""
-    fused = [o * i for o, i in zip(out_dims, in_dims)]
-    bonds = bond_dims(fused, max_bond)
+    bonds = bond_dims(fused_dims(out_dims, in_dims), max_bond)
     return [
         rng.standard_normal((bonds[k], o, i, bonds[k + 1])) / math.sqrt(bonds[k] * o * i)
-        for k, (o, i) in enumerate(zip(out_dims, in_dims))
+        for k, (o, i) in enumerate(zip(out_dims, in_dims, strict=True))
     ]
 
 
@@ -53,7 +57,7 @@ def tt_svd(tensor: np.ndarray, dims: Sequence[int], max_bond: int) -> Cores:
     for d in dims[:-1]:
         left_bond = rest.shape[0]
         u, s, vt = scipy.linalg.svd(
-            rest.reshape(left_bond * d, -1), full_matrices=False, overwrite_a=True, check_finite=False
+            rest.reshape(left_bond * d, -1), full_matrices=False, check_finite=False
         )
         keep = min(max_bond, s.size)
         cores.append(u[:, :keep].reshape(left_bond, d, keep))
@@ -67,16 +71,16 @@ def interleave(matrix: np.ndarray, out_dims: Sequence[int], in_dims: Sequence[in
     n = len(out_dims)
     order = [ax for k in range(n) for ax in (k, n + k)]
     tensor = matrix.reshape(*out_dims, *in_dims).transpose(order)
-    return np.ascontiguousarray(tensor).reshape([o * i for o, i in zip(out_dims, in_dims)])
+    return np.ascontiguousarray(tensor).reshape(fused_dims(out_dims, in_dims))
 
 
 def mpo_from_matrix(
     matrix: np.ndarray, out_dims: Sequence[int], in_dims: Sequence[int], max_bond: int
 ) -> Cores:
     """MPO-Net interleave of W followed by the sequential TT-SVD; cores (Dl, o, i, Dr)."""
-    fused = [o * i for o, i in zip(out_dims, in_dims)]
-    cores = tt_svd(interleave(matrix, out_dims, in_dims), fused, max_bond)
-    return [c.reshape(c.shape[0], o, i, c.shape[2]) for c, o, i in zip(cores, out_dims, in_dims)]
+    cores = tt_svd(interleave(matrix, out_dims, in_dims), fused_dims(out_dims, in_dims), max_bond)
+    shapes = zip(out_dims, in_dims, strict=True)
+    return [c.reshape(c.shape[0], *oi, c.shape[2]) for c, oi in zip(cores, shapes, strict=True)]
 
 
 def mps_to_dense(cores: Sequence[np.ndarray]) -> np.ndarray:
@@ -93,7 +97,7 @@ def mpo_to_matrix(cores: Sequence[np.ndarray]) -> np.ndarray:
     in_dims = [c.shape[2] for c in cores]
     fused = [c.reshape(c.shape[0], -1, c.shape[-1]) for c in cores]
     n = len(cores)
-    tensor = mps_to_dense(fused).reshape([d for o, i in zip(out_dims, in_dims) for d in (o, i)])
+    tensor = mps_to_dense(fused).reshape([d for c in cores for d in c.shape[1:3]])
     tensor = tensor.transpose([*range(0, 2 * n, 2), *range(1, 2 * n, 2)])
     return tensor.reshape(math.prod(out_dims), math.prod(in_dims))
 
@@ -150,7 +154,7 @@ def overlap_log(
     """
     env = np.ones((1, 1), dtype=np.result_type(a[0], b[0]))
     log_scale = 0.0
-    for ca, cb in zip(a, b):
+    for ca, cb in zip(a, b, strict=True):
         half = (env @ cb.reshape(cb.shape[0], -1)).reshape(ca.shape[0] * ca.shape[1], -1)
         env = ca.reshape(-1, ca.shape[2]).conj().T @ half
         if rescale:
@@ -180,6 +184,24 @@ def mps_rel_error(reference: Sequence[np.ndarray], approx: Sequence[np.ndarray])
     ab, log_ab = overlap_log(reference, approx)
     err2 = 1.0 + math.exp(log_bb - log_aa) - 2.0 * ab.real * math.exp(log_ab - log_aa)
     return math.sqrt(max(err2, 0.0))
+
+
+def isometry_defect(cores: Sequence[np.ndarray], centre: int) -> float:
+    """max |G - I| over cores left of ``centre`` (A^H A) and right of it (B B^H): 0 if canonical."""
+    defect = 0.0
+    for k, core in enumerate(cores):
+        if k == centre:
+            continue
+        left = k < centre
+        matrix = core.reshape(-1, core.shape[-1]) if left else core.reshape(core.shape[0], -1)
+        gram = matrix.conj().T @ matrix if left else matrix @ matrix.conj().T
+        defect = max(defect, float(np.abs(gram - np.eye(gram.shape[0])).max()))
+    return defect
+
+
+def max_bond_dim(cores: Sequence[np.ndarray]) -> int:
+    """Largest bond dimension of a train."""
+    return max(max(c.shape[0], c.shape[-1]) for c in cores)
 
 
 def rel_error(reference: np.ndarray, approx: np.ndarray) -> float:
