@@ -139,16 +139,18 @@ def choose_rank(
     """Smallest rank whose discarded weight ``floor + Σ s[r:]²`` fits ``budget``, capped.
 
     ``singular_values`` are descending; ``floor`` is weight already lost outside them (e.g.
-    a randomized sketch's residual). With no budget only numerically zero values are cut.
+    a randomized sketch's residual). With no budget only numerically zero values are cut;
+    with a budget the budget alone decides (a tolerance below rounding keeps every nonzero
+    value, as asked).
     """
     s = np.asarray(singular_values, dtype=np.float64)
     n = s.size
-    cutoff = zero_cutoff(s, shape, eps)
-    rank = int(np.count_nonzero(s > cutoff))
-    if budget is not None:
+    if budget is None:
+        rank = int(np.count_nonzero(s > zero_cutoff(s, shape, eps)))
+    else:  # the tolerance decides alone, even below the numerical-zero level it asks for
         tail = np.concatenate([np.cumsum((s**2)[::-1])[::-1], [0.0]]) + floor
         fitting = np.nonzero(tail <= budget)[0]
-        rank = min(rank, int(fitting[0]) if fitting.size else n)
+        rank = int(fitting[0]) if fitting.size else n
     if max_bond is not None:
         rank = min(rank, max_bond)
     return max(1, min(rank, n))
