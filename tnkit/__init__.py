@@ -1,7 +1,9 @@
 """tnkit: tensor trains (MPS/MPO) with honest truncation reports, on any array-API library."""
 
+from .apply import apply
 from .contract import distance, expectation, inner
 from .decompose import factorize_dims, from_matrix, tt_svd
+from .measure import correlation, local_expectation
 from .mpo import MPO
 from .mps import MPS
 from .tensortrain import TensorTrain
@@ -15,10 +17,13 @@ __all__ = [
     "TensorTrain",
     "Truncation",
     "TruncationReport",
+    "apply",
+    "correlation",
     "distance",
     "expectation",
     "factorize_dims",
     "from_matrix",
     "inner",
+    "local_expectation",
     "tt_svd",
 ]

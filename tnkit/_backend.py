@@ -266,6 +266,7 @@ def blas_threads(limit: int | None):
     if limit is None:
         yield
         return
+    import scipy.linalg  # noqa: F401 - threadpoolctl limits only libraries already loaded
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=limit, user_api="blas"):

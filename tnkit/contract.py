@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _backend as B
+from . import _kernels
 from ._einsum import contract
 from .linalg import orthonormalize
 
@@ -54,6 +55,9 @@ def inner(a: Any, b: Any) -> Any:
         True
     """
     check_compatible(a, b, "inner")
+    packs = a._kernel_pack(), b._kernel_pack()
+    if _kernels.applies(*packs):
+        return _kernels.overlap(*packs)
     xp = a.xp
     env = None
     for ca, cb in zip(a._fused(), b._fused(), strict=True):
@@ -83,6 +87,8 @@ def log_norm(t: Any) -> float:
         >>> round(big.log_norm() / math.log(2), 6)
         4500.0
     """
+    if _kernels.applies(t._kernel_pack()):
+        return _kernels.log_norm(t._kernel_pack())
     xp = t.xp
     cores = list(t._fused())
     total = 0.0
@@ -147,12 +153,16 @@ def expectation(m: Any, o: Any, *, normalize: bool = False) -> Any:
             f"expectation: operator dims out {o.out_dims} / in {o.in_dims} do not match "
             f"the state's phys_dims {m.phys_dims}"
         )
-    xp = m.xp
-    env = xp.ones((1, 1, 1), dtype=m.dtype)
-    for cm, co in zip(m.cores, o.cores, strict=True):
-        bra = xp.conj(cm) if B.is_complex(cm.dtype) else cm
-        env = contract("awb,asc,wstv,btd->cvd", env, bra, co, cm)
-    value = env[0, 0, 0]
+    packs = m._kernel_pack(), o._kernel_pack()
+    if _kernels.applies(*packs):
+        value = _kernels.expectation(*packs)
+    else:
+        xp = m.xp
+        env = xp.ones((1, 1, 1), dtype=m.dtype)
+        for cm, co in zip(m.cores, o.cores, strict=True):
+            bra = xp.conj(cm) if B.is_complex(cm.dtype) else cm
+            env = contract("awb,asc,wstv,btd->cvd", env, bra, co, cm)
+        value = env[0, 0, 0]
     if normalize:
         value = value / inner(m, m)
     return value

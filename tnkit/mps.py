@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import measure as _measure
 from .tensortrain import TensorTrain, check_dims, random_cores
 
 
@@ -35,6 +36,16 @@ class MPS(TensorTrain):
     def to_dense(self) -> Any:
         """The full tensor, shape ``phys_dims`` (refused above 2**31 entries)."""
         return self.xp.reshape(self._contract_all(), self.phys_dims)
+
+    def sample(self, n: int, *, seed: Any = None) -> Any:
+        """``n`` exact samples of |x|²/‖x‖², an (n, len) int64 NumPy array; see
+        [sample][tnkit.measure.sample]."""
+        return _measure.sample(self, n, seed=seed)
+
+    def probabilities(self) -> Any:
+        """|x|²/‖x‖² as a dense array of shape ``phys_dims`` (small trains only); see
+        [probabilities][tnkit.measure.probabilities]."""
+        return _measure.probabilities(self)
 
     @classmethod
     def random(

@@ -13,7 +13,9 @@ import array_api_compat as aac
 import numpy as np
 
 from . import _backend as B
+from . import _kernels
 from . import contract as _contract
+from . import measure as _measure
 from .canonical import is_canonical as _is_canonical
 from .canonical import move_centre
 from .compress import COMPRESS_METHODS, compress_cores
@@ -31,7 +33,7 @@ class TensorTrain:
 
     _n_phys_legs: ClassVar[int] = 1
     _layout: ClassVar[str] = "(Dl, d, Dr)"
-    __slots__ = ("_cores", "_centre", "_report")
+    __slots__ = ("_cores", "_centre", "_report", "_packed")
 
     def __init__(self, cores: Any) -> None:
         if type(self) is TensorTrain:
@@ -45,6 +47,9 @@ class TensorTrain:
         object.__setattr__(self, "_cores", tuple(_read_only(c) for c in cores))
         object.__setattr__(self, "_centre", centre)
         object.__setattr__(self, "_report", report)
+        # Cores packed for the Numba kernels, built on first use: every new train starts
+        # empty (_evolve and _trusted come through here), so no two trains share one.
+        object.__setattr__(self, "_packed", None)
 
     def _evolve(self, cores: tuple, centre: int | None, report: TruncationReport | None):
         """A new train of the same class and metadata (trusted cores: no validation)."""
@@ -204,9 +209,19 @@ class TensorTrain:
             >>> bool(np.isclose(tn.tt_svd(x, (2, 2, 2)).norm(), np.linalg.norm(x)))
             True
         """
+        if self._centre is None and _kernels.applies(self._kernel_pack()):
+            return _kernels.norm(self._kernel_pack())
         centre = len(self) - 1 if self._centre is None else self._centre
         cores = move_centre(self._fused(), self._centre, centre)
         return B.frob_sq(cores[centre]) ** 0.5
+
+    def _kernel_pack(self) -> _kernels.Packed:
+        """The cores as kernel input, built once per train (trains are immutable)."""
+        packed = getattr(self, "_packed", None)
+        if packed is None:
+            packed = _kernels.Packed(self._cores)
+            object.__setattr__(self, "_packed", packed)
+        return packed
 
     # ------------------------------------------------------------------ compression
 
@@ -261,6 +276,23 @@ class TensorTrain:
     def log_norm(self) -> float:
         """Natural log of the norm, exact also when the norm over- or underflows."""
         return _contract.log_norm(self)
+
+    # ------------------------------------------------------------------ measurements
+
+    def singular_values(self, bond: int) -> np.ndarray:
+        """Schmidt values across ``bond`` (cut after site ``bond``), descending, as a NumPy
+        float64 array; see [singular_values][tnkit.measure.singular_values]."""
+        return _measure.singular_values(self, bond)
+
+    def entropy(self, bond: int, alpha: float = 1) -> float:
+        """Entanglement entropy across ``bond`` (natural log; ``alpha`` ≠ 1: Rényi); see
+        [entropy][tnkit.measure.entropy]."""
+        return _measure.entropy(self, bond, alpha)
+
+    def entropies(self, alpha: float = 1) -> np.ndarray:
+        """Entropies of all ``len - 1`` bonds in one sweep; see
+        [entropies][tnkit.measure.entropies]."""
+        return _measure.entropies(self, alpha)
 
     # ------------------------------------------------------------------ arithmetic
 

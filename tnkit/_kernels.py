@@ -1,0 +1,434 @@
+"""Numba kernels for long chains with small bonds: overlap, expectation and the QR norm sweep.
+
+NumPy inputs only, and only where a benchmark shows they win (see ``KERNEL_MAX_BOND``); numba
+is imported and the kernels compiled on first use, never at ``import tnkit``. Each kernel has
+a pure array-API twin that every other case runs: ``contract.inner``'s transfer loop
+(``overlap``), ``contract.expectation``'s loop (``expectation``) and the left QR sweep of
+``contract.log_norm`` and ``TensorTrain.norm`` (``qr_norm``); ``tests/test_kernels.py`` checks
+that each pair agrees to rounding.
+
+A kernel sees a train as two arrays, whatever its length: every core in one contiguous 1-D
+buffer and an ``(L, 4)`` int64 table of ``(offset, Dl, p, Dr)`` per site (an MPO core enters
+with its two physical legs fused, as in the sweeps). ``Packed`` builds them once per train;
+``TensorTrain`` keeps it in a slot, since trains are immutable. Environments are rescaled by
+powers of two after every site, which is exact: the result is the unscaled one, but it
+neither under- nor overflows on the way (and never runs into slow subnormals).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import threading
+import types
+from typing import Any
+
+import array_api_compat as aac
+import numpy as np
+
+# Largest bond (of any train involved) for which the kernels run; above it the array-API
+# loops take over. Kernel time over array-API time, measured on the 2-core box
+# (``python benchmarks/bench_long_chains.py --crossover``, L=256, d=2, float64, best of 5):
+# MEASUREMENT
+KERNEL_MAX_BOND = 32
+
+# Bonds from which a kernel limits BLAS to one thread (below, every site runs hand loops or
+# products too small for OpenBLAS to thread).
+_THREAD_LIMIT_FROM_BOND = 16
+
+# Packed buffers up to this many entries are kept with their train; a larger one is built
+# for each call instead (its copy costs under 1/χ of the kernel's work), so caching never
+# doubles the memory of a big train.
+_CACHE_MAX_ENTRIES = 2**22
+
+_state: dict[str, Any] = {"enabled": True}
+_compile_lock = threading.Lock()
+
+
+# ---------------------------------------------------------------------- dispatch
+
+
+class Packed:
+    """The cores of one train as kernel input: one buffer and a site table, built lazily.
+
+    ``max_bond``, ``dtype`` and ``is_numpy`` are read from the cores at once (cheap); the
+    buffer is only built when a kernel runs, so trains outside the kernel regime never pay
+    for a copy.
+    """
+
+    __slots__ = ("_cores", "_arrays", "dtype", "is_numpy", "max_bond")
+
+    def __init__(self, cores: tuple) -> None:
+        self._cores = cores
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+        self.dtype = cores[0].dtype
+        self.is_numpy = aac.is_numpy_array(cores[0])
+        self.max_bond = int(max([c.shape[0] for c in cores]))
+
+    @property
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(data, sites)``: all cores raveled into one read-only buffer, and per site
+        ``(offset, Dl, p, Dr)`` with the physical legs fused into ``p``."""
+        if self._arrays is not None:
+            return self._arrays
+        cores = self._cores
+        data = np.concatenate(cores, axis=None)
+        sites = np.empty((len(cores), 4), dtype=np.int64)
+        sizes = np.array([c.size for c in cores], dtype=np.int64)
+        sites[:, 1] = [c.shape[0] for c in cores]
+        sites[:, 3] = [c.shape[-1] for c in cores]
+        sites[:, 2] = sizes // (sites[:, 1] * sites[:, 3])
+        sites[0, 0] = 0
+        np.cumsum(sizes[:-1], out=sites[1:, 0])
+        data.flags.writeable = False
+        sites.flags.writeable = False
+        if data.size <= _CACHE_MAX_ENTRIES:
+            self._arrays = (data, sites)
+        return data, sites
+
+
+def applies(*packs: Packed) -> bool:
+    """Whether the kernels run for these trains: all NumPy, one dtype, every bond at most
+    ``KERNEL_MAX_BOND``, and kernels not switched off by [disabled][tnkit._kernels.disabled]."""
+    if not _state["enabled"]:
+        return False
+    dtype = packs[0].dtype
+    return all(p.is_numpy and p.dtype == dtype and p.max_bond <= KERNEL_MAX_BOND for p in packs)
+
+
+@contextlib.contextmanager
+def disabled():
+    """Run the array-API twins everywhere inside the block (for tests and benchmarks).
+
+    Example:
+        >>> import tnkit as tn
+        >>> from tnkit import _kernels
+        >>> a = tn.MPS.random([2] * 4, 2, seed=0)
+        >>> with _kernels.disabled():
+        ...     twin = tn.inner(a, a)
+        >>> bool(abs(tn.inner(a, a) - twin) < 1e-12 * twin)
+        True
+    """
+    previous = _state["enabled"]
+    _state["enabled"] = False
+    try:
+        yield
+    finally:
+        _state["enabled"] = previous
+
+
+# ---------------------------------------------------------------------- entry points
+
+
+def overlap(a: Packed, b: Packed) -> Any:
+    """⟨a, b⟩ (conjugate-linear in ``a``) as a NumPy scalar of the trains' dtype."""
+    with _one_blas_thread(a, b):
+        mantissa, exponent = _compiled().overlap(*a.arrays, *b.arrays)
+    return _ldexp(mantissa, exponent, a.dtype)
+
+
+def expectation(m: Packed, o: Packed) -> Any:
+    """⟨m|o|m⟩ for an MPS ``m`` and a square MPO ``o`` as a NumPy scalar of their dtype."""
+    with _one_blas_thread(m, o):
+        mantissa, exponent = _compiled().expectation(*m.arrays, *o.arrays)
+    return _ldexp(mantissa, exponent, m.dtype)
+
+
+def qr_norm(t: Packed) -> tuple[float, int]:
+    """``(mantissa, exponent)`` with ``‖t‖ = mantissa · 2**exponent``, from a left QR sweep
+    (Householder; only the triangular factors are formed). The mantissa is 0 for a zero train.
+    """
+    with _one_blas_thread(t):
+        mantissa, exponent = _compiled().qr_norm(*t.arrays)
+    return float(mantissa), int(exponent)
+
+
+def norm(t: Packed) -> float:
+    """‖t‖ from [qr_norm][tnkit._kernels.qr_norm] (inf only if ‖t‖ itself overflows)."""
+    mantissa, exponent = qr_norm(t)
+    with np.errstate(over="ignore", under="ignore"):
+        return float(np.ldexp(mantissa, exponent))
+
+
+def log_norm(t: Packed) -> float:
+    """``log ‖t‖`` from [qr_norm][tnkit._kernels.qr_norm]; -inf for a zero train."""
+    mantissa, exponent = qr_norm(t)
+    return math.log(mantissa) + exponent * math.log(2.0) if mantissa > 0 else -math.inf
+
+
+def _ldexp(mantissa: Any, exponent: int, dtype: Any) -> Any:
+    """``mantissa · 2**exponent`` in ``dtype`` (exact unless it over- or underflows there)."""
+    value = np.asarray(mantissa, dtype=dtype)
+    with np.errstate(over="ignore", under="ignore"):
+        if not np.iscomplexobj(value):
+            return np.ldexp(value, exponent)[()]
+        result = np.empty((), dtype=dtype)
+        result.real = np.ldexp(value.real, exponent)
+        result.imag = np.ldexp(value.imag, exponent)
+        return result[()]
+
+
+def _one_blas_thread(*packs: Packed) -> Any:
+    """One BLAS thread for kernels that reach BLAS: their products are small, and threaded
+    OpenBLAS on them is slow (measured: QR sweep at χ=96 9× slower with 2 threads on a busy
+    2-core box). A cached controller costs ~13 µs per limit; ``threadpool_limits`` ~360 µs."""
+    if max(p.max_bond for p in packs) < _THREAD_LIMIT_FROM_BOND:
+        return contextlib.nullcontext()
+    return _thread_controller().limit(limits=1, user_api="blas")
+
+
+@functools.cache
+def _thread_controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _compiled() -> types.SimpleNamespace:
+    """The kernels, compiled on first call (and cached on disk by numba per signature)."""
+    with _compile_lock:
+        if "kernels" not in _state:
+            import numba
+
+            jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+            # Kernels resolve the helpers they call through this module's globals at compile
+            # time, so the helpers are swapped for their compiled versions first.
+            for name in _HELPERS:
+                globals()[name] = jit(globals()[name])
+            _state["kernels"] = types.SimpleNamespace(
+                overlap=jit(_overlap_kernel),
+                expectation=jit(_expectation_kernel),
+                qr_norm=jit(_qr_norm_kernel),
+            )
+    return _state["kernels"]
+
+
+# ---------------------------------------------------------------------- kernels
+# Plain Python, compiled by numba. Cores are (Dl, p, Dr) blocks of ``data`` at
+# ``sites[k, 0]``; environments live in two C-ordered scratch buffers sized for the largest
+# site. A site whose products are tiny is contracted by hand-written loops; a larger one
+# through BLAS (numba calls the same gemm as NumPy, minus the interpreter).
+
+# Multiply-adds of one product up to which hand loops beat a BLAS call through numba
+# (measured, overlap at L=2000, d=2: loops win up to χ=4-5, BLAS from χ=6; 256 is the χ=5
+# overlap product 5·5·2·5 rounded up).
+_LOOP_MAX_MACS = 256
+# Size m·n² up to which the hand Householder QR beats LAPACK through numba (geqrf + orgqr,
+# copies): per (2χ × χ) matrix, χ=8: 1.6 vs 3.6 µs, χ=16: 8.8 vs 9.8 µs, χ=24: 26 vs 18 µs.
+_HOUSEHOLDER_MAX_MACS = 2 * 16**3
+
+
+def _overlap_kernel(adata, asites, bdata, bsites):
+    n = asites.shape[0]
+    env_size, half_size = 1, 1
+    for k in range(n):
+        env_size = max(env_size, asites[k, 3] * bsites[k, 3])
+        half_size = max(half_size, asites[k, 1] * asites[k, 2] * bsites[k, 3])
+    env = np.zeros(env_size, adata.dtype)
+    new = np.zeros(env_size, adata.dtype)
+    half = np.zeros(half_size, adata.dtype)
+    env[0] = 1
+    exponent = 0
+    for k in range(n):
+        oa, dla, p, dra = asites[k, 0], asites[k, 1], asites[k, 2], asites[k, 3]
+        ob, dlb, drb = bsites[k, 0], bsites[k, 1], bsites[k, 3]
+        width = p * drb
+        if dla * dlb * width <= _LOOP_MAX_MACS and dla * p * dra * drb <= _LOOP_MAX_MACS:
+            # half[la, s, rb] = Σ_lb env[la, lb] · b[lb, s, rb]
+            half[: dla * width] = 0
+            for la in range(dla):
+                for lb in range(dlb):
+                    e = env[la * dlb + lb]
+                    row, col = la * width, ob + lb * width
+                    for j in range(width):
+                        half[row + j] += e * bdata[col + j]
+            # new[ra, rb] = Σ_{la, s} conj(a[la, s, ra]) · half[la, s, rb]
+            new[: dra * drb] = 0
+            for i in range(dla * p):
+                for ra in range(dra):
+                    c = np.conj(adata[oa + i * dra + ra])
+                    row, col = ra * drb, i * drb
+                    for rb in range(drb):
+                        new[row + rb] += c * half[col + rb]
+        else:
+            core_b = bdata[ob : ob + dlb * width].reshape((dlb, width))
+            core_a = adata[oa : oa + dla * p * dra].reshape((dla * p, dra))
+            product = np.dot(env[: dla * dlb].reshape((dla, dlb)), core_b)
+            product = np.dot(np.conj(core_a).T, product.reshape((dla * p, drb)))
+            new[: dra * drb] = product.reshape(-1)
+        env, new = new, env
+        shift = _rescale(env, dra * drb)
+        if shift is None:
+            return env[0] * 0, 0
+        exponent += shift
+    return env[0], exponent
+
+
+def _expectation_kernel(mdata, msites, odata, osites):
+    n = msites.shape[0]
+    env_size, ket_size, op_size = 1, 1, 1
+    for k in range(n):
+        dl, d, dr = msites[k, 1], msites[k, 2], msites[k, 3]
+        wl, wr = osites[k, 1], osites[k, 3]
+        env_size = max(env_size, dr * wr * dr)
+        ket_size = max(ket_size, dl * wl * d * dr)
+        op_size = max(op_size, dl * d * wr * dr)
+    env = np.zeros(env_size, mdata.dtype)
+    new = np.zeros(env_size, mdata.dtype)
+    ket = np.zeros(ket_size, mdata.dtype)
+    op = np.zeros(op_size, mdata.dtype)
+    env[0] = 1
+    exponent = 0
+    for k in range(n):
+        om, dl, d, dr = msites[k, 0], msites[k, 1], msites[k, 2], msites[k, 3]
+        oo, wl, wr = osites[k, 0], osites[k, 1], osites[k, 3]
+        if dl * wl * dl * d * dr <= _LOOP_MAX_MACS and dl * dr * wl * d * d * wr <= _LOOP_MAX_MACS:
+            # ket[a, w, t, x] = Σ_b env[a, w, b] · m[b, t, x]
+            width = d * dr
+            ket[: dl * wl * width] = 0
+            for aw in range(dl * wl):
+                for b in range(dl):
+                    e = env[aw * dl + b]
+                    row, col = aw * width, om + b * width
+                    for j in range(width):
+                        ket[row + j] += e * mdata[col + j]
+            # op[a, s, v, x] = Σ_{w, t} ket[a, w, t, x] · o[w, s, t, v]
+            op[: dl * d * wr * dr] = 0
+            for a in range(dl):
+                for w in range(wl):
+                    for s in range(d):
+                        for t in range(d):
+                            src = ((a * wl + w) * d + t) * dr
+                            for v in range(wr):
+                                factor = odata[oo + ((w * d + s) * d + t) * wr + v]
+                                dst = ((a * d + s) * wr + v) * dr
+                                for x in range(dr):
+                                    op[dst + x] += factor * ket[src + x]
+            # new[c, v, x] = Σ_{a, s} conj(m[a, s, c]) · op[a, s, v, x]
+            width = wr * dr
+            new[: dr * width] = 0
+            for i in range(dl * d):
+                for c in range(dr):
+                    bra = np.conj(mdata[om + i * dr + c])
+                    row, col = c * width, i * width
+                    for j in range(width):
+                        new[row + j] += bra * op[col + j]
+        else:
+            core = mdata[om : om + dl * d * dr].reshape((dl, d * dr))
+            mpo = odata[oo : oo + wl * d * d * wr].reshape((wl, d, d, wr))
+            kets = np.dot(env[: dl * wl * dl].reshape((dl * wl, dl)), core)
+            kets = np.ascontiguousarray(kets.reshape((dl, wl, d, dr)).transpose(0, 3, 1, 2))
+            mpo = np.ascontiguousarray(mpo.transpose(0, 2, 1, 3)).reshape((wl * d, d * wr))
+            ops = np.dot(kets.reshape((dl * dr, wl * d)), mpo).reshape((dl, dr, d, wr))
+            ops = np.ascontiguousarray(ops.transpose(0, 2, 3, 1)).reshape((dl * d, wr * dr))
+            product = np.dot(np.conj(core.reshape((dl * d, dr))).T, ops)
+            new[: dr * wr * dr] = product.reshape(-1)
+        env, new = new, env
+        shift = _rescale(env, dr * wr * dr)
+        if shift is None:
+            return env[0] * 0, 0
+        exponent += shift
+    return env[0], exponent
+
+
+def _qr_norm_kernel(data, sites):
+    n = sites.shape[0]
+    size, rows_max = 1, 1
+    for k in range(n):
+        size = max(size, sites[k, 1] * sites[k, 2] * sites[k, 3])
+        rows_max = max(rows_max, sites[k, 1] * sites[k, 2])
+    factor = np.zeros(size, data.dtype)  # R, (rows, Dl) C-ordered
+    work = np.zeros(size, data.dtype)  # R · core, (rows · p, Dr)
+    householder = np.zeros(rows_max, data.dtype)
+    factor[0] = 1
+    rows = 1
+    exponent = 0
+    for k in range(n):
+        offset, dl, p, dr = sites[k, 0], sites[k, 1], sites[k, 2], sites[k, 3]
+        width = p * dr
+        m = rows * p
+        rank = min(m, dr)
+        if rows * dl * width <= _LOOP_MAX_MACS:
+            # work[i, s, r] = Σ_l factor[i, l] · core[l, s, r]
+            work[: rows * width] = 0
+            for i in range(rows):
+                for left in range(dl):
+                    f = factor[i * dl + left]
+                    row, col = i * width, offset + left * width
+                    for j in range(width):
+                        work[row + j] += f * data[col + j]
+        else:
+            core = data[offset : offset + dl * width].reshape((dl, width))
+            work[: m * dr] = np.dot(factor[: rows * dl].reshape((rows, dl)), core).reshape(-1)
+        # Scaled before any squares are summed, so tiny or huge entries neither under- nor
+        # overflow in the Householder norms or the final Frobenius norm.
+        shift = _rescale(work, m * dr)
+        if shift is None:
+            return 0.0, 0
+        exponent += shift
+        if k == n - 1:
+            total = 0.0
+            for j in range(m * dr):
+                total += work[j].real * work[j].real + work[j].imag * work[j].imag
+            return math.sqrt(total), exponent
+        if m * dr * dr <= _HOUSEHOLDER_MAX_MACS:
+            _householder_r(work, m, dr, householder)
+        else:
+            _, triangle = np.linalg.qr(work[: m * dr].reshape((m, dr)))
+            work[: rank * dr] = np.ascontiguousarray(triangle).reshape(-1)
+        for i in range(rank):
+            for j in range(dr):
+                factor[i * dr + j] = work[i * dr + j] if j >= i else 0
+        rows = rank
+    return 0.0, exponent
+
+
+_HELPERS = ("_householder_r", "_rescale")
+
+
+def _householder_r(a, m, n, v):
+    """Overwrite the C-ordered (m, n) matrix in ``a`` with R of its QR (upper triangle;
+    Q is not formed). Complex reflectors use the phase of the pivot, so R's diagonal
+    may be complex; only ‖R‖ and products with R matter to the callers."""
+    for j in range(min(m, n)):
+        sigma = 0.0
+        for i in range(j, m):
+            x = a[i * n + j]
+            sigma += x.real * x.real + x.imag * x.imag
+        if sigma == 0.0:
+            continue
+        norm = math.sqrt(sigma)
+        pivot = a[j * n + j]
+        size = abs(pivot)
+        phase = pivot / size if size > 0 else pivot * 0 + 1
+        alpha = -phase * norm
+        v[j] = pivot - alpha
+        for i in range(j + 1, m):
+            v[i] = a[i * n + j]
+        tail = 2 * norm * (norm + size)  # ‖v‖², without cancellation
+        for col in range(j, n):
+            dot = v[j] * 0
+            for i in range(j, m):
+                dot += np.conj(v[i]) * a[i * n + col]
+            scale = 2 * dot / tail
+            for i in range(j, m):
+                a[i * n + col] -= scale * v[i]
+
+
+def _rescale(buffer, size):
+    """Divide ``buffer[:size]`` by the power of two nearest above its largest entry (exact);
+    return that exponent, or None when the buffer is all zero."""
+    largest = 0.0
+    for j in range(size):
+        x = buffer[j]
+        largest = max(largest, abs(x.real), abs(x.imag))
+    if largest == 0.0:
+        return None
+    _, shift = math.frexp(largest)
+    # Two factors: a single 2**-shift overflows when the entries are subnormal.
+    first = math.ldexp(1.0, -(shift // 2))
+    second = math.ldexp(1.0, shift // 2 - shift)
+    for j in range(size):
+        buffer[j] = buffer[j] * first * second
+    return shift

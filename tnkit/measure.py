@@ -1,0 +1,380 @@
+"""Measurements on trains: Schmidt values, entanglement entropies, local observables, sampling.
+
+Pure functions through the canonical form; they never change a train, and never build an MPO
+or a dense tensor (except ``probabilities``, which is the dense distribution by definition).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import _backend as B
+from ._einsum import contract
+from .canonical import move_centre
+
+if TYPE_CHECKING:
+    from .mps import MPS
+    from .tensortrain import TensorTrain
+
+__all__ = [
+    "correlation",
+    "entropies",
+    "entropy",
+    "local_expectation",
+    "probabilities",
+    "sample",
+    "singular_values",
+]
+
+PROBABILITIES_LIMIT = 2**24
+
+
+# ---------------------------------------------------------------------- Schmidt values
+
+
+def singular_values(t: TensorTrain, bond: int) -> np.ndarray:
+    """Schmidt coefficients of the train as it is (not normalised) across ``bond``.
+
+    ``bond`` k is the cut after site k (``0 <= k < len - 1``; negative values count from the
+    end). Returns a host NumPy float64 array, descending, of length ``min(bond_dims[k], left
+    size, right size)`` (zeros where the rank is lower), whatever the train's library.
+    For an MPO the physical legs are fused: these are the operator Schmidt values.
+
+    Only the sites between the known centre and the bond are swept, so calls on a
+    canonical train are cheap; ``entropies`` does all bonds in one sweep.
+
+    Example:
+        >>> import numpy as np, tnkit as tn
+        >>> m = tn.MPS.random([2] * 6, 4, seed=0)
+        >>> s = tn.measure.singular_values(m, 2)
+        >>> x = m.to_dense().reshape(8, 8)
+        >>> bool(np.allclose(s, np.linalg.svd(x, compute_uv=False)[:4]))
+        True
+    """
+    _check_train(t, "t")
+    bond = _check_bond(t, bond)
+    cores = t._fused()
+    # A centre at k or k+1 both expose the bond; take the one closer to the known centre.
+    target = bond + 1 if t.centre is not None and t.centre > bond else bond
+    cores = move_centre(cores, t.centre, target)
+    dl, p, dr = cores[target].shape
+    shape = (dl * p, dr) if target == bond else (dl, p * dr)
+    xp = t.xp
+    s = B.to_numpy(B.svd(xp.reshape(cores[target], shape))[1]).astype(np.float64)
+    sizes = [math.prod(site_shape) for site_shape in t._site_shapes]
+    length = min(t.bond_dims[bond], math.prod(sizes[: bond + 1]), math.prod(sizes[bond + 1 :]))
+    padded = np.zeros(length)
+    padded[: min(length, s.size)] = s[:length]
+    return padded
+
+
+def entropy(t: TensorTrain, bond: int, alpha: float = 1) -> float:
+    """Entanglement entropy across ``bond`` with p = s²/Σs² and the natural log.
+
+    ``alpha=1``: von Neumann, −Σ p log p; ``alpha`` ≠ 1: Rényi, log(Σ p^α)/(1 − α);
+    ``alpha=math.inf``: min-entropy, −log max p. Zero probabilities add nothing (0·log 0 = 0).
+    ValueError for a zero train, whose distribution is undefined.
+
+    Example:
+        >>> import math, numpy as np, tnkit as tn
+        >>> bell = np.array([1.0, 0.0, 0.0, 1.0])        # |00> + |11>, not normalised
+        >>> m = tn.tt_svd(bell, (2, 2))
+        >>> math.isclose(tn.measure.entropy(m, 0), math.log(2))
+        True
+    """
+    _check_train(t, "t")
+    bond = _check_bond(t, bond)
+    alpha = _check_alpha(alpha)
+    return _entropy_of(singular_values(t, bond), alpha)
+
+
+def entropies(t: TensorTrain, alpha: float = 1) -> np.ndarray:
+    """The entropies of all ``len - 1`` bonds (as ``entropy``), in one canonical sweep.
+
+    The train is right-canonicalised once; the centre then moves left to right by the SVD
+    taken at each bond. Returns a NumPy float64 array of length ``len - 1``.
+
+    Example:
+        >>> import numpy as np, tnkit as tn
+        >>> m = tn.MPS.random([2] * 6, 4, seed=0)
+        >>> bool(np.allclose(tn.measure.entropies(m), [m.entropy(k) for k in range(5)]))
+        True
+    """
+    _check_train(t, "t")
+    alpha = _check_alpha(alpha)
+    xp = t.xp
+    cores = list(move_centre(t._fused(), t.centre, 0))
+    values = np.zeros(len(cores) - 1)
+    with B.blas_threads(B.sweep_threads(cores)):
+        for k in range(len(cores) - 1):
+            dl, p, dr = cores[k].shape
+            u, s, vh = B.svd(xp.reshape(cores[k], (dl * p, dr)))
+            values[k] = _entropy_of(B.to_numpy(s).astype(np.float64), alpha)
+            rest = xp.astype(s, vh.dtype)[:, None] * vh
+            nxt = cores[k + 1]
+            cores[k + 1] = xp.reshape(
+                rest @ xp.reshape(nxt, (nxt.shape[0], -1)), (rest.shape[0], *nxt.shape[1:])
+            )
+    return values
+
+
+def _entropy_of(s: np.ndarray, alpha: float) -> float:
+    top = float(np.max(s)) if s.size else 0.0
+    if not top > 0:
+        raise ValueError("t: the train is zero, so its Schmidt distribution is undefined")
+    weights = (s / top) ** 2  # scaled first: s² of a huge or tiny train would over/underflow
+    p = weights / np.sum(weights)
+    if alpha == 1:
+        p = p[p > 0]
+        return float(-np.sum(p * np.log(p)))
+    if math.isinf(alpha):
+        return float(-np.log(np.max(p)))
+    return float(np.log(np.sum(p**alpha)) / (1 - alpha))
+
+
+# ---------------------------------------------------------------------- local observables
+
+
+def local_expectation(m: MPS, op: Any, site: int, *, normalize: bool = False) -> Any:
+    """⟨m|op_site|m⟩ for a d×d array ``op`` at one site (÷ ⟨m|m⟩ if ``normalize``).
+
+    Un-normalised by default (the dense value ``x^H (op ⊗ 1) x``). ``op`` is an array of the
+    train's library (an integer array is cast to the train's dtype); the result is a 0-d
+    array of that library, of the promoted dtype of ``m`` and ``op``. A canonical train (or
+    ``normalize=True``) is centred at ``site`` and only the centre core is contracted; a
+    train without a known centre is contracted end to end (two products per site).
+    No Jordan–Wigner strings: fermionic operators are not handled here.
+
+    Example:
+        >>> import numpy as np, tnkit as tn
+        >>> m = tn.MPS.random([2] * 5, 3, seed=0)
+        >>> z = np.diag([1.0, -1.0])
+        >>> x = m.to_dense()
+        >>> ref = np.vdot(x, np.moveaxis(np.tensordot(z, x, axes=(1, 2)), 0, 2))
+        >>> bool(np.isclose(tn.local_expectation(m, z, 2), ref))
+        True
+    """
+    _check_mps(m, "m")
+    site = m._check_site(site, "site")
+    op = _check_op(m, op, site, "op")
+    return _measure(m, {site: op}, normalize)
+
+
+def correlation(m: MPS, op1: Any, i: int, op2: Any, j: int, *, normalize: bool = False) -> Any:
+    """⟨m|op1_i op2_j|m⟩ (÷ ⟨m|m⟩ if ``normalize``), operators in the order written.
+
+    Any order of ``i`` and ``j``; ``i == j`` measures ``op1 @ op2`` at that site. Transfer
+    matrices run between the two sites only when the train is canonical (cost
+    O(|i − j|·χ³·d) plus the centre move); see ``local_expectation`` for dtypes and the
+    un-normalised default. Fermionic Jordan–Wigner strings are not inserted: for fermions
+    pass operators that already carry them, or use an MPO.
+
+    Example:
+        >>> import numpy as np, tnkit as tn
+        >>> m = tn.MPS.random([2] * 5, 3, seed=0)
+        >>> z = np.diag([1.0, -1.0])
+        >>> x = m.to_dense()
+        >>> zz = np.einsum("ab,cd,ebgdh->eagch", z, z, x)      # z at sites 1 and 3
+        >>> bool(np.isclose(tn.correlation(m, z, 3, z, 1), np.vdot(x, zz)))
+        True
+    """
+    _check_mps(m, "m")
+    i = m._check_site(i, "i")
+    j = m._check_site(j, "j")
+    op1 = _check_op(m, op1, i, "op1")
+    op2 = _check_op(m, op2, j, "op2")
+    if i == j:
+        xp = m.xp
+        dtype = xp.result_type(op1.dtype, op2.dtype)  # torch's @ does not promote
+        return _measure(m, {i: xp.astype(op1, dtype) @ xp.astype(op2, dtype)}, normalize)
+    return _measure(m, {i: op1, j: op2}, normalize)  # distinct sites commute
+
+
+def _measure(m: MPS, ops: dict, normalize: bool) -> Any:
+    """The sandwich ⟨m|Π ops|m⟩, through the canonical form when it is known or needed."""
+    xp = m.xp
+    dtype = xp.result_type(m.dtype, *(op.dtype for op in ops.values()))
+    ops = {k: op if op.dtype == dtype else xp.astype(op, dtype) for k, op in ops.items()}
+    cores = m._fused()
+    if not normalize and m.centre is None:
+        cores = [c if c.dtype == dtype else xp.astype(c, dtype) for c in cores]
+        return _sandwich(xp, cores, ops, 0, len(cores) - 1)
+    first, last = min(ops), max(ops)
+    centre = first if m.centre is None else min(max(m.centre, first), last)
+    cores = list(move_centre(cores, m.centre, centre))
+    cores = [c if c.dtype == dtype else xp.astype(c, dtype) for c in cores]
+    # With the centre between the operators, the cores left of them are left isometries and
+    # those right of them right isometries: both environments are identities, and the centre
+    # core carries the norm.
+    value = _sandwich(xp, cores, ops, first, last)
+    if normalize:
+        value = value / xp.sum(xp.abs(cores[centre]) ** 2)
+    return value
+
+
+def _sandwich(xp: Any, cores: list, ops: dict, start: int, stop: int) -> Any:
+    """Σ conj(bra)·ket over sites start..stop, identity environments at both open ends."""
+    env = None
+    for k in range(start, stop + 1):
+        bra = cores[k]
+        ket = contract("st,atb->asb", ops[k], bra) if k in ops else bra
+        if env is not None:
+            ket = contract("ab,bsc->asc", env, ket)
+        if B.is_complex(bra.dtype):
+            bra = xp.conj(bra)
+        if k == stop:
+            return xp.sum(bra * ket)
+        env = contract("asb,asc->bc", bra, ket)
+    raise AssertionError("unreachable: start <= stop")
+
+
+# ---------------------------------------------------------------------- sampling
+
+
+def sample(m: MPS, n: int, *, seed: Any = None) -> np.ndarray:
+    """``n`` exact samples of the distribution |x|²/‖x‖², an (n, len) int64 NumPy array.
+
+    Perfect sampling: the train is right-canonicalised, then all samples go site by site
+    together; each carries its left vector, and the conditional probabilities are the
+    squared norms of the candidate vectors (the right part is an isometry). Cost
+    O(n·L·χ²·d). ``seed`` goes to ``numpy.random.default_rng``.
+
+    Example:
+        >>> import numpy as np, tnkit as tn
+        >>> ghz = np.zeros((2, 2, 2))
+        >>> ghz[0, 0, 0] = ghz[1, 1, 1] = 1.0
+        >>> samples = tn.tt_svd(ghz).sample(1000, seed=0)
+        >>> samples.shape, samples.dtype, bool(np.all(samples == samples[:, :1]))
+        ((1000, 3), dtype('int64'), True)
+    """
+    _check_mps(m, "m")
+    n = _check_count(n, "n")
+    rng = np.random.default_rng(seed)
+    xp = m.xp
+    cores = move_centre(m._fused(), m.centre, 0)
+    samples = np.zeros((n, len(cores)), dtype=np.int64)
+    real = {"complex64": "float32", "complex128": "float64"}.get(B.dtype_name(m.dtype))
+    real = real or B.dtype_name(m.dtype)
+    left = None  # (n, Dl) left vectors of unit norm; None is the boundary vector 1
+    for k, core in enumerate(cores):
+        dl, d, dr = core.shape
+        flat = xp.reshape(core, (dl, d * dr))
+        candidates = xp.reshape(flat if left is None else left @ flat, (-1, dr))
+        weights = B.to_numpy(xp.sum(xp.abs(candidates) ** 2, axis=1)).astype(np.float64)
+        weights = np.broadcast_to(np.reshape(weights, (-1, d)), (n, d))
+        totals = weights.sum(axis=1)
+        if not np.all(totals > 0):
+            raise ValueError("m: cannot sample from a zero state")
+        outcome = _draw(rng, weights, totals)
+        samples[:, k] = outcome
+        rows = outcome if left is None else np.arange(n) * d + outcome
+        scale = 1.0 / np.sqrt(weights[np.arange(n), outcome])
+        picked = xp.take(candidates, B.from_numpy(rows, core), axis=0)
+        left = picked * B.from_numpy(scale[:, None].astype(real), core)
+    return samples
+
+
+def _draw(rng: np.random.Generator, weights: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """One outcome per row with probability weights/totals (never a zero-weight outcome)."""
+    thresholds = rng.random(len(totals)) * totals
+    outcome = np.sum(np.cumsum(weights, axis=1) <= thresholds[:, None], axis=1)
+    d = weights.shape[1]
+    last_positive = d - 1 - np.argmax(weights[:, ::-1] > 0, axis=1)
+    return np.minimum(outcome, last_positive)
+
+
+def probabilities(m: MPS) -> Any:
+    """The distribution |x|²/‖x‖² as a dense real array of shape ``phys_dims``.
+
+    For small trains only: ValueError above 2**24 entries. The result is an array of the
+    train's library, of the real dtype of the train's precision.
+
+    Example:
+        >>> import numpy as np, tnkit as tn
+        >>> p = tn.MPS.random([2, 3, 2], 2, seed=0).probabilities()
+        >>> p.shape, bool(np.isclose(p.sum(), 1.0))
+        ((2, 3, 2), True)
+    """
+    _check_mps(m, "m")
+    size = math.prod(m.phys_dims)
+    if size > PROBABILITIES_LIMIT:
+        raise ValueError(
+            f"m: phys_dims {m.phys_dims} give {size} outcomes, above the limit of "
+            f"{PROBABILITIES_LIMIT}; sample instead"
+        )
+    xp = m.xp
+    magnitudes = xp.abs(m.to_dense())
+    top = xp.max(magnitudes)
+    if not float(B.to_numpy(top)) > 0:
+        raise ValueError("m: the state is zero, so its distribution is undefined")
+    weights = (magnitudes / top) ** 2
+    return weights / xp.sum(weights)
+
+
+# ---------------------------------------------------------------------- validation
+
+
+def _check_train(t: Any, name: str) -> None:
+    from .tensortrain import TensorTrain
+
+    if not isinstance(t, TensorTrain):
+        raise TypeError(f"{name}: expected an MPS or MPO, got {type(t).__name__}")
+
+
+def _check_mps(m: Any, name: str) -> None:
+    from .mps import MPS
+
+    if not isinstance(m, MPS):
+        raise TypeError(f"{name}: expected an MPS, got {type(m).__name__}")
+
+
+def _check_bond(t: TensorTrain, bond: Any) -> int:
+    if isinstance(bond, bool) or not isinstance(bond, (int, np.integer)):
+        raise TypeError(f"bond: expected an int bond index, got {bond!r}")
+    bonds = len(t) - 1
+    if bonds == 0:
+        raise ValueError(f"bond: {bond} out of range: a train of length 1 has no bonds")
+    if not -bonds <= bond < bonds:
+        raise ValueError(
+            f"bond: {bond} out of range for a train of length {len(t)} (bonds 0..{bonds - 1})"
+        )
+    return int(bond) % bonds
+
+
+def _check_alpha(alpha: Any) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
+        raise TypeError(f"alpha: expected a real number, got {alpha!r}")
+    if not alpha > 0:
+        raise ValueError(f"alpha: the Rényi order must be > 0, got {alpha}")
+    return float(alpha)
+
+
+def _check_count(n: Any, name: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int number of samples, got {n!r}")
+    if n < 0:
+        raise ValueError(f"{name}: the number of samples must be >= 0, got {n}")
+    return int(n)
+
+
+def _check_op(m: MPS, op: Any, site: int, name: str) -> Any:
+    """A (d, d) array of the train's library for ``site``; integer arrays take m's dtype."""
+    from array_api_compat import is_array_api_obj
+
+    if not is_array_api_obj(op) or (isinstance(op, np.ndarray) and op.dtype == object):
+        raise TypeError(f"{name}: expected a (d, d) array, got {type(op).__name__}")
+    xp = B.namespace(m.cores[0], op, name=name)
+    if xp.isdtype(op.dtype, ("integral", "bool")):
+        op = xp.astype(op, m.dtype)
+    B.check_array(op, name)
+    d = m.phys_dims[site]
+    if tuple(op.shape) != (d, d):
+        raise ValueError(
+            f"{name}: expected shape ({d}, {d}) for site {site}, got {tuple(op.shape)}"
+        )
+    if B.device(op) != B.device(m.cores[0]):
+        raise ValueError(f"{name}: on device {B.device(op)}, but the train is on another")
+    return op
