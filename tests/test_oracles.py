@@ -297,3 +297,34 @@ class TestTeNPy:
         b = tn.MPS(b_cores)
         assert b.is_canonical(0)
         np.testing.assert_allclose(np.asarray(b.to_dense()) * norm, x, atol=1e-12 * norm)
+
+
+class TestQuimbContraction:
+    """Overlap and expectation against quimb on the same cores (NumPy and kernel paths)."""
+
+    @pytest.fixture(autouse=True)
+    def _peer(self):
+        self.qtn = pytest.importorskip("quimb.tensor")
+
+    @pytest.mark.parametrize(("length", "bond"), [(6, 4), (300, 3)])
+    @pytest.mark.parametrize("dtype", ["float64", "complex128"])
+    def test_overlap(self, length, bond, dtype):
+        a = tn.MPS.random([2] * length, bond, seed=1, dtype=dtype)
+        b = tn.MPS.random([2] * length, bond, seed=2, dtype=dtype)
+        theirs = _to_quimb(self.qtn, a).H @ _to_quimb(self.qtn, b)
+        ours = complex(tn.inner(a, b))
+        assert abs(ours - theirs) <= 1e-10 * a.norm() * b.norm()
+
+    @pytest.mark.parametrize("length", [5, 40])
+    def test_heisenberg_expectation(self, length):
+        q_mpo = self.qtn.MPO_ham_heis(length, cyclic=False)
+        # quimb's MPO tensors: first (r, out, in), middle (l, r, out, in), last (l, out, in).
+        arrays = [np.asarray(t.data) for t in q_mpo.tensors]
+        first, *middle, last = arrays
+        cores = [first.transpose(1, 2, 0)[None], *(a.transpose(0, 2, 3, 1) for a in middle)]
+        cores.append(last[..., None])
+        o = tn.MPO(cores)
+        m = tn.MPS.random([2] * length, 4, seed=3)
+        q_m = _to_quimb(self.qtn, m)
+        theirs = q_m.H @ q_mpo.apply(q_m)
+        assert float(tn.expectation(m, o)) == pytest.approx(float(np.real(theirs)), rel=1e-10)
