@@ -119,6 +119,20 @@ def test_dispatch_needs_numpy_one_dtype_and_small_bonds():
     assert float(value) == pytest.approx(float(tn.inner(a, a)), rel=1e-12)
 
 
+def test_fast_dispatch_keeps_the_compatibility_errors():
+    a = tn.MPS.random([2, 3, 2], 2, seed=0)
+    with pytest.raises(ValueError, match="phys_dims"):
+        tn.inner(a, tn.MPS.random([2, 2, 3], 2, seed=0))
+    o = tn.MPO.random([2, 3], [3, 2], 2, seed=0)
+    with pytest.raises(ValueError, match="phys_dims"):
+        tn.inner(o, tn.MPO.random([3, 2], [2, 3], 2, seed=0))  # same fused dims, swapped legs
+    with pytest.raises(ValueError, match="do not match"):
+        tn.expectation(a, tn.MPO.random([2, 3, 2], [2, 2, 3], 2, seed=0))
+    with pytest.raises(ValueError, match="cannot combine"):
+        tn.inner(tn.MPS.random([4, 4], 2, seed=0), tn.MPO.random([2, 2], [2, 2], 2, seed=0))
+    assert _kernels.kernel_packs(a, "not a train") is None
+
+
 def test_packed_cores_are_cached_per_train_and_never_shared():
     a = tn.MPS.random([2] * 30, 3, seed=0)
     b = tn.MPS.random([2] * 30, 3, seed=1)

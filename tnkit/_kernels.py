@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import math
 import threading
 import types
@@ -28,18 +29,21 @@ import array_api_compat as aac
 import numpy as np
 
 # Largest bond (of any train involved) for which the kernels run; above it the array-API
-# loops take over. Kernel time over array-API time, measured on the 2-core box
-# (``python benchmarks/bench_long_chains.py --crossover``, L=256, d=2, float64, best of 5):
-# MEASUREMENT
+# loops take over. Kernel time / array-API time on the 2-core box (``python
+# benchmarks/bench_long_chains.py``, L=256, d=2, float64, best of 5, interleaved), for
+# overlap / expectation (MPO bond 5) / norm: χ=16: 0.13/0.20/0.12, χ=32: 0.40/0.51/0.38,
+# χ=48: 0.69/0.83/0.47, χ=64: 0.81/0.98/0.82, χ=96: 1.53/1.25/0.87. Past χ≈32 the BLAS
+# products dominate and the gain shrinks to noise (and to a loss for a train too big to
+# cache, packed on every call: overlap χ=48 measured 1.15), so 32 keeps a 2× margin.
 KERNEL_MAX_BOND = 32
 
 # Bonds from which a kernel limits BLAS to one thread (below, every site runs hand loops or
 # products too small for OpenBLAS to thread).
 _THREAD_LIMIT_FROM_BOND = 16
 
-# Packed buffers up to this many entries are kept with their train; a larger one is built
-# for each call instead (its copy costs under 1/χ of the kernel's work), so caching never
-# doubles the memory of a big train.
+# Packed buffers up to this many entries (32 MiB of float64) are kept with their train; a
+# larger one is built for each call instead (one copy of the cores per call), so caching
+# never doubles the memory of a big train.
 _CACHE_MAX_ENTRIES = 2**22
 
 _state: dict[str, Any] = {"enabled": True}
@@ -52,19 +56,28 @@ _compile_lock = threading.Lock()
 class Packed:
     """The cores of one train as kernel input: one buffer and a site table, built lazily.
 
-    ``max_bond``, ``dtype`` and ``is_numpy`` are read from the cores at once (cheap); the
-    buffer is only built when a kernel runs, so trains outside the kernel regime never pay
-    for a copy.
+    The core shapes (hence ``max_bond`` and ``dims``), ``dtype`` and ``is_numpy`` are read
+    at once (one pass over the cores); the buffer is only built when a kernel runs, so
+    trains outside the kernel regime never pay for a copy.
     """
 
-    __slots__ = ("_cores", "_arrays", "dtype", "is_numpy", "max_bond")
+    __slots__ = ("_cores", "_arrays", "shapes", "dtype", "is_numpy", "max_bond")
 
     def __init__(self, cores: tuple) -> None:
         self._cores = cores
         self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+        shapes = itertools.chain.from_iterable([c.shape for c in cores])
+        self.shapes = np.fromiter(shapes, np.int64).reshape(len(cores), -1)  # (L, ndim)
+        self.shapes.flags.writeable = False
         self.dtype = cores[0].dtype
         self.is_numpy = aac.is_numpy_array(cores[0])
-        self.max_bond = int(max([c.shape[0] for c in cores]))
+        self.max_bond = int(self.shapes[:, 0].max())
+
+    @property
+    def dims(self) -> np.ndarray:
+        """Physical dims, an ``(L, legs)`` int64 array (compared in microseconds, unlike
+        tuples built from L cores on every call)."""
+        return self.shapes[:, 1:-1]
 
     @property
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
@@ -72,15 +85,13 @@ class Packed:
         ``(offset, Dl, p, Dr)`` with the physical legs fused into ``p``."""
         if self._arrays is not None:
             return self._arrays
-        cores = self._cores
-        data = np.concatenate(cores, axis=None)
-        sites = np.empty((len(cores), 4), dtype=np.int64)
-        sizes = np.array([c.size for c in cores], dtype=np.int64)
-        sites[:, 1] = [c.shape[0] for c in cores]
-        sites[:, 3] = [c.shape[-1] for c in cores]
-        sites[:, 2] = sizes // (sites[:, 1] * sites[:, 3])
+        data = np.concatenate(self._cores, axis=None)
+        sites = np.empty((len(self.shapes), 4), dtype=np.int64)
+        sites[:, 1] = self.shapes[:, 0]
+        sites[:, 2] = self.dims.prod(axis=1)
+        sites[:, 3] = self.shapes[:, -1]
         sites[0, 0] = 0
-        np.cumsum(sizes[:-1], out=sites[1:, 0])
+        np.cumsum(sites[:-1, 1:].prod(axis=1), out=sites[1:, 0])
         data.flags.writeable = False
         sites.flags.writeable = False
         if data.size <= _CACHE_MAX_ENTRIES:
@@ -95,6 +106,30 @@ def applies(*packs: Packed) -> bool:
         return False
     dtype = packs[0].dtype
     return all(p.is_numpy and p.dtype == dtype and p.max_bond <= KERNEL_MAX_BOND for p in packs)
+
+
+def kernel_packs(a: Any, b: Any, *, operator: bool = False) -> tuple[Packed, Packed] | None:
+    """The packed cores of two trains when a kernel runs for them, else None.
+
+    The one dispatch point of ``inner`` (``a``, ``b`` of one class with equal physical dims)
+    and ``expectation`` (``operator``: an MPS ``a`` and an MPO ``b`` with out = in = the
+    MPS's dims). Anything else gives None: the caller's own checks and twin take over, so
+    errors are raised there, and the compatible case skips their O(L) checks.
+    """
+    pack_a, pack_b = getattr(a, "_kernel_pack", None), getattr(b, "_kernel_pack", None)
+    if pack_a is None or pack_b is None or (not operator and type(a) is not type(b)):
+        return None
+    packs = pack_a(), pack_b()
+    if not applies(*packs):
+        return None
+    dims_a, dims_b = packs[0].dims, packs[1].dims
+    if not operator:
+        return packs if np.array_equal(dims_a, dims_b) else None
+    if dims_a.shape[1] != 1 or dims_b.shape != (dims_a.shape[0], 2):
+        return None
+    state = dims_a[:, 0]
+    square = np.array_equal(dims_b[:, 0], state) and np.array_equal(dims_b[:, 1], state)
+    return packs if square else None
 
 
 @contextlib.contextmanager

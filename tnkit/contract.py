@@ -54,10 +54,10 @@ def inner(a: Any, b: Any) -> Any:
         >>> bool(np.isclose(tn.inner(a, b), np.vdot(a.to_dense(), b.to_dense())))
         True
     """
-    check_compatible(a, b, "inner")
-    packs = a._kernel_pack(), b._kernel_pack()
-    if _kernels.applies(*packs):
+    packs = _kernels.kernel_packs(a, b)
+    if packs is not None:
         return _kernels.overlap(*packs)
+    check_compatible(a, b, "inner")
     xp = a.xp
     env = None
     for ca, cb in zip(a._fused(), b._fused(), strict=True):
@@ -148,15 +148,15 @@ def expectation(m: Any, o: Any, *, normalize: bool = False) -> Any:
         raise TypeError(
             f"expectation: expected (MPS, MPO), got ({type(m).__name__}, {type(o).__name__})"
         )
-    if o.in_dims != m.phys_dims or o.out_dims != m.phys_dims:
-        raise ValueError(
-            f"expectation: operator dims out {o.out_dims} / in {o.in_dims} do not match "
-            f"the state's phys_dims {m.phys_dims}"
-        )
-    packs = m._kernel_pack(), o._kernel_pack()
-    if _kernels.applies(*packs):
+    packs = _kernels.kernel_packs(m, o, operator=True)
+    if packs is not None:
         value = _kernels.expectation(*packs)
     else:
+        if o.in_dims != m.phys_dims or o.out_dims != m.phys_dims:
+            raise ValueError(
+                f"expectation: operator dims out {o.out_dims} / in {o.in_dims} do not match "
+                f"the state's phys_dims {m.phys_dims}"
+            )
         xp = m.xp
         env = xp.ones((1, 1, 1), dtype=m.dtype)
         for cm, co in zip(m.cores, o.cores, strict=True):
