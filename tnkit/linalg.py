@@ -81,7 +81,8 @@ def truncated_split(
     if isometry != "left":
         raise ValueError(f"isometry: expected 'left' or 'right', got {isometry!r}")
     chosen = _choose_method(a, max_bond, budget) if method == "auto" else method
-    return _SPLITTERS[chosen](a, max_bond, budget)
+    with B.blas_threads(B.split_threads(a)):
+        return _SPLITTERS[chosen](a, max_bond, budget)
 
 
 def _choose_method(a: B.Array, max_bond: int | None, budget: float | None) -> str:
