@@ -255,9 +255,12 @@ SMALL_WORK_ENTRIES = 2**20
 def sweep_threads(arrays) -> int | None:
     """BLAS thread limit for a sweep over ``arrays``: one thread when every array is small."""
     largest = max(math.prod(a.shape) for a in arrays)
-    if largest > SMALL_WORK_ENTRIES or not aac.is_numpy_array(arrays[0]):
-        return None
-    return 1
+    return small_work_threads(largest, aac.is_numpy_array(arrays[0]))
+
+
+def small_work_threads(largest_entries: int, on_numpy: bool) -> int | None:
+    """One BLAS thread (NumPy only) when the largest matrix of a sweep is small, else None."""
+    return 1 if on_numpy and largest_entries <= SMALL_WORK_ENTRIES else None
 
 
 THIN_SIDE = 256

@@ -270,9 +270,7 @@ def _thread_limit(ops: _Operands) -> int | None:
         (w.shape[0] * c.shape[0]) ** 2 * w.shape[1] * c.shape[2]
         for w, c in zip(ops.ops, ops.states, strict=True)
     )
-    if largest > B.SMALL_WORK_ENTRIES or not B.is_numpy(ops.xp):
-        return None
-    return 1
+    return B.small_work_threads(largest, B.is_numpy(ops.xp))
 
 
 # ---------------------------------------------------------------------- results
@@ -299,7 +297,7 @@ def _assemble(t: Any, ops: _Operands, run: _Run, truncation: Truncation) -> Any:
         cores = tuple(run.cores)
     norm = math.sqrt(max(run.norm_sq, 0.0))
     y_norm_sq = B.frob_sq(run.cores[0])
-    allowance = _ROUNDING_ALLOWANCE * ops.length * ops.eps * max(run.norm_sq, y_norm_sq)
+    allowance = _allowance(ops, max(run.norm_sq, y_norm_sq))
     bound = math.sqrt(max(run.err_sq, 0.0) + allowance)
     total = truncation.total_budget(norm)
     met = total is None or run.err_sq <= total * (1 + 1e-9) + allowance
