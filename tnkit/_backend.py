@@ -111,6 +111,20 @@ def eps(dtype: Any) -> float:
 # ----------------------------------------------------------------------------- checks
 
 
+def is_int(value: Any) -> bool:
+    """A Python or NumPy integer, but not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_int(value: Any, name: str, *, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``, or a TypeError/ValueError naming ``name``."""
+    if not is_int(value):
+        raise TypeError(f"{name}: expected an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    return int(value)
+
+
 def check_array(x: Array, name: str, *, ndim: int | None = None) -> Any:
     """Validate a numeric array (dtype, rank, non-empty, finite); return its namespace."""
     if isinstance(x, np.ndarray) and x.dtype == object:

@@ -178,17 +178,10 @@ def _check_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
         _check_number(opts["tol"], "tol", minimum=0.0)
     guess_bond = opts.get("guess_bond")
     if guess_bond is not None:
-        if isinstance(guess_bond, bool) or not isinstance(guess_bond, (int, np.integer)):
-            raise TypeError(f"guess_bond: expected an int, got {guess_bond!r}")
-        if guess_bond < 1:
-            raise ValueError(f"guess_bond: must be >= 1, got {guess_bond}")
+        B.check_int(guess_bond, "guess_bond", minimum=1)
     for name in ("max_sweeps", "two_site_sweeps"):
         if name in opts:
-            value = opts[name]
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{name}: expected an int, got {value!r}")
-            if value < 0:
-                raise ValueError(f"{name}: must be >= 0, got {value}")
+            B.check_int(opts[name], name, minimum=0)
     return opts
 
 

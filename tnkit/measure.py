@@ -332,7 +332,7 @@ def _check_mps(m: Any, name: str) -> None:
 
 
 def _check_bond(t: TensorTrain, bond: Any) -> int:
-    if isinstance(bond, bool) or not isinstance(bond, (int, np.integer)):
+    if not B.is_int(bond):
         raise TypeError(f"bond: expected an int bond index, got {bond!r}")
     bonds = len(t) - 1
     if bonds == 0:
@@ -353,7 +353,7 @@ def _check_alpha(alpha: Any) -> float:
 
 
 def _check_count(n: Any, name: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+    if not B.is_int(n):
         raise TypeError(f"{name}: expected an int number of samples, got {n!r}")
     if n < 0:
         raise ValueError(f"{name}: the number of samples must be >= 0, got {n}")

@@ -324,7 +324,7 @@ class TensorTrain:
     # ------------------------------------------------------------------ helpers
 
     def _check_site(self, site: Any, name: str) -> int:
-        if isinstance(site, bool) or not isinstance(site, (int, np.integer)):
+        if not B.is_int(site):
             raise TypeError(f"{name}: expected an int site index, got {site!r}")
         site = int(site)
         if not -len(self) <= site < len(self):
@@ -432,7 +432,7 @@ def check_dims(dims: Any, name: str) -> tuple[int, ...]:
     if not dims:
         raise ValueError(f"{name}: must not be empty")
     for d in dims:
-        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
+        if not B.is_int(d):
             raise TypeError(f"{name}: expected ints, got {d!r} in {dims}")
         if d < 1:
             raise ValueError(f"{name}: dimensions must be >= 1, got {dims}")

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._backend import check_int
+
 __all__ = ["TruncationReport", "Truncation"]
 
 
@@ -83,11 +85,7 @@ class Truncation:
 
     def __post_init__(self) -> None:
         if self.max_bond is not None:
-            if isinstance(self.max_bond, bool) or not isinstance(self.max_bond, (int, np.integer)):
-                raise TypeError(f"max_bond: expected an int, got {self.max_bond!r}")
-            if self.max_bond < 1:
-                raise ValueError(f"max_bond: must be >= 1, got {self.max_bond}")
-            object.__setattr__(self, "max_bond", int(self.max_bond))
+            object.__setattr__(self, "max_bond", check_int(self.max_bond, "max_bond", minimum=1))
         for name in ("rtol", "atol"):
             value = getattr(self, name)
             if value is None:
