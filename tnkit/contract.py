@@ -14,6 +14,7 @@ import numpy as np
 from . import _backend as B
 from . import _kernels
 from ._einsum import contract
+from .canonical import _absorb_left
 from .linalg import orthonormalize
 
 __all__ = ["inner", "expectation", "distance", "log_norm"]
@@ -99,11 +100,7 @@ def log_norm(t: Any) -> float:
         if scale == 0.0:
             return -math.inf
         total += math.log(scale)
-        nxt = cores[k + 1]
-        r = r / scale
-        cores[k + 1] = xp.reshape(
-            r @ xp.reshape(nxt, (nxt.shape[0], -1)), (r.shape[0], *nxt.shape[1:])
-        )
+        cores[k + 1] = _absorb_left(r / scale, cores[k + 1])
     last = B.frob_sq(cores[-1]) ** 0.5
     return total + (math.log(last) if last > 0 else -math.inf)
 
