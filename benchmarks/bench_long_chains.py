@@ -200,12 +200,41 @@ def norms_long(table: Table, repeats: int, length: int, bond: int) -> None:
         table.add_case(f"{name} L={length} χ={bond} (no centre)", race(impls))
 
 
+def canonicalize_long(table: Table, repeats: int, length: int, bond: int) -> None:
+    m = tn.MPS.random([2] * length, bond, seed=0)  # centre None: both sweeps run
+    impls = {
+        "tnkit (QR kernel)": (lambda: m.canonicalize(0), repeats),
+        "tnkit array-API path": (forced_twin(lambda: m.canonicalize(0)), max(3, repeats // 4)),
+    }
+    if qtn is not None:
+        qm = quimb_mps(m)
+        impls["quimb right_canonize()"] = (qm.right_canonize, 3)  # in place, a full QR sweep
+    table.add_case(f"canonicalize(0) L={length} χ={bond} (no centre)", race(impls))
+
+
+def sample_long(table: Table, repeats: int, length: int, bond: int, n: int) -> None:
+    m = tn.MPS.random([2] * length, bond, seed=0).canonicalize(0)
+    impls = {
+        "tnkit (sampling kernel)": (lambda: m.sample(n, seed=1), repeats),
+        "tnkit array-API path": (forced_twin(lambda: m.sample(n, seed=1)), 3),
+    }
+    times = race(impls)
+    if qtn is not None:  # one sample at a time: time a few and scale to n (stated in the row)
+        qm, few = quimb_mps(m), 10
+        start = time.perf_counter()
+        for _ in qm.sample(few, seed=1):
+            pass
+        times[f"quimb .sample ({few}, ×{n // few})"] = (time.perf_counter() - start) * n / few
+    table.add_case(f"sample {n} L={length} χ={bond} (centre 0)", times)
+
+
 def crossover(bonds: list[int], length: int, repeats: int) -> str:
     """Kernel time over the array-API twin per bond: where ``KERNEL_MAX_BOND`` comes from.
     Inputs are norm-1 states and a near-identity MPO, so no path meets subnormal numbers."""
     lines = [
-        f"| χ (L={length}, d=2) | overlap | expectation (MPO bond 5) | norm |",
-        "|---:|---:|---:|---:|",
+        f"| χ (L={length}, d=2) | overlap | expectation (MPO bond 5) | norm | canonicalize(0) "
+        "| sample 200 |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
     for bond in bonds:
         ratios = [kernel / twin for kernel, twin in _crossover_times(bond, length, repeats)]
@@ -215,16 +244,22 @@ def crossover(bonds: list[int], length: int, repeats: int) -> str:
 
 
 def _crossover_times(bond: int, length: int, repeats: int) -> list[tuple[float, float]]:
-    """(kernel, twin) times of overlap, expectation (MPO bond 5) and norm at one bond."""
+    """(kernel, twin) times of overlap, expectation (MPO bond 5), norm, canonicalisation and
+    sampling at one bond."""
     a = unit_mps(length, bond, seed=0)
     b = perturbed(a, 0.02, seed=1)
     o = near_identity_mpo(length, 5, seed=2)
     c = tn.MPS.random([2] * length, bond, seed=3)  # no centre: the norm sweeps
     pa, pb, po, pc = (_kernels.Packed(t.cores) for t in (a, b, o, c))
+    right = b.canonicalize(0)
+    uniforms = np.random.default_rng(1).random((length, 200))
+    pr = _kernels.Packed(right.cores)
     pairs = (
         (lambda: _kernels.overlap(pa, pb), lambda: tn.inner(a, b)),
         (lambda: _kernels.expectation(pa, po), lambda: tn.expectation(a, o)),
         (lambda: _kernels.qr_norm(pc), c.norm),
+        (lambda: _kernels.move_centre(pc, None, 0), lambda: c.canonicalize(0)),
+        (lambda: _kernels.sample(pr, uniforms), lambda: right.sample(200, seed=1)),
     )
     times = []
     for kernel, twin in pairs:
@@ -283,6 +318,8 @@ def main() -> None:
         overlap_wide(table, max(3, repeats // 4), 64, 256)
         expectation_long(table, repeats, 2000, 4, 3)
         norms_long(table, repeats, 2000, 4)
+        canonicalize_long(table, repeats, 2000, 4)
+        sample_long(table, max(3, repeats // 4), 2000, 4, 1000)
         print()
         print(table.markdown())
     if args.crossover or not args.quick:

@@ -142,9 +142,13 @@ def test_packed_cores_are_cached_per_train_and_never_shared():
     assert packed is not None and tn.inner(a, b) == first and a._packed is packed
     data, sites = packed.arrays
     assert not data.flags.writeable and not sites.flags.writeable
-    derived = [2.0 * a, a.conj(), a.canonicalize(3), a.compress(max_bond=2), -a, a / 4]
+    derived = [2.0 * a, a.conj(), a.compress(max_bond=2), -a, a / 4]
     for d in derived:
         assert d._packed is None
+    # The canonical sweep's own buffer becomes the new train's pack, never a's.
+    moved = a.canonicalize(3)._packed
+    assert moved is not None and moved is not packed
+    assert not np.shares_memory(moved.arrays[0], data)
     doubled = tn.inner(2.0 * a, b)
     assert doubled == pytest.approx(2 * first, rel=1e-12)
     assert a._packed is packed
@@ -321,3 +325,79 @@ def test_distance_keeps_its_accuracy_through_the_kernel(case):
     c = tn.MPS([*a.cores[:-1], a.cores[-1] * (1 + 1e-3)])  # ‖a − c‖ = 1e-3 exactly
     rtol = 1e-8 if eps(dtype) < 1e-10 else 0.05
     assert tn.distance(a, c) == pytest.approx(1e-3 * twin(a.norm), rel=rtol)
+
+
+# ---------------------------------------------------------------------- canonical sweeps
+
+
+def assert_same_canonical_form(got, want, centre):
+    """Equal cores (a thin QR with a positive diagonal is unique at full rank; elsewhere the
+    gauge may differ, so the tensor, the form and the centre's norm are compared instead)."""
+    assert got.centre == want.centre == centre
+    assert got.bond_dims == want.bond_dims
+    tol = 100 * math.sqrt(len(got)) * eps(got.dtype)
+    assert got.is_canonical(centre)
+    scale = float(np.linalg.norm(want.cores[centre]))
+    assert float(np.linalg.norm(got.cores[centre])) == pytest.approx(scale, rel=tol, abs=tol)
+    if len(got) <= 8:
+        np.testing.assert_allclose(got.to_dense(), want.to_dense(), atol=tol * max(scale, 1))
+
+
+@st.composite
+def canonical_moves(draw, trains):
+    t = draw(trains)
+    if draw(st.booleans()):
+        t = twin(t.canonicalize, draw(st.integers(0, len(t) - 1)))
+    return t, draw(st.integers(0, len(t) - 1))
+
+
+@given(
+    st.one_of(
+        canonical_moves(mps_trains()),
+        canonical_moves(mpo_trains()),
+        canonical_moves(wide_bond_trains(max_len=8)),
+        canonical_moves(long_mps_pairs().map(lambda x: x[2])),
+    )
+)
+def test_canonicalize_kernel_matches_twin(move):
+    t, centre = move
+    got = t.canonicalize(centre)
+    assert_same_canonical_form(got, twin(t.canonicalize, centre), centre)
+    if got._packed is not None:  # the sweep's buffer is the new train's pack
+        data, sites = got._packed.arrays
+        for (offset, *_), core in zip(sites, got.cores, strict=True):
+            np.testing.assert_array_equal(data[offset : offset + core.size], np.ravel(core))
+    assert t.cores[0].flags.writeable is False  # the input is untouched
+
+
+def test_canonicalize_kernel_gives_the_twins_cores_at_full_rank():
+    t = tn.MPS.random([2] * 300, 6, seed=3, dtype="complex128")
+    got, want = t.canonicalize(150), twin(t.canonicalize, 150)
+    for a, b in zip(got.cores, want.cores, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-10)
+
+
+# ---------------------------------------------------------------------- sampling
+
+
+@given(
+    st.one_of(
+        mps_trains(),
+        wide_bond_trains(max_len=8),
+        long_mps_pairs().map(lambda x: x[2]),
+    ),
+    st.integers(1, 60),
+    st.integers(0, 2**31),
+)
+def test_sample_kernel_draws_the_twins_samples(t, n, seed):
+    # Both consume one (L, n) block of uniforms; a draw could differ only where a threshold
+    # falls within rounding of a cumulative weight (probability ~1e-13 per draw).
+    np.testing.assert_array_equal(t.sample(n, seed=seed), twin(lambda: t.sample(n, seed=seed)))
+
+
+def test_sample_kernel_refuses_a_zero_state():
+    zero = tn.MPS([np.zeros((1, 2, 1))] + [np.ones((1, 2, 1))] * 5)
+    with pytest.raises(ValueError, match="zero state"):
+        zero.sample(3)
+    with pytest.raises(ValueError, match="zero state"):
+        twin(zero.sample, 3)

@@ -133,13 +133,13 @@ def test_entropy_special_cases():
 
 def test_entropies_canonicalise_once(monkeypatch):
     calls = []
-    original = measure.move_centre
+    original = tn.TensorTrain.canonicalize
 
-    def counting(*args):
-        calls.append(args[1:])
-        return original(*args)
+    def counting(self, centre):
+        calls.append((self.centre, centre))
+        return original(self, centre)
 
-    monkeypatch.setattr(measure, "move_centre", counting)
+    monkeypatch.setattr(tn.TensorTrain, "canonicalize", counting)
     tn.MPS.random([2] * 12, 8, seed=0).entropies()
     assert calls == [(None, 0)]
 

@@ -73,6 +73,19 @@ class Packed:
         self.is_numpy = aac.is_numpy_array(cores[0])
         self.max_bond = int(self.shapes[:, 0].max())
 
+    @classmethod
+    def prebuilt(cls, like: Packed, data: np.ndarray, sites: np.ndarray) -> Packed:
+        """A pack of a train with ``like``'s core shapes whose buffer (laid out as
+        ``arrays`` lays it out) is already known; the cores are read from ``data``."""
+        new = object.__new__(cls)
+        new._cores = None
+        new._arrays = (data, sites)
+        new.shapes = like.shapes
+        new.dtype = like.dtype
+        new.is_numpy = like.is_numpy
+        new.max_bond = like.max_bond
+        return new
+
     @property
     def dims(self) -> np.ndarray:
         """Physical dims, an ``(L, legs)`` int64 array (compared in microseconds, unlike
@@ -192,6 +205,41 @@ def log_norm(t: Packed) -> float:
     return math.log(mantissa) + exponent * math.log(2.0) if mantissa > 0 else -math.inf
 
 
+def move_centre(t: Packed, centre: int | None, target: int) -> tuple[tuple, Packed | None]:
+    """The twin of ``canonical.move_centre`` on packed cores: ``(cores, packed)``.
+
+    ``cores`` are ``(Dl, p, Dr)`` read-only views into one new buffer (mixed-canonical about
+    ``target``; every R factor has a non-negative real diagonal, as CholeskyQR2 gives).
+    ``packed`` is that buffer as kernel input for the new train, or None when a thin QR
+    shrank a bond (the buffer then has gaps; the new train packs itself when needed).
+    """
+    data, sites = t.arrays
+    start = -1 if centre is None else centre
+    with _one_blas_thread(t):
+        out, new_sites = _compiled().move_centre(data, sites, start, target)
+    out.flags.writeable = False
+    new_sites.flags.writeable = False
+    cores = tuple(
+        out[offset : offset + dl * p * dr].reshape(dl, p, dr)
+        for offset, dl, p, dr in new_sites.tolist()
+    )
+    if not np.array_equal(new_sites, sites):
+        return cores, None
+    return cores, Packed.prebuilt(t, out, sites)
+
+
+def sample(t: Packed, uniforms: np.ndarray) -> np.ndarray:
+    """Samples of a right-canonical train (centre 0), one per column of ``uniforms``
+    (``(L, n)`` draws in [0, 1), row k for site k, as the twin in ``measure.sample`` consumes
+    them); an ``(n, L)`` int64 array. ValueError for a zero state."""
+    data, sites = t.arrays
+    with _one_blas_thread(t):
+        samples, failed = _compiled().sample(data, sites, uniforms)
+    if failed:
+        raise ValueError("m: cannot sample from a zero state")
+    return samples
+
+
 def _ldexp(mantissa: Any, exponent: int, dtype: Any) -> Any:
     """``mantissa · 2**exponent`` in ``dtype`` (exact unless it over- or underflows there)."""
     value = np.asarray(mantissa, dtype=dtype)
@@ -235,6 +283,8 @@ def _compiled() -> types.SimpleNamespace:
                 overlap=jit(_overlap_kernel),
                 expectation=jit(_expectation_kernel),
                 qr_norm=jit(_qr_norm_kernel),
+                move_centre=jit(_move_centre_kernel),
+                sample=jit(_sample_kernel),
             )
     return _state["kernels"]
 
@@ -419,7 +469,115 @@ def _qr_norm_kernel(data, sites):
     return 0.0, exponent
 
 
-_HELPERS = ("_householder_r", "_rescale")
+def _move_centre_kernel(data, sites, centre, target):
+    """Left sweep up to ``target`` and right sweep down to it (``centre`` -1: not canonical)
+    on a copy; bonds shrink in place where a thin QR is narrower (offsets are kept)."""
+    out = data.copy()
+    new_sites = sites.copy()
+    last = sites.shape[0] - 1
+    if centre < 0:
+        _left_sweep(out, new_sites, 0, target)
+        _right_sweep(out, new_sites, last, target)
+    elif target >= centre:
+        _left_sweep(out, new_sites, centre, target)
+    else:
+        _right_sweep(out, new_sites, centre, target)
+    return out, new_sites
+
+
+def _left_sweep(data, sites, start, stop):
+    for k in range(start, stop):
+        offset, dl, p, dr = sites[k, 0], sites[k, 1], sites[k, 2], sites[k, 3]
+        q, r = _positive_qr(data[offset : offset + dl * p * dr].reshape((dl * p, dr)))
+        rank = q.shape[1]
+        _store(data, offset, q)
+        sites[k, 3] = rank
+        nxt, dl2, width = sites[k + 1, 0], sites[k + 1, 1], sites[k + 1, 2] * sites[k + 1, 3]
+        _store(data, nxt, np.dot(r, data[nxt : nxt + dl2 * width].reshape((dl2, width))))
+        sites[k + 1, 1] = rank
+
+
+def _right_sweep(data, sites, start, stop):
+    for k in range(start, stop, -1):
+        offset, dl, p, dr = sites[k, 0], sites[k, 1], sites[k, 2], sites[k, 3]
+        core = data[offset : offset + dl * p * dr].reshape((dl, p * dr))
+        q, r = _positive_qr(np.ascontiguousarray(np.conj(core).T))
+        rank = q.shape[1]
+        _store(data, offset, np.conj(q).T)
+        sites[k, 1] = rank
+        prev, rows, dl0 = sites[k - 1, 0], sites[k - 1, 1] * sites[k - 1, 2], sites[k - 1, 3]
+        left = data[prev : prev + rows * dl0].reshape((rows, dl0))
+        _store(data, prev, np.dot(left, np.ascontiguousarray(np.conj(r).T)))
+        sites[k - 1, 3] = rank
+
+
+def _positive_qr(a):
+    """Thin QR of a C-ordered matrix with R's diagonal real and non-negative (the unique
+    factorisation at full column rank, as CholeskyQR2 gives it)."""
+    q, r = np.linalg.qr(a)
+    for j in range(r.shape[0]):
+        pivot = r[j, j]
+        size = abs(pivot)
+        if size > 0:
+            phase = pivot / size
+            for i in range(q.shape[0]):
+                q[i, j] = q[i, j] * phase
+            for i in range(r.shape[1]):
+                r[j, i] = r[j, i] * np.conj(phase)
+    return q, r
+
+
+def _store(data, offset, matrix):
+    """Write ``matrix`` C-ordered into ``data`` from ``offset`` (any memory layout)."""
+    rows, cols = matrix.shape
+    for i in range(rows):
+        for j in range(cols):
+            data[offset + i * cols + j] = matrix[i, j]
+
+
+def _sample_kernel(data, sites, uniforms):
+    n_sites, n = sites.shape[0], uniforms.shape[1]
+    size, width_max = 1, 1
+    for k in range(n_sites):
+        size = max(size, sites[k, 1], sites[k, 3])
+        width_max = max(width_max, sites[k, 2] * sites[k, 3])
+    samples = np.zeros((n, n_sites), np.int64)
+    left = np.ones(n * size, data.dtype)  # (n, Dl) left vectors of unit norm
+    new = np.zeros(n * size, data.dtype)
+    weights = np.zeros(width_max, np.float64)
+    for k in range(n_sites):
+        offset, dl, p, dr = sites[k, 0], sites[k, 1], sites[k, 2], sites[k, 3]
+        core = data[offset : offset + dl * p * dr].reshape((dl, p * dr))
+        candidates = np.dot(left[: n * dl].reshape((n, dl)), core)  # (n, p·Dr)
+        for i in range(n):
+            total = 0.0
+            for s in range(p):
+                w = 0.0
+                for r in range(dr):
+                    x = candidates[i, s * dr + r]
+                    w += x.real * x.real + x.imag * x.imag
+                weights[s] = w
+                total += w
+            if not total > 0:
+                return samples, True
+            threshold = uniforms[k, i] * total
+            outcome, cumulative, last_positive = 0, 0.0, 0
+            for s in range(p):
+                cumulative += weights[s]
+                if cumulative <= threshold:
+                    outcome = s + 1
+                if weights[s] > 0:
+                    last_positive = s
+            outcome = min(outcome, last_positive)
+            samples[i, k] = outcome
+            scale = 1.0 / math.sqrt(weights[outcome])
+            for r in range(dr):
+                new[i * dr + r] = candidates[i, outcome * dr + r] * scale
+        left, new = new, left
+    return samples, False
+
+
+_HELPERS = ("_householder_r", "_rescale", "_left_sweep", "_right_sweep", "_positive_qr", "_store")
 
 
 def _householder_r(a, m, n, v):

@@ -347,7 +347,14 @@ def _overlap(ops: _Operands, cores: list) -> complex:
 # ---------------------------------------------------------------------- zip-up
 
 
-def _zipup(ops: _Operands, truncation: Truncation, *, oversample: float, relax: float) -> _Run:
+def _zipup(
+    ops: _Operands,
+    truncation: Truncation,
+    *,
+    oversample: float,
+    relax: float,
+    measure: bool = True,
+) -> _Run:
     norm_sq = _norm_sq(ops)
     total = truncation.total_budget(math.sqrt(max(norm_sq, 0.0)))
     cap = None if truncation.max_bond is None else math.ceil(oversample * truncation.max_bond)
@@ -374,8 +381,11 @@ def _zipup(ops: _Operands, truncation: Truncation, *, oversample: float, relax: 
         for c, s in zip(compressed, shapes, strict=True)
     ]
     # The final sweep leaves the range of the zip's projector, so the cross term
-    # ⟨Ot − y1, y1 − y⟩ need not vanish: measure ⟨y, Ot⟩ by a 3-layer sweep.
-    err_sq = norm_sq - 2 * _overlap(ops, result).real + B.frob_sq(result[0])
+    # ⟨Ot − y1, y1 − y⟩ need not vanish: measure ⟨y, Ot⟩ by a 3-layer sweep (unless the
+    # caller measures it from environments of its own).
+    err_sq = math.nan
+    if measure:
+        err_sq = norm_sq - 2 * _overlap(ops, result).real + B.frob_sq(result[0])
     return _Run(
         result, norm_sq, err_sq, list(discarded), "zipup", {"intermediate_bond_dims": intermediate}
     )
@@ -480,8 +490,10 @@ def _fit(
             raise ValueError("guess_bond: needs max_bond, the bond it grows to")
         guess_bond = min(int(guess_bond), max_bond)
     start = dataclasses.replace(truncation, max_bond=guess_bond or max_bond)
-    guess = _zipup(ops, start, **_DEFAULT_OPTIONS["zipup"])
+    guess = _zipup(ops, start, **_DEFAULT_OPTIONS["zipup"], measure=False)
     norm_sq = guess.norm_sq
+    sweeper = _Fitter(ops, list(guess.cores))  # its right environments give ⟨guess, Ot⟩
+    guess.err_sq = norm_sq - 2 * sweeper.overlap().real + B.frob_sq(guess.cores[0])
     allowance = _allowance(ops, norm_sq)
     info = {"sweeps": 0, "converged": True, "history": [_dist(guess.err_sq)], "fallback": False}
     growing = guess_bond is not None and guess_bond != max_bond
@@ -489,7 +501,6 @@ def _fit(
         return _Run(guess.cores, norm_sq, guess.err_sq, guess.discarded, "fit", info)
     total = truncation.total_budget(math.sqrt(max(norm_sq, 0.0)))
     per_bond = None if total is None else total / (ops.length - 1)
-    sweeper = _Fitter(ops, list(guess.cores))
     err_sq, discarded = guess.err_sq, list(guess.discarded)
     cap = guess_bond if growing else max_bond
     info["converged"] = False
@@ -534,6 +545,12 @@ class _Fitter:
         self.right: list = [None] * (n_sites - 1) + [ops.ones(3)]
         for k in range(n_sites - 1, 0, -1):
             self._update_right(k)
+
+    def overlap(self) -> complex:
+        """⟨y, Ot⟩ from the right environment of site 0 (valid before any pass)."""
+        ops = self.ops
+        theta = contract(_ONE_SITE, self.left[0], ops.ops[0], ops.states[0], self.right[0])
+        return complex(B.to_numpy(ops.xp.sum(ops.conj(self.cores[0]) * theta)))
 
     def _update_left(self, k: int) -> None:
         ops = self.ops

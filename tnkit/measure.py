@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _backend as B
+from . import _kernels
 from ._einsum import contract
-from .canonical import move_centre
 
 if TYPE_CHECKING:
     from .mps import MPS
@@ -56,10 +56,9 @@ def singular_values(t: TensorTrain, bond: int) -> np.ndarray:
     """
     _check_train(t, "t")
     bond = _check_bond(t, bond)
-    cores = t._fused()
     # A centre at k or k+1 both expose the bond; take the one closer to the known centre.
     target = bond + 1 if t.centre is not None and t.centre > bond else bond
-    cores = move_centre(cores, t.centre, target)
+    cores = t.canonicalize(target)._fused()
     dl, p, dr = cores[target].shape
     shape = (dl * p, dr) if target == bond else (dl, p * dr)
     xp = t.xp
@@ -106,7 +105,7 @@ def entropies(t: TensorTrain, alpha: float = 1) -> np.ndarray:
     _check_train(t, "t")
     alpha = _check_alpha(alpha)
     xp = t.xp
-    cores = list(move_centre(t._fused(), t.centre, 0))
+    cores = list(t.canonicalize(0)._fused())
     values = np.zeros(len(cores) - 1)
     with B.blas_threads(B.sweep_threads(cores)):
         for k in range(len(cores) - 1):
@@ -204,7 +203,7 @@ def _measure(m: MPS, ops: dict, normalize: bool) -> Any:
         return _sandwich(xp, cores, ops, 0, len(cores) - 1)
     first, last = min(ops), max(ops)
     centre = first if m.centre is None else min(max(m.centre, first), last)
-    cores = list(move_centre(cores, m.centre, centre))
+    cores = list(m.canonicalize(centre)._fused())
     cores = [c if c.dtype == dtype else xp.astype(c, dtype) for c in cores]
     # With the centre between the operators, the cores left of them are left isometries and
     # those right of them right isometries: both environments are identities, and the centre
@@ -252,9 +251,13 @@ def sample(m: MPS, n: int, *, seed: Any = None) -> np.ndarray:
     """
     _check_mps(m, "m")
     n = _check_count(n, "n")
-    rng = np.random.default_rng(seed)
+    right = m.canonicalize(0)
+    uniforms = np.random.default_rng(seed).random((len(m), n))  # row k: the draws at site k
+    pack = right._kernel_pack()
+    if _kernels.applies(pack):
+        return _kernels.sample(pack, uniforms)
     xp = m.xp
-    cores = move_centre(m._fused(), m.centre, 0)
+    cores = right._fused()
     samples = np.zeros((n, len(cores)), dtype=np.int64)
     real = {"complex64": "float32", "complex128": "float64"}.get(B.dtype_name(m.dtype))
     real = real or B.dtype_name(m.dtype)
@@ -268,7 +271,7 @@ def sample(m: MPS, n: int, *, seed: Any = None) -> np.ndarray:
         totals = weights.sum(axis=1)
         if not np.all(totals > 0):
             raise ValueError("m: cannot sample from a zero state")
-        outcome = _draw(rng, weights, totals)
+        outcome = _draw(uniforms[k], weights, totals)
         samples[:, k] = outcome
         rows = outcome if left is None else np.arange(n) * d + outcome
         scale = 1.0 / np.sqrt(weights[np.arange(n), outcome])
@@ -277,9 +280,9 @@ def sample(m: MPS, n: int, *, seed: Any = None) -> np.ndarray:
     return samples
 
 
-def _draw(rng: np.random.Generator, weights: np.ndarray, totals: np.ndarray) -> np.ndarray:
+def _draw(uniforms: np.ndarray, weights: np.ndarray, totals: np.ndarray) -> np.ndarray:
     """One outcome per row with probability weights/totals (never a zero-weight outcome)."""
-    thresholds = rng.random(len(totals)) * totals
+    thresholds = uniforms * totals
     outcome = np.sum(np.cumsum(weights, axis=1) <= thresholds[:, None], axis=1)
     d = weights.shape[1]
     last_positive = d - 1 - np.argmax(weights[:, ::-1] > 0, axis=1)

@@ -188,6 +188,14 @@ class TensorTrain:
             (2, True)
         """
         centre = self._check_site(centre, "centre")
+        if self._centre == centre:
+            return self
+        pack = self._kernel_pack()
+        if _kernels.applies(pack):
+            cores, packed = _kernels.move_centre(pack, self._centre, centre)
+            new = self._evolve(self._unfused(cores), centre, self._report)
+            object.__setattr__(new, "_packed", packed)
+            return new
         cores = move_centre(self._fused(), self._centre, centre)
         return self._evolve(self._unfused(cores), centre, self._report)
 
