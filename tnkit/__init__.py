@@ -1,11 +1,13 @@
 """tnkit: tensor trains (MPS/MPO) with honest truncation reports, on any array-API library."""
 
+from . import models
 from .apply import apply
 from .contract import distance, expectation, inner
 from .decompose import factorize_dims, from_matrix, tt_svd
 from .measure import correlation, local_expectation
 from .mpo import MPO
 from .mps import MPS
+from .operators import OpSum
 from .tensortrain import TensorTrain
 from .truncation import Truncation, TruncationReport
 
@@ -14,6 +16,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MPO",
     "MPS",
+    "OpSum",
     "TensorTrain",
     "Truncation",
     "TruncationReport",
@@ -25,5 +28,6 @@ __all__ = [
     "from_matrix",
     "inner",
     "local_expectation",
+    "models",
     "tt_svd",
 ]
