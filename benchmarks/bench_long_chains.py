@@ -200,6 +200,9 @@ def norms_long(table: Table, repeats: int, length: int, bond: int) -> None:
         table.add_case(f"{name} L={length} χ={bond} (no centre)", race(impls))
 
 
+NOTES: list[str] = []
+
+
 def canonicalize_long(table: Table, repeats: int, length: int, bond: int) -> None:
     m = tn.MPS.random([2] * length, bond, seed=0)  # centre None: both sweeps run
     impls = {
@@ -213,7 +216,7 @@ def canonicalize_long(table: Table, repeats: int, length: int, bond: int) -> Non
 
 
 def sample_long(table: Table, repeats: int, length: int, bond: int, n: int) -> None:
-    m = tn.MPS.random([2] * length, bond, seed=0).canonicalize(0)
+    m = unit_mps(length, bond, seed=0).canonicalize(0)  # norm 1: quimb's marginals stay finite
     impls = {
         "tnkit (sampling kernel)": (lambda: m.sample(n, seed=1), repeats),
         "tnkit array-API path": (forced_twin(lambda: m.sample(n, seed=1)), 3),
@@ -222,9 +225,16 @@ def sample_long(table: Table, repeats: int, length: int, bond: int, n: int) -> N
     if qtn is not None:  # one sample at a time: time a few and scale to n (stated in the row)
         qm, few = quimb_mps(m), 10
         start = time.perf_counter()
-        for _ in qm.sample(few, seed=1):
-            pass
-        times[f"quimb .sample ({few}, ×{n // few})"] = (time.perf_counter() - start) * n / few
+        try:
+            with np.errstate(invalid="ignore"):
+                for _ in qm.sample(few, seed=1):
+                    pass
+            times[f"quimb .sample ({few}, ×{n // few})"] = (time.perf_counter() - start) * n / few
+        except ValueError as error:  # its projected state is never renormalised: it underflows
+            NOTES.append(
+                f"quimb .sample at L={length} fails: {error} (the projected state is "
+                "not renormalised, so |ψ|² underflows after ~1000 sites at d=2)"
+            )
     table.add_case(f"sample {n} L={length} χ={bond} (centre 0)", times)
 
 
@@ -320,8 +330,11 @@ def main() -> None:
         norms_long(table, repeats, 2000, 4)
         canonicalize_long(table, repeats, 2000, 4)
         sample_long(table, max(3, repeats // 4), 2000, 4, 1000)
+        sample_long(table, max(3, repeats // 4), 500, 4, 1000)  # quimb still runs here
         print()
         print(table.markdown())
+        for note in NOTES:
+            print(f"\nNote: {note}")
     if args.crossover or not args.quick:
         bonds = [4, 8, 16, 24, 32, 48, 64, 96, 128, 192]
         print()
