@@ -348,10 +348,15 @@ def _jordan_wigner(
     A fermion-odd factor on site i acts as F on every site < i, so the product of the
     images in written order has, on site k, the written-order product of op / F / I pieces.
     """
-    reach = max((f.site for f in factors if f.odd), default=0)
-    sites = sorted(set(range(reach)) | {f.site for f in factors})
+    odd_sites = [f.site for f in factors if f.odd]
+    occupied = {f.site for f in factors}
     products = []
-    for k in sites:
+    # Between factors the pieces are F^(number of odd factors further right): F² = 1, so only
+    # sites with an odd count carry an F (none at all for an even string left of its factors).
+    for k in range(max(odd_sites, default=0)):
+        if k not in occupied and sum(site > k for site in odd_sites) % 2:
+            products.append((k, parities[k]))
+    for k in sorted(occupied):
         used = [
             f.matrix if f.site == k else parities[k]
             for f in factors
@@ -361,7 +366,7 @@ def _jordan_wigner(
         for piece in used[1:]:
             product = product @ piece
         products.append((k, product))
-    return products
+    return sorted(products, key=lambda item: item[0])
 
 
 def _merge_strings(

@@ -6,6 +6,7 @@ which see only tuples of 3-leg cores (an MPO core's two physical legs are fused 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, ClassVar, TypeVar
 
@@ -18,7 +19,7 @@ from . import contract as _contract
 from . import measure as _measure
 from .canonical import is_canonical as _is_canonical
 from .canonical import move_centre
-from .compress import COMPRESS_METHODS, compress_cores
+from .compress import COMPRESS_METHODS, EXACT_METHODS, compress_train
 from .truncation import Truncation, TruncationReport, make_report
 
 _DENSE_LIMIT = 2**31
@@ -241,19 +242,34 @@ class TensorTrain:
         atol: float | None = None,
         method: str = "svd",
         svd_method: str = "auto",
+        tol: float | None = None,
     ) -> TT:
         """A smaller train within the requested error; ``.report`` says what was cut.
 
         ``rtol`` guarantees ``‖x − x̃‖ ≤ rtol·‖x‖`` for the whole train, ``atol`` the same in
         absolute terms; ``max_bond`` is a hard cap that wins over them (then
         ``report.tolerance_met`` is False). With no argument only numerically zero singular
-        values are dropped. The result is right-canonical (centre 0). The report compares
-        with this train (its bonds, parameters and norm), not with any earlier dense tensor.
+        values are dropped. The report compares with this train (its bonds, parameters and
+        norm), not with any earlier dense tensor.
 
-        ``method`` is the compression scheme (``"svd"``: canonical sweep with a truncated
-        factorisation at every bond); ``svd_method`` picks that factorisation as in
-        [tt_svd][tnkit.tt_svd] (``"auto"``, ``"exact"``, ``"qr"``, ``"gram"``,
-        ``"randomized"``).
+        ``method`` is the compression scheme (see the [concepts page](concepts.md) for which
+        one when):
+
+        - ``"svd"``: canonical sweep with a truncated factorisation at every bond (picked by
+          ``svd_method`` as in [tt_svd][tnkit.tt_svd]: ``"auto"``, ``"exact"``, ``"qr"``,
+          ``"gram"``, ``"randomized"``). Result right-canonical (centre 0).
+        - ``"rescaled"``: the same with every core rescaled by a power of two on the way, for
+          operators whose (squared) norms leave double range, e.g. long-chain Hamiltonians.
+          The scale returns into core 0 (centre 0) or, if core 0 cannot hold it, is spread
+          evenly over the cores (centre None); ``report.norm`` is then inf but
+          ``rel_error_bound`` stays exact.
+        - ``"deparallelise"`` / ``"delinearise"``: exact removal of parallel / linearly
+          dependent columns and rows of the cores (Hubig et al. 2017), no SVD, sparsity kept;
+          ``tol`` (default ``10·rows·ε``) is the relative residual below which a column
+          counts as dependent: pass e.g. 1e-10 for a relaxed reduction. They take no
+          ``max_bond``/``rtol``/``atol``; ``report.rel_error_bound`` is their estimate (the
+          removed columns' relative residuals summed over bonds) and the result has no
+          centre.
 
         Example:
             >>> import tnkit as tn
@@ -261,25 +277,49 @@ class TensorTrain:
             >>> c = m.compress(max_bond=4)
             >>> max(c.bond_dims), c.centre, c.report.rel_error_bound < 1
             (4, 0, True)
+            >>> o = tn.MPO.identity([2] * 6)
+            >>> (o + o).compress(method="deparallelise").bond_dims
+            (1, 1, 1, 1, 1)
         """
         if method not in COMPRESS_METHODS:
             raise ValueError(f"method: expected one of {COMPRESS_METHODS}, got {method!r}")
         truncation = Truncation(max_bond=max_bond, rtol=rtol, atol=atol)
-        cores, norm, discarded, met, used = compress_cores(
-            self._fused(), self._centre, truncation, svd_method=svd_method
+        if method in EXACT_METHODS and not truncation.is_exact:
+            raise ValueError(
+                f"method: {method!r} is exact and takes no max_bond/rtol/atol; truncate "
+                "with method='svd' or 'rescaled' afterwards"
+            )
+        if tol is not None:
+            if method not in EXACT_METHODS:
+                raise ValueError(f"tol: only for methods {EXACT_METHODS}, not {method!r}")
+            if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)):
+                raise TypeError(f"tol: expected a float, got {tol!r}")
+            if not 0 <= tol < 1:
+                raise ValueError(f"tol: must be in [0, 1), got {tol}")
+        result = compress_train(
+            self._fused(), self._centre, truncation, method=method, svd_method=svd_method, tol=tol
         )
-        new_cores = self._unfused(cores)
+        new_cores = self._unfused(result.cores)
+        norm = result.norm
+        if math.isnan(norm):  # exact methods: the result's norm (smaller bonds, same tensor)
+            log_norm = self._evolve(new_cores, None, None).log_norm()
+            norm = math.exp(log_norm) if log_norm < 709 else math.inf
         report = make_report(
-            discarded=discarded,
+            discarded=result.discarded,
             norm=norm,
             bond_dims_before=self.bond_dims,
             bond_dims_after=tuple(int(c.shape[-1]) for c in new_cores[:-1]),
             params_before=self.num_params,
             params_after=sum(math.prod(c.shape) for c in new_cores),
-            method=f"{method}/{used}" if used else method,
-            tolerance_met=met,
+            method=result.method,
+            tolerance_met=result.tolerance_met,
         )
-        return self._evolve(new_cores, 0, report)
+        if method != "svd":  # the bound was computed in scaled units (or is an estimate)
+            bound = result.rel_error * norm if result.rel_error > 0 else 0.0
+            report = dataclasses.replace(
+                report, rel_error_bound=result.rel_error, abs_error_bound=bound
+            )
+        return self._evolve(new_cores, result.centre, report)
 
     def log_norm(self) -> float:
         """Natural log of the norm, exact also when the norm over- or underflows."""
