@@ -8,6 +8,7 @@ from .measure import correlation, local_expectation
 from .mpo import MPO
 from .mps import MPS
 from .operators import OpSum
+from .storage import load, save
 from .tensortrain import TensorTrain
 from .truncation import Truncation, TruncationReport
 
@@ -27,7 +28,9 @@ __all__ = [
     "factorize_dims",
     "from_matrix",
     "inner",
+    "load",
     "local_expectation",
     "models",
+    "save",
     "tt_svd",
 ]
