@@ -488,11 +488,18 @@ def _sweep(xp: Any, matrices: list, contraction: Contraction, flat: Any, plan) -
     return y[:, :rows] if y.shape[1] > rows else y
 
 
-def dense_matrix(cores: Any, matrix_shape: Any = None, *, xp: Any = None) -> Any:
+def dense_matrix(
+    cores: Any,
+    matrix_shape: Any = None,
+    *,
+    plan: LinearMapPlan | None = None,
+    xp: Any = None,
+) -> Any:
     """The matrix ``W (out, in)`` of MPO cores, cropped to ``matrix_shape`` if given.
 
     The same matrix as ``MPO.to_matrix()`` (here a transposed view), built in the plan's
-    cheapest order and written so that ``torch.compile`` traces it in one graph.
+    cheapest order and written so that ``torch.compile`` traces it in one graph (pass
+    ``plan`` there: planning itself is not traced).
 
     Example:
         >>> import numpy as np, tnkit as tn
@@ -502,7 +509,7 @@ def dense_matrix(cores: Any, matrix_shape: Any = None, *, xp: Any = None) -> Any
     """
     cores = list(cores)
     xp = aac.array_namespace(*cores) if xp is None else xp
-    plan = _plan_of(cores, matrix_shape)
+    plan = _plan_of(cores, matrix_shape) if plan is None else plan
     (matrix,) = _merged(xp, cores, plan.contraction("dense"))
     rows, cols = plan.matrix_shape
     if tuple(matrix.shape) != (cols, rows):

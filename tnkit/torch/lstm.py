@@ -1,0 +1,303 @@
+"""MPOLSTM: ``nn.LSTM`` whose gate weights are MPOs (one per weight matrix, MPO-LSTM).
+
+Holds parameters and runs the recurrence; each weight is an ``MPOMatrix`` (contraction and
+planning from ``tnkit.linear_map``), no math of its own beyond the LSTM cell.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import array_api_compat.torch as torch_xp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import _backend as B
+from ..decompose import factorize_dims
+from ..linear_map import LinearMapPlan, linear_map
+from ..tensortrain import check_dims
+from ..truncation import TruncationReport
+from ._common import MPOMatrix, check_module, decompose, pick_options
+
+_LAYOUT = ("n_cores", "input_dims", "hidden_dims")
+
+
+class MPOLSTM(nn.Module):
+    """``nn.LSTM`` (gates i, f, g, o; biases ``b_ih`` and ``b_hh``) with MPO gate weights.
+
+    Each ``weight_ih_l{k}[_reverse]`` ``(4·hidden, input)`` and ``weight_hh_l{k}[_reverse]``
+    ``(4·hidden, hidden)`` is one [MPOMatrix][tnkit.torch._common.MPOMatrix] submodule: the
+    four gates share it, the factor 4 folded into the most significant output mode. With
+    ``hidden_dims = (h_1..h_N)`` (default ``factorize_dims(hidden, n_cores, pad=True)``)
+    the output dims are ``(4·h_1, h_2..h_N)``, as MPO-LSTM's hidden 256 = (8,2,2,8)·4; the
+    input dims are ``input_dims`` (default from ``input_size``) in the first layer and
+    ``(directions·h_1, h_2..h_N)`` above it. Bonds are full, or capped by ``max_bond``
+    (keywords ``n_cores``, ``input_dims``, ``hidden_dims``, ``max_bond``).
+    Biases are plain parameters named as ``nn.LSTM``'s.
+
+    Init mirrors ``nn.LSTM``'s ``U(−1/√hidden, 1/√hidden)``: each weight gets exactly the
+    expected norm (entry variance ``1/(3·hidden)``), the biases that uniform law.
+    ``forward(input, (h0, c0))`` returns ``output, (h_n, c_n)`` as ``nn.LSTM`` does
+    (``batch_first``, unbatched input, ``bidirectional``, ``dropout`` between layers);
+    ``proj_size`` and ``PackedSequence`` input are not supported. The input projection runs
+    on all steps at once; the recurrent one in the cheapest order for the whole sequence
+    (``recurrent_order``).
+
+    Example:
+        >>> import torch
+        >>> from tnkit.torch import MPOLSTM
+        >>> lstm = MPOLSTM(64, 256, hidden_dims=(8, 2, 2, 8), max_bond=4)
+        >>> lstm.weight_hh_l0.out_dims, lstm.weight_hh_l0.in_dims
+        ((32, 2, 2, 8), (8, 2, 2, 8))
+        >>> output, (h, c) = lstm(torch.randn(5, 3, 64))
+        >>> output.shape, h.shape
+        (torch.Size([5, 3, 256]), torch.Size([1, 3, 256]))
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        *,
+        device: Any = None,
+        dtype: Any = None,
+        **layout: Any,
+    ) -> None:
+        super().__init__()
+        self.input_size = B.check_int(input_size, "input_size", minimum=1)
+        self.hidden_size = B.check_int(hidden_size, "hidden_size", minimum=1)
+        self.num_layers = B.check_int(num_layers, "num_layers", minimum=1)
+        if proj_size != 0:
+            raise ValueError(f"proj_size: only 0 is supported, got {proj_size!r}")
+        if isinstance(dropout, bool) or not 0 <= dropout <= 1:
+            raise ValueError(f"dropout: must be a number in [0, 1], got {dropout!r}")
+        self.bias, self.batch_first = bool(bias), bool(batch_first)
+        self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
+        self.proj_size = 0
+        pick_options(layout, (*_LAYOUT, "max_bond"))
+        given = {
+            name: check_dims(layout[name], name)
+            for name in ("input_dims", "hidden_dims")
+            if layout.get(name) is not None
+        }
+        n_cores = layout.get("n_cores")
+        if n_cores is None:
+            n_cores = len(next(iter(given.values()))) if given else 4
+        n_cores = B.check_int(n_cores, "n_cores", minimum=1)
+        hidden = given.get("hidden_dims") or factorize_dims(self.hidden_size, n_cores, pad=True)
+        gate_dims = (4 * hidden[0], *hidden[1:])
+        factory = {"device": device, "dtype": dtype}
+        options = {"n_cores": n_cores, "max_bond": layout.get("max_bond"), **factory}
+        directions = 2 if self.bidirectional else 1
+        for layer in range(self.num_layers):
+            if layer == 0:
+                size, dims = self.input_size, given.get("input_dims")
+            else:
+                size = directions * self.hidden_size
+                dims = (directions * hidden[0], *hidden[1:])
+            for suffix in self._suffixes(layer):
+                for name, cols, in_dims in (("ih", size, dims), ("hh", self.hidden_size, hidden)):
+                    weight = MPOMatrix(
+                        4 * self.hidden_size, cols, out_dims=gate_dims, in_dims=in_dims, **options
+                    )
+                    setattr(self, f"weight_{name}{suffix}", weight)
+                for name in ("ih", "hh"):
+                    if self.bias:
+                        value = nn.Parameter(torch.empty(4 * self.hidden_size, **factory))
+                        setattr(self, f"bias_{name}{suffix}", value)
+                    else:
+                        self.register_parameter(f"bias_{name}{suffix}", None)
+        self.reset_parameters()
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _suffixes(self, layer: int) -> list[str]:
+        return [f"_l{layer}", f"_l{layer}_reverse"][: self.num_directions]
+
+    def mpo_weights(self) -> dict[str, MPOMatrix]:
+        """The MPO weights by ``nn.LSTM``'s parameter names, in its order."""
+        return {
+            name: module for name, module in self.named_children() if name.startswith("weight_")
+        }
+
+    @property
+    def report(self) -> dict[str, TruncationReport] | None:
+        """``{parameter name: TruncationReport}`` after ``from_lstm``, else None."""
+        reports = {name: m.report for name, m in self.mpo_weights().items()}
+        return None if any(r is None for r in reports.values()) else reports
+
+    def reset_parameters(self) -> None:
+        """``nn.LSTM``'s ``U(±1/√hidden)`` in norm for the MPO weights (exact), in law for
+        the biases. Does nothing to meta tensors."""
+        bound = 1 / math.sqrt(self.hidden_size)
+        for weight in self.mpo_weights().values():
+            rows, cols = weight.matrix_shape
+            weight._reset_cores(bound * math.sqrt(rows * cols / 3))
+        with torch.no_grad():
+            for param in self.parameters(recurse=False):
+                if not param.is_meta:
+                    nn.init.uniform_(param, -bound, bound)
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(self, input: torch.Tensor, hx: Any = None) -> tuple:
+        """``input (T, N, input_size)`` (``(N, T, ·)`` if ``batch_first``, or ``(T, ·)``
+        unbatched) -> ``output, (h_n, c_n)`` as ``nn.LSTM``."""
+        if isinstance(input, nn.utils.rnn.PackedSequence):
+            raise TypeError("input: PackedSequence is not supported; pass a padded tensor")
+        if input.ndim not in (2, 3) or input.shape[-1] != self.input_size:
+            raise ValueError(
+                f"input: expected shape (T, N, {self.input_size}) or (T, {self.input_size}), "
+                f"got {tuple(input.shape)}"
+            )
+        batched = input.ndim == 3
+        x = input if batched else input[:, None]
+        if batched and self.batch_first:
+            x = x.transpose(0, 1)
+        states = self.num_layers * self.num_directions
+        shape = (states, x.shape[1], self.hidden_size)
+        if hx is None:
+            h0 = c0 = x.new_zeros(shape)
+        else:
+            h0, c0 = (t if batched else t[:, None] for t in hx)
+            for name, t in (("h0", h0), ("c0", c0)):
+                if tuple(t.shape) != shape:
+                    raise ValueError(f"hx: {name} must have shape {shape}, got {tuple(t.shape)}")
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction, suffix in enumerate(self._suffixes(layer)):
+                k = layer * self.num_directions + direction
+                out, h, c = self._run(x, h0[k], c0[k], suffix, reverse=direction == 1)
+                outputs.append(out)
+                h_n.append(h)
+                c_n.append(c)
+            x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
+            if self.dropout and self.training and layer + 1 < self.num_layers:
+                x = F.dropout(x, self.dropout, training=True)
+        h_n, c_n = torch.stack(h_n), torch.stack(c_n)
+        if not batched:
+            return x[:, 0], (h_n[:, 0], c_n[:, 0])
+        return (x.transpose(0, 1) if self.batch_first else x), (h_n, c_n)
+
+    def _run(self, x, h, c, suffix: str, *, reverse: bool) -> tuple:
+        """One layer in one direction over the sequence ``x (T, N, ·)``."""
+        gates_x = getattr(self, f"weight_ih{suffix}")(x)
+        if self.bias:
+            gates_x = gates_x + (
+                getattr(self, f"bias_ih{suffix}") + getattr(self, f"bias_hh{suffix}")
+            )
+        recurrent = _recurrent_map(getattr(self, f"weight_hh{suffix}"), *x.shape[:2])
+        steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
+        out = [None] * x.shape[0]
+        for t in steps:
+            i, f, g, o = (gates_x[t] + recurrent(h)).chunk(4, dim=-1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            out[t] = h
+        return torch.stack(out), h, c
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            text += f", num_layers={self.num_layers}"
+        for name in ("batch_first", "bidirectional"):
+            if getattr(self, name):
+                text += f", {name}=True"
+        if not self.bias:
+            text += ", bias=False"
+        if self.dropout:
+            text += f", dropout={self.dropout}"
+        return text
+
+    # ------------------------------------------------------------------ conversions
+
+    def _dense_args(self) -> tuple:
+        return (
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.bias,
+            self.batch_first,
+            self.dropout,
+            self.bidirectional,
+        )
+
+    @classmethod
+    def from_lstm(cls, lstm: nn.LSTM, **options: Any) -> MPOLSTM:
+        """An MPOLSTM of ``lstm``'s weights, each by ``tn.MPO.from_matrix`` with the same
+        truncation; ``report`` is a dict of the weights' reports. ``options``: the layout
+        (``n_cores``, ``input_dims``, ``hidden_dims``) and the truncation (``max_bond``,
+        ``rtol``, ``atol``, ``method``).
+
+        Example:
+            >>> import torch
+            >>> from tnkit.torch import MPOLSTM
+            >>> lstm = MPOLSTM.from_lstm(torch.nn.LSTM(32, 64), max_bond=4)
+            >>> sorted(lstm.report), lstm.weight_ih_l0.bond_dims
+            (['weight_hh_l0', 'weight_ih_l0'], (4, 4, 4))
+        """
+        check_module(lstm, nn.LSTM, "lstm")
+        if lstm.proj_size:
+            raise ValueError(f"lstm: proj_size={lstm.proj_size} is not supported")
+        like = lstm.weight_ih_l0
+        layer = cls(
+            *(lstm.input_size, lstm.hidden_size, lstm.num_layers, lstm.bias),
+            *(lstm.batch_first, lstm.dropout, lstm.bidirectional),
+            device="meta",
+            dtype=like.dtype,
+            **{k: v for k, v in options.items() if k in _LAYOUT},
+        ).to_empty(device=like.device)
+        rule = {k: v for k, v in options.items() if k not in _LAYOUT}
+        for name, weight in layer.mpo_weights().items():
+            matrix = getattr(lstm, name)
+            weight._load_mpo(decompose(matrix, weight.out_dims, weight.in_dims, **rule))
+        with torch.no_grad():
+            for name, param in layer.named_parameters(recurse=False):
+                param.copy_(getattr(lstm, name))
+        return layer
+
+    def to_lstm(self) -> nn.LSTM:
+        """A plain ``nn.LSTM`` with the dense weights (and the biases)."""
+        like = next(iter(self.mpo_weights().values())).cores[0]
+        lstm = nn.LSTM(*self._dense_args(), device="meta", dtype=like.dtype)
+        lstm = lstm.to_empty(device=like.device)
+        with torch.no_grad():
+            for name, weight in self.mpo_weights().items():
+                getattr(lstm, name).copy_(weight.matrix)
+            for name, param in self.named_parameters(recurse=False):
+                getattr(lstm, name).copy_(param)
+        return lstm
+
+
+def recurrent_order(plan: LinearMapPlan, steps: int, batch: int) -> str:
+    """Cheapest order of ``h @ W.T`` over ``steps`` steps of ``batch`` rows: building ``W``
+    once (``"dense"``), or any other order, whose merges are redone every step."""
+    dense = plan.contraction("dense")
+    best, best_flops = "dense", dense.merge_flops + steps * batch * dense.flops_per_row
+    for contraction in plan.contractions.values():
+        flops = steps * contraction.flops(batch)
+        if contraction.name != "dense" and flops < best_flops:
+            best, best_flops = contraction.name, flops
+    return best
+
+
+def _recurrent_map(weight: MPOMatrix, steps: int, batch: int) -> Callable:
+    order = recurrent_order(weight.plan, steps, batch)
+    if order == "dense":
+        transposed = weight.matrix.mT
+        return lambda h: h @ transposed
+    cores = list(weight.cores)
+    return functools.partial(linear_map, cores, order=order, plan=weight.plan, xp=torch_xp)
