@@ -370,3 +370,47 @@ def test_against_quimb():
     gated = q.gate(op1, 3, contract=True).gate(op2, 1, contract=True)
     assert np.isclose(tn.correlation(m, op1, 3, op2, 1), q.H @ gated)
     assert np.isclose(tn.local_expectation(m, op2, 4), q.H @ q.gate(op2, 4, contract=True))
+
+
+# ============================================================================== Jordan–Wigner
+
+
+@given(
+    st.sampled_from(
+        [
+            ("fermion", "Cdag", "C"),
+            ("fermion", "C", "Cdag"),
+            ("fermion", "N", "Cdag"),
+            ("electron", "Cdagup", "Cdn"),
+            ("electron", "Cdagdn", "Cup"),
+            ("electron", "Nup", "Cdagdn"),
+            ("spin-half", "S+", "Sz"),
+        ]
+    ),
+    st.integers(0, 4),
+    st.integers(0, 4),
+    st.integers(0, 2**31),
+)
+def test_named_correlations_carry_jordan_wigner_strings(case, i, j, seed):
+    site_type, a, b = case
+    d = 4 if site_type == "electron" else 2
+    m = tn.MPS.random([d] * 5, 3, seed=seed, dtype="complex128")
+    mpo = tn.OpSum(5, site=site_type).add(1.0, a, i, b, j).to_mpo(dtype="complex128")
+    got = tn.correlation(m, a, i, b, j, site_type=site_type)
+    assert complex(got) == pytest.approx(complex(tn.expectation(m, mpo)), abs=1e-12)
+    single = tn.OpSum(5, site=site_type).add(1.0, a, i).to_mpo(dtype="complex128")
+    got = tn.local_expectation(m, a, i, site_type=site_type, normalize=True)
+    want = tn.expectation(m, single) / tn.inner(m, m)
+    assert complex(got) == pytest.approx(complex(want), abs=1e-12)
+
+
+def test_named_operators_need_a_matching_site_type():
+    m = tn.MPS.random([2] * 4, 2, seed=0)
+    with pytest.raises(ValueError, match="site_type"):
+        tn.correlation(m, "Cdag", 0, "C", 2, site_type="fermions")
+    with pytest.raises(ValueError, match="site_type"):
+        tn.local_expectation(m, "Cdagup", 0, site_type="electron")  # d = 4 sites
+    with pytest.raises(ValueError, match="op2"):
+        tn.correlation(m, "Cdag", 0, "Cup", 2, site_type="fermion")
+    single = tn.MPS.random([2] * 4, 2, seed=0, dtype="float32")
+    assert tn.local_expectation(single, "N", 1, site_type="fermion").dtype == single.dtype

@@ -137,7 +137,9 @@ def _entropy_of(s: np.ndarray, alpha: float) -> float:
 # ---------------------------------------------------------------------- local observables
 
 
-def local_expectation(m: MPS, op: Any, site: int, *, normalize: bool = False) -> Any:
+def local_expectation(
+    m: MPS, op: Any, site: int, *, normalize: bool = False, site_type: str | None = None
+) -> Any:
     """⟨m|op_site|m⟩ for a d×d array ``op`` at one site (÷ ⟨m|m⟩ if ``normalize``).
 
     Un-normalised by default (the dense value ``x^H (op ⊗ 1) x``). ``op`` is an array of the
@@ -145,7 +147,10 @@ def local_expectation(m: MPS, op: Any, site: int, *, normalize: bool = False) ->
     array of that library, of the promoted dtype of ``m`` and ``op``. A canonical train (or
     ``normalize=True``) is centred at ``site`` and only the centre core is contracted; a
     train without a known centre is contracted end to end (two products per site).
-    No Jordan–Wigner strings: fermionic operators are not handled here.
+
+    With ``site_type`` (``"spin-half"``, ``"spin-one"``, ``"fermion"``, ``"electron"``, as
+    in [OpSum][tnkit.OpSum]) ``op`` may be a name, and a fermion-odd operator carries its
+    Jordan–Wigner string (the parity F on every site to its left), as in ``OpSum``.
 
     Example:
         >>> import numpy as np, tnkit as tn
@@ -155,21 +160,34 @@ def local_expectation(m: MPS, op: Any, site: int, *, normalize: bool = False) ->
         >>> ref = np.vdot(x, np.moveaxis(np.tensordot(z, x, axes=(1, 2)), 0, 2))
         >>> bool(np.isclose(tn.local_expectation(m, z, 2), ref))
         True
+        >>> bool(np.isclose(tn.local_expectation(m, "Sz", 2, site_type="spin-half"), ref / 2))
+        True
     """
     _check_mps(m, "m")
     site = m._check_site(site, "site")
+    if site_type is not None:
+        return _measure(m, _string_ops(m, [(op, site, "op")], site_type), normalize)
     op = _check_op(m, op, site, "op")
     return _measure(m, {site: op}, normalize)
 
 
-def correlation(m: MPS, op1: Any, i: int, op2: Any, j: int, *, normalize: bool = False) -> Any:
+def correlation(
+    m: MPS,
+    op1: Any,
+    i: int,
+    op2: Any,
+    j: int,
+    *,
+    normalize: bool = False,
+    site_type: str | None = None,
+) -> Any:
     """⟨m|op1_i op2_j|m⟩ (÷ ⟨m|m⟩ if ``normalize``), operators in the order written.
 
     Any order of ``i`` and ``j``; ``i == j`` measures ``op1 @ op2`` at that site. Transfer
     matrices run between the two sites only when the train is canonical (cost
-    O(|i − j|·χ³·d) plus the centre move); see ``local_expectation`` for dtypes and the
-    un-normalised default. Fermionic Jordan–Wigner strings are not inserted: for fermions
-    pass operators that already carry them, or use an MPO.
+    O(|i − j|·χ³·d) plus the centre move); see ``local_expectation`` for dtypes, the
+    un-normalised default and ``site_type``: with it, operators may be names and fermionic
+    ones carry their Jordan–Wigner strings (⟨c†_i c_j⟩ gets F on the sites between).
 
     Example:
         >>> import numpy as np, tnkit as tn
@@ -179,10 +197,17 @@ def correlation(m: MPS, op1: Any, i: int, op2: Any, j: int, *, normalize: bool =
         >>> zz = np.einsum("ab,cd,ebgdh->eagch", z, z, x)      # z at sites 1 and 3
         >>> bool(np.isclose(tn.correlation(m, z, 3, z, 1), np.vdot(x, zz)))
         True
+        >>> hop = tn.OpSum(5, site="fermion").add(1.0, "Cdag", 1, "C", 3).to_mpo()
+        >>> value = tn.correlation(m, "Cdag", 1, "C", 3, site_type="fermion")
+        >>> bool(np.isclose(value, tn.expectation(m, hop)))
+        True
     """
     _check_mps(m, "m")
     i = m._check_site(i, "i")
     j = m._check_site(j, "j")
+    if site_type is not None:
+        factors = [(op1, i, "op1"), (op2, j, "op2")]
+        return _measure(m, _string_ops(m, factors, site_type), normalize)
     op1 = _check_op(m, op1, i, "op1")
     op2 = _check_op(m, op2, j, "op2")
     if i == j:
@@ -190,6 +215,32 @@ def correlation(m: MPS, op1: Any, i: int, op2: Any, j: int, *, normalize: bool =
         dtype = xp.result_type(op1.dtype, op2.dtype)  # torch's @ does not promote
         return _measure(m, {i: xp.astype(op1, dtype) @ xp.astype(op2, dtype)}, normalize)
     return _measure(m, {i: op1, j: op2}, normalize)  # distinct sites commute
+
+
+def _string_ops(m: MPS, factors: list, site_type: str) -> dict:
+    """{site: local matrix} of the written-order product of named (or array) factors with
+    their Jordan–Wigner strings, as ``OpSum`` builds a term; matrices in m's library."""
+    from .operators import SITE_TYPES, jordan_wigner_pieces, local_operators, resolve_op
+
+    if site_type not in SITE_TYPES:
+        raise ValueError(f"site_type: expected one of {SITE_TYPES}, got {site_type!r}")
+    d = local_operators(site_type)["Id"].shape[0]
+    if any(dim != d for dim in m.phys_dims):
+        raise ValueError(
+            f"site_type: {site_type!r} sites have dimension {d}, but m has phys_dims {m.phys_dims}"
+        )
+    resolved = []
+    for op, site, name in factors:
+        try:
+            resolved.append(resolve_op(op, site, site_type, m.phys_dims))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(str(exc).replace("op:", f"{name}:", 1)) from None
+    parity = local_operators(site_type).get("F")
+    pieces = jordan_wigner_pieces(resolved, [parity] * len(m))
+    dtype = np.dtype(B.dtype_name(m.dtype))  # the train's precision: no silent upcast
+    if any(np.iscomplexobj(matrix) for _, matrix in pieces):
+        dtype = np.result_type(dtype, np.complex64)
+    return {k: B.from_numpy(np.asarray(mat, dtype=dtype), m.cores[0]) for k, mat in pieces}
 
 
 def _measure(m: MPS, ops: dict, normalize: bool) -> Any:

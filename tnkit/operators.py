@@ -302,7 +302,8 @@ class OpSum:
         parity = _TABLES[self._site]["F"] if self._site in _ODD else None
         parities = [parity] * self._L
         strings = _merge_strings(
-            (coef, _jordan_wigner(factors, parities), table) for coef, factors, _ in self._terms
+            (coef, jordan_wigner_pieces(factors, parities), table)
+            for coef, factors, _ in self._terms
         )
         return strings, table
 
@@ -340,7 +341,7 @@ def _key(matrix: np.ndarray) -> bytes:
     return (np.round(matrix.astype(np.complex128), _KEY_DECIMALS) + 0.0).tobytes()
 
 
-def _jordan_wigner(
+def jordan_wigner_pieces(
     factors: Sequence[Factor], parities: Sequence[np.ndarray | None]
 ) -> list[tuple[int, np.ndarray]]:
     """Per site, the ordered product of the factors' Jordan–Wigner pieces on it.
