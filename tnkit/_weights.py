@@ -1,0 +1,498 @@
+"""Weight files with MPO-compressed tensors: the safetensors format behind ``tnkit compress``.
+
+Reads, converts and atomically writes whole files and says what it did (``Row``); it prints
+nothing and parses no arguments (that is ``cli.py``). The format is specified in docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from .decompose import from_matrix
+from .mpo import MPO
+from .storage import _MAX_HEADER, _parse_json, _write_atomic
+from .truncation import Truncation
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "tnkit-weights"
+FORMAT_VERSION = 1
+META_KEY = "tnkit"  # the __metadata__ entry holding the JSON description
+_CORE = ".mpo.core_"
+# Numpy dtypes of the safetensors codes that can be compressed; BF16 is read as its raw bits.
+_FLOATS = {"F16": "<f2", "BF16": "<u2", "F32": "<f4", "F64": "<f8"}
+_HALF = ("F16", "BF16")
+_ITEMSIZE = {"F64": 8, "I64": 8, "U64": 8, "C64": 8, "F32": 4, "I32": 4, "U32": 4}
+_ITEMSIZE.update({"F16": 2, "BF16": 2, "I16": 2, "U16": 2})
+_ENTRY_KEYS = {
+    "kind",
+    "dtype",
+    "shape",
+    "matrix_shape",
+    "out_dims",
+    "in_dims",
+    "bond_dims",
+    "params_before",
+    "params_after",
+    "rel_error_bound",
+    "rel_error",
+    "method",
+}
+_TOP_KEYS = {"format", "format_version", "tnkit_version", "request", "tensors"}
+
+
+@dataclass(frozen=True)
+class RawTensor:
+    """A tensor of a safetensors file as stored: dtype (``"F32"``, ``"BF16"``…), shape, data."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
+class Row:
+    """What became of one tensor: converted to an MPO, or kept (``note`` says why)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    converted: bool
+    note: str = ""
+    out_dims: tuple[int, ...] = ()
+    in_dims: tuple[int, ...] = ()
+    bond_dims: tuple[int, ...] = ()
+    params_before: int = 0
+    params_after: int = 0
+    rel_error_bound: float | None = None
+    rel_error: float | None = None
+    candidate: bool = False  # a floating 2-D/4-D tensor that the filters let through
+
+
+# ---------------------------------------------------------------------- safetensors files
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, str], dict[str, RawTensor]]:
+    """``__metadata__`` and every tensor of a safetensors file (any dtype, bytes as stored)."""
+    import safetensors
+
+    path = Path(path)
+    data = path.read_bytes()
+    header_len = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
+    if not 0 < header_len <= min(len(data) - 8, _MAX_HEADER):
+        raise ValueError(
+            f"{path}: not a safetensors file, or a truncated one ({len(data)} bytes, "
+            f"header length {header_len})"
+        )
+    header = _parse_json(data[8 : 8 + header_len], "the safetensors header", path)
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise ValueError(f"{path}: __metadata__ is not a string-to-string map")
+    try:
+        entries = safetensors.deserialize(data)
+    except Exception as exc:  # SafetensorError and whatever the Rust side raises
+        raise ValueError(f"{path}: safetensors could not read the file: {exc}") from exc
+    tensors = {
+        name: RawTensor(str(info["dtype"]), tuple(int(s) for s in info["shape"]), info["data"])
+        for name, info in entries
+    }
+    return metadata, tensors
+
+
+def write_safetensors(
+    path: str | Path, tensors: dict[str, RawTensor], metadata: dict[str, str]
+) -> None:
+    """Write tensors (any dtype) and metadata as safetensors, atomically (``storage``'s writer).
+
+    Serialised here rather than by ``safetensors.numpy.save``, which has no bfloat16; the
+    layout is the library's: header padded to 8 bytes, widest dtypes first so data stays
+    aligned.
+    """
+    order = sorted(tensors, key=lambda name: (-_ITEMSIZE.get(tensors[name].dtype, 1), name))
+    header: dict[str, Any] = {"__metadata__": metadata} if metadata else {}
+    offset = 0
+    for name in order:
+        tensor = tensors[name]
+        end = offset + len(tensor.data)
+        header[name] = {
+            "dtype": tensor.dtype,
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, end],
+        }
+        offset = end
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+
+    def write(handle: IO[bytes]) -> None:
+        handle.write(len(text).to_bytes(8, "little"))
+        handle.write(text)
+        for name in order:
+            handle.write(tensors[name].data)
+
+    _write_atomic(Path(path), write)
+
+
+# ---------------------------------------------------------------------- dtypes
+
+
+def to_float(tensor: RawTensor) -> np.ndarray:
+    """The tensor as a float array: float32 for F16/BF16 (exact), else its own dtype."""
+    array = np.frombuffer(tensor.data, dtype=_FLOATS[tensor.dtype]).reshape(tensor.shape)
+    if tensor.dtype == "BF16":
+        return (array.astype(np.uint32) << 16).view(np.float32)
+    return array.astype(np.float32 if tensor.dtype == "F16" else array.dtype.newbyteorder("="))
+
+
+def from_float(array: np.ndarray, dtype: str) -> RawTensor:
+    """Cast a float array to the safetensors ``dtype`` (BF16: round to nearest even)."""
+    array = np.ascontiguousarray(array)
+    if dtype == "BF16":
+        bits = array.astype(np.float32).view(np.uint32)
+        data = ((bits + (0x7FFF + ((bits >> 16) & 1))) >> 16).astype("<u2").tobytes()
+    else:
+        data = array.astype(_FLOATS[dtype]).tobytes()
+    return RawTensor(dtype, tuple(int(s) for s in array.shape), data)
+
+
+# ---------------------------------------------------------------------- compress
+
+
+def compress_file(
+    source: str | Path,
+    target: str | Path,
+    *,
+    max_bond: int | None = None,
+    rtol: float | None = None,
+    n_cores: int = 4,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    progress: Callable[[Iterable[str]], Iterable[str]] = iter,
+) -> list[Row]:
+    """Compress every selected 2-D (and 4-D conv) float tensor of ``source`` whose MPO is smaller.
+
+    ``include``/``exclude`` are regular expressions searched in tensor names (a tensor is
+    selected when it matches some ``include``, or there are none, and no ``exclude``).
+    ``progress`` wraps the loop over tensor names (e.g. a tqdm bar). Returns one ``Row``
+    per tensor, in file order.
+    """
+    truncation = Truncation(max_bond=max_bond, rtol=rtol)  # validates before any work
+    if isinstance(n_cores, bool) or not isinstance(n_cores, int) or n_cores < 2:
+        raise ValueError(f"n_cores: expected an int >= 2, got {n_cores!r}")
+    _check_target(target)
+    includes = [_regex(p, "include") for p in include]
+    excludes = [_regex(p, "exclude") for p in exclude]
+    source = Path(source)
+    metadata, tensors = read_safetensors(source)
+    if META_KEY in metadata:
+        raise ValueError(f"{source}: already compressed by tnkit (decompress it first)")
+    stored: dict[str, RawTensor] = {}
+    entries: dict[str, dict[str, Any]] = {}
+    rows = []
+    for name in progress(list(tensors)):
+        tensor = tensors[name]
+        selected = (not includes or any(p.search(name) for p in includes)) and not any(
+            p.search(name) for p in excludes
+        )
+        row, cores, entry = _compress_one(name, tensor, selected, truncation, n_cores)
+        rows.append(row)
+        if cores is None:
+            stored[name] = tensor
+        else:
+            entries[name] = entry
+            stored.update((f"{name}{_CORE}{k}", core) for k, core in enumerate(cores))
+    clashes = sorted(
+        core
+        for name, entry in entries.items()
+        for core in core_names(name, entry)
+        if core in tensors
+    )
+    if clashes:
+        raise ValueError(f"{source}: MPO core names clash with tensors of the file: {clashes}")
+    from . import __version__
+
+    description = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tnkit_version": __version__,
+        "request": {"max_bond": max_bond, "rtol": rtol, "n_cores": n_cores},
+        "tensors": entries,
+    }
+    write_safetensors(target, stored, {**metadata, META_KEY: json.dumps(description)})
+    return rows
+
+
+def _check_target(target: str | Path) -> None:
+    """Fail before the work, not after it, when the output cannot be written."""
+    folder = Path(target).resolve().parent
+    if not folder.is_dir():
+        raise FileNotFoundError(2, "the output folder does not exist", str(folder))
+    if Path(target).is_dir():
+        raise IsADirectoryError(21, "the output is a folder", str(target))
+
+
+def _regex(pattern: str, name: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{name}: bad regular expression {pattern!r} ({exc})") from exc
+
+
+def _compress_one(
+    name: str, tensor: RawTensor, selected: bool, truncation: Truncation, n_cores: int
+) -> tuple[Row, list[RawTensor] | None, dict[str, Any] | None]:
+    if not selected:
+        return _kept(name, tensor, "excluded by the filters")
+    if tensor.dtype not in _FLOATS:
+        return _kept(name, tensor, f"dtype {tensor.dtype} is not floating")
+    if len(tensor.shape) not in (2, 4):
+        return _kept(name, tensor, f"{len(tensor.shape)}-D: only 2-D and 4-D are compressed")
+    if tensor.size == 0:
+        return _kept(name, tensor, "empty")
+    weights = to_float(tensor)
+    matrix = weights.reshape(tensor.shape[0], -1)
+    if not np.isfinite(matrix).all():
+        return _kept(name, tensor, "contains NaN or Inf", candidate=True)
+    start = time.perf_counter()
+    mpo = from_matrix(matrix, n_cores, n_cores, max_bond=truncation.max_bond, rtol=truncation.rtol)
+    logger.debug("%s: from_matrix %s in %.3f s", name, matrix.shape, time.perf_counter() - start)
+    if mpo.num_params >= tensor.size:
+        note = f"MPO not smaller ({mpo.num_params:,} params)"
+        return _kept(name, tensor, note, candidate=True)
+    cores = _storable_cores(mpo, tensor.dtype)
+    if cores is None:
+        return _kept(name, tensor, f"cores overflow {tensor.dtype}", candidate=True)
+    approx = to_float(dense_tensor(cores, mpo.matrix_shape, tensor.shape, tensor.dtype))
+    exact = matrix.astype(np.float64)
+    norm = float(np.linalg.norm(exact))
+    approx = approx.reshape(matrix.shape).astype(np.float64)
+    # The report bounds the float32/64 product; storing cores (and the result) in a narrower
+    # dtype adds a rounding error we measure, so the stored bound stays rigorous (triangle).
+    rounding = _relative(np.linalg.norm(mpo.to_matrix().astype(np.float64) - approx), norm)
+    bound = mpo.report.rel_error_bound + rounding
+    error = _relative(np.linalg.norm(exact - approx), norm)
+    entry = {
+        "kind": "mpo",
+        "dtype": tensor.dtype,
+        "shape": list(tensor.shape),
+        "matrix_shape": list(mpo.matrix_shape),
+        "out_dims": list(mpo.out_dims),
+        "in_dims": list(mpo.in_dims),
+        "bond_dims": list(mpo.bond_dims),
+        "params_before": tensor.size,
+        "params_after": mpo.num_params,
+        "rel_error_bound": bound,
+        "rel_error": error,
+        "method": mpo.report.method,
+    }
+    row = entry_row(name, entry)
+    logger.info(
+        "%s: %s -> MPO bonds %s, %d -> %d params, bound %.3g, error %.3g",
+        name,
+        tensor.shape,
+        mpo.bond_dims,
+        tensor.size,
+        mpo.num_params,
+        bound,
+        error,
+    )
+    return row, cores, entry
+
+
+def _kept(
+    name: str, tensor: RawTensor, note: str, *, candidate: bool = False
+) -> tuple[Row, None, None]:
+    logger.info("%s: kept (%s)", name, note)
+    size = tensor.size
+    return (
+        Row(
+            name,
+            tensor.shape,
+            tensor.dtype,
+            False,
+            note,
+            params_before=size,
+            params_after=size,
+            candidate=candidate,
+        ),
+        None,
+        None,
+    )
+
+
+def _relative(error: float, norm: float) -> float:
+    if norm > 0:
+        return float(error) / norm
+    return 0.0 if error == 0 else math.inf
+
+
+def _storable_cores(mpo: MPO, dtype: str) -> list[RawTensor] | None:
+    """Cores cast to ``dtype``; for half dtypes the norm is first spread evenly over the cores.
+
+    A from_matrix MPO is left-canonical (entries ≤ 1) with the whole norm in its last core,
+    which float16 cannot hold above 65504: each core times ‖W‖^(1/n) (the last divided by
+    the rest) keeps every entry within ‖W‖^(1/n) and leaves the product unchanged.
+    """
+    cores = list(mpo.cores)
+    if dtype in _HALF:
+        scale = float(np.linalg.norm(cores[-1]))
+        if scale > 0:
+            share = scale ** (1.0 / len(cores))
+            cores = [c * share for c in cores[:-1]] + [cores[-1] / share ** (len(cores) - 1)]
+    stored = [from_float(core, dtype) for core in cores]
+    return stored if all(np.isfinite(to_float(c)).all() for c in stored) else None
+
+
+def dense_tensor(
+    cores: list[RawTensor], matrix_shape: tuple[int, int], shape: tuple[int, ...], dtype: str
+) -> RawTensor:
+    """The dense tensor of stored cores; compress measures and decompress returns exactly this."""
+    mpo = MPO([to_float(core) for core in cores], matrix_shape=tuple(matrix_shape))
+    return from_float(mpo.to_matrix().reshape(shape), dtype)
+
+
+# ---------------------------------------------------------------------- read and decompress
+
+
+def read_compressed(
+    path: str | Path,
+) -> tuple[dict[str, Any], dict[str, RawTensor], dict[str, str]]:
+    """The checked description, the tensors and the other metadata of a compressed file."""
+    metadata, tensors = read_safetensors(path)
+    return check_compressed(metadata, tensors, Path(path))
+
+
+def check_compressed(
+    metadata: dict[str, str], tensors: dict[str, RawTensor], path: Path
+) -> tuple[dict[str, Any], dict[str, RawTensor], dict[str, str]]:
+    """Check a compressed file's description against its tensors; split it off the metadata."""
+    metadata = dict(metadata)
+    if META_KEY not in metadata:
+        raise ValueError(f"{path}: not compressed by tnkit (no {META_KEY!r} metadata entry)")
+    description = _parse_json(metadata.pop(META_KEY), f"metadata {META_KEY!r}", path)
+    if not isinstance(description, dict) or description.get("format") != FORMAT:
+        raise ValueError(f"{path}: metadata {META_KEY!r} is not a {FORMAT} description")
+    if description.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: format version {description.get('format_version')!r} is not supported "
+            f"(this tnkit reads version {FORMAT_VERSION})"
+        )
+    if set(description) != _TOP_KEYS or not isinstance(description["tensors"], dict):
+        raise ValueError(
+            f"{path}: metadata {META_KEY!r} needs exactly the keys {sorted(_TOP_KEYS)}"
+        )
+    for name, entry in description["tensors"].items():
+        _check_entry(name, entry, tensors, path)
+    return description, tensors, metadata
+
+
+def _check_entry(name: str, entry: Any, tensors: dict[str, RawTensor], path: Path) -> None:
+    where = f"{path}: tensor {name!r}"
+    if not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS:
+        raise ValueError(f"{where}: description needs exactly the keys {sorted(_ENTRY_KEYS)}")
+    if entry["kind"] != "mpo" or entry["dtype"] not in _FLOATS:
+        raise ValueError(f"{where}: unsupported kind {entry['kind']!r} or dtype {entry['dtype']!r}")
+    for key in ("shape", "matrix_shape", "out_dims", "in_dims", "bond_dims"):
+        value = entry[key]
+        if not isinstance(value, list) or not all(_is_count(v) for v in value):
+            raise ValueError(f"{where}: {key} must be a list of positive ints, got {value!r}")
+    for key in ("params_before", "params_after"):
+        if not _is_count(entry[key]):
+            raise ValueError(f"{where}: {key} must be a positive int, got {entry[key]!r}")
+    for key in ("rel_error_bound", "rel_error"):
+        value = entry[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"{where}: {key} must be a number >= 0, got {value!r}")
+    shape, (rows, cols) = entry["shape"], _pair(entry["matrix_shape"], where)
+    out_dims, in_dims, bonds = entry["out_dims"], entry["in_dims"], [1, *entry["bond_dims"], 1]
+    if (
+        len(shape) not in (2, 4)
+        or (shape[0], math.prod(shape[1:])) != (rows, cols)
+        or len(out_dims) != len(in_dims)
+        or len(bonds) != len(out_dims) + 1
+    ):
+        raise ValueError(
+            f"{where}: shape {shape}, matrix_shape {entry['matrix_shape']}, dims "
+            f"{out_dims} x {in_dims} and bond_dims {entry['bond_dims']} do not fit together"
+        )
+    if name in tensors:
+        raise ValueError(f"{where}: described as compressed but also stored dense")
+    for k, (d_out, d_in) in enumerate(zip(out_dims, in_dims, strict=True)):
+        core = tensors.get(f"{name}{_CORE}{k}")
+        expected = (bonds[k], d_out, d_in, bonds[k + 1])
+        if core is None or core.dtype != entry["dtype"] or core.shape != expected:
+            found = None if core is None else (core.dtype, core.shape)
+            raise ValueError(
+                f"{where}: core {k} should be {entry['dtype']} of shape {expected}, found {found}"
+            )
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _pair(value: list[int], where: str) -> tuple[int, int]:
+    if len(value) != 2:
+        raise ValueError(f"{where}: matrix_shape must have 2 entries, got {value}")
+    return value[0], value[1]
+
+
+def entry_row(name: str, entry: dict[str, Any]) -> Row:
+    """The ``Row`` of a compressed tensor, from its (checked) description."""
+    return Row(
+        name,
+        tuple(entry["shape"]),
+        entry["dtype"],
+        True,
+        out_dims=tuple(entry["out_dims"]),
+        in_dims=tuple(entry["in_dims"]),
+        bond_dims=tuple(entry["bond_dims"]),
+        params_before=entry["params_before"],
+        params_after=entry["params_after"],
+        rel_error_bound=entry["rel_error_bound"],
+        rel_error=entry["rel_error"],
+        candidate=True,
+    )
+
+
+def core_names(name: str, entry: dict[str, Any]) -> list[str]:
+    """Names of the stored cores of the compressed tensor ``name``."""
+    return [f"{name}{_CORE}{k}" for k in range(len(entry["out_dims"]))]
+
+
+def decompress_file(source: str | Path, target: str | Path) -> list[Row]:
+    """Write the dense tensors of a compressed file (names, shapes, dtypes of the original)."""
+    _check_target(target)
+    description, tensors, metadata = read_compressed(source)
+    entries = description["tensors"]
+    dense = dict(tensors)
+    rows = []
+    for name, entry in entries.items():
+        cores = [dense.pop(core) for core in core_names(name, entry)]
+        try:
+            dense[name] = dense_tensor(
+                cores, entry["matrix_shape"], tuple(entry["shape"]), entry["dtype"]
+            )
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: tensor {name!r}: invalid cores: {exc}") from exc
+        rows.append(entry_row(name, entry))
+        logger.info("%s: %d cores -> %s %s", name, len(cores), entry["dtype"], entry["shape"])
+    write_safetensors(target, dense, metadata)
+    return rows
