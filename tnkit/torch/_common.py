@@ -83,6 +83,27 @@ class MPOMatrix(nn.Module):
         ``x @ W.T`` for ``batch`` rows."""
         return self.plan.order(batch)
 
+    # ------------------------------------------------------------------ MPOP (Liu et al. 2021)
+
+    @property
+    def central_index(self) -> int:
+        """The core with the most entries (MPOP's central tensor); ties go to the core
+        nearest the middle, then to the left one."""
+        middle = (len(self.cores) - 1) / 2
+        sizes = [(-c.numel(), abs(k - middle), k) for k, c in enumerate(self.cores)]
+        return min(sizes)[2]
+
+    @property
+    def central_tensor(self) -> nn.Parameter:
+        """``cores[central_index]``: the core holding most of the parameters."""
+        return self.cores[self.central_index]
+
+    @property
+    def auxiliary_tensors(self) -> tuple[nn.Parameter, ...]:
+        """The other cores, in order (MPOP's auxiliary tensors)."""
+        centre = self.central_index
+        return tuple(c for k, c in enumerate(self.cores) if k != centre)
+
     # ------------------------------------------------------------------ values
 
     def _reset_cores(self, norm: float) -> None:
