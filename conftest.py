@@ -2,4 +2,8 @@
 
 import importlib.util
 
-collect_ignore_glob = [] if importlib.util.find_spec("torch") else ["tnkit/torch/*"]
+_ADAPTERS = {"torch": "tnkit/torch/*", "jax": "tnkit/jax/*"}
+
+collect_ignore_glob = [
+    pattern for module, pattern in _ADAPTERS.items() if importlib.util.find_spec(module) is None
+]

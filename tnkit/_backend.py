@@ -146,12 +146,17 @@ def check_array(x: Array, name: str, *, ndim: int | None = None) -> Any:
 
 
 def frob_sq(x: Array) -> float:
-    """Squared Frobenius norm as a Python float (exact sum of |x|^2, no cancellation)."""
+    """Squared Frobenius norm as a Python float (exact sum of |x|^2, no cancellation).
+
+    On a tracer (``jax.jit``/``grad``) it stays a 0-d array of the tracer's library, so the
+    value can flow on (and be differentiated) instead of being forced to the host.
+    """
     xp = aac.array_namespace(x)
     if is_numpy(xp):
         flat = x.reshape(-1)
         return float(np.real(np.vdot(flat, flat)))
-    return float(to_numpy(xp.sum(xp.abs(x) ** 2)))
+    total = xp.sum(xp.abs(x) ** 2)
+    return total if is_tracer(total) else float(to_numpy(total))
 
 
 def conj_t(x: Array) -> Array:

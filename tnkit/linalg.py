@@ -254,7 +254,8 @@ def orthonormalize(a: B.Array) -> tuple[B.Array, B.Array]:
 
     Tall matrices use Cholesky QR twice (CholeskyQR2: two Gram products and triangular
     solves, no Householder panels); it is accurate to machine precision when the second
-    Gram matrix is close to the identity, which is checked. Otherwise Householder QR.
+    Gram matrix is close to the identity, which is checked. Otherwise (and on tracers, whose
+    values cannot be checked) Householder QR.
 
     Example:
         >>> import numpy as np
@@ -264,7 +265,7 @@ def orthonormalize(a: B.Array) -> tuple[B.Array, B.Array]:
         True
     """
     m, n = a.shape
-    if m >= n:
+    if m >= n and not B.is_tracer(a):  # the CholeskyQR2 check reads values; tracers have none
         cholesky = _cholesky_qr2(a)
         if cholesky is not None:
             return cholesky

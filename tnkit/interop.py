@@ -1,0 +1,392 @@
+"""Converters between tnkit trains and quimb, TensorLy, TensorLy-Torch and TeNPy objects.
+
+Layout only (index orders, boundary legs, TeNPy's canonical form); each peer is imported lazily
+by the converter that needs it, never at ``import tnkit``. See docs/interop.md for the table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+from typing import Any
+
+import numpy as np
+
+from . import _backend as B
+from .mpo import MPO
+from .mps import MPS
+
+__all__ = [
+    "from_quimb",
+    "from_tenpy",
+    "from_tensorly",
+    "from_tltorch",
+    "to_quimb",
+    "to_tenpy",
+    "to_tensorly",
+    "to_tltorch",
+]
+
+# module to import -> (pip package, what the error message names)
+_PEERS = {
+    "quimb": "quimb",
+    "tensorly": "tensorly",
+    "tltorch": "tensorly-torch",
+    "tenpy": "physics-tenpy",
+    "torch": "torch",
+}
+
+
+def _require(module: str, caller: str) -> Any:
+    """Import ``module`` (top-level package first, so a blocked parent is noticed)."""
+    package = _PEERS[module.split(".")[0]]
+    try:
+        importlib.import_module(module.split(".")[0])
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"tnkit.interop.{caller} needs {package}: install tnkit[interop] "
+            f"or pip install {package}"
+        ) from exc
+
+
+def _check_train(x: Any, name: str, caller: str) -> MPS | MPO:
+    if not isinstance(x, (MPS, MPO)):
+        raise TypeError(f"{name}: {caller} expects a tnkit MPS or MPO, got {type(x).__name__}")
+    return x
+
+
+def _copy(array: Any) -> Any:
+    """A copy, so that neither object shares a buffer with the other (quimb and TeNPy modify
+    some arrays in place; tnkit's NumPy cores are read-only views)."""
+    if isinstance(array, np.ndarray):
+        return np.array(array, copy=True)
+    if type(array).__module__.split(".")[0] == "torch":
+        return array.detach().clone()
+    xp = B.namespace(array, name="array")
+    return xp.asarray(array, copy=True)
+
+
+def _type_name(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__name__}"
+
+
+# ---------------------------------------------------------------------- quimb
+
+
+def to_quimb(x: MPS | MPO) -> Any:
+    """A quimb ``MatrixProductState`` (from an MPS) or ``MatrixProductOperator`` (from an MPO).
+
+    quimb drops the size-1 boundary legs and stores ``'lrp'`` / ``'lrud'`` order; the MPO's
+    out legs become quimb's upper (``k{}``) indices and its in legs the lower (``b{}``) ones,
+    so ``to_quimb(o).to_dense()`` equals ``o.to_matrix()``. The arrays are copies of the
+    cores, on the cores' library (quimb dispatches through autoray).
+
+    Example:
+        >>> import numpy as np, tnkit as tn
+        >>> from tnkit.interop import to_quimb
+        >>> m = tn.MPS.random([2, 3, 2], 2, seed=0)
+        >>> q = to_quimb(m)
+        >>> [t.shape for t in q], bool(np.allclose(q.to_dense().ravel(), m.to_dense().ravel()))
+        ([(2, 2), (2, 2, 3), (2, 2)], True)
+    """
+    x = _check_train(x, "x", "to_quimb")
+    qtn = _require("quimb.tensor", "to_quimb")
+    xp = x.xp
+    cores = [_copy(c) for c in x.cores]
+    last = len(cores) - 1
+    arrays = []
+    for k, core in enumerate(cores):
+        shape = tuple(core.shape)
+        if k == 0:
+            shape = shape[1:]
+        if k == last:
+            shape = shape[:-1]
+        arrays.append(xp.reshape(core, shape))
+    if isinstance(x, MPS):
+        return qtn.MatrixProductState(arrays, shape="lpr")
+    return qtn.MatrixProductOperator(arrays, shape="ludr")
+
+
+def from_quimb(q: Any) -> MPS | MPO:
+    """An MPS from a quimb ``MatrixProductState``, an MPO from a ``MatrixProductOperator``.
+
+    Every site tensor is transposed to tnkit's order by index name (whatever ``shape`` it
+    was built with) and gets its boundary legs back; an MPO takes quimb's upper indices as
+    out legs. The cores are copies (same library and dtype as quimb's arrays). Periodic
+    (cyclic) networks are refused.
+
+    Example:
+        >>> import numpy as np, quimb.tensor as qtn
+        >>> from tnkit.interop import from_quimb
+        >>> q = qtn.MPS_rand_state(5, bond_dim=3, dtype="complex128", seed=0)
+        >>> m = from_quimb(q)
+        >>> m.bond_dims, bool(np.allclose(m.to_dense().ravel(), q.to_dense().ravel()))
+        ((3, 3, 3, 3), True)
+    """
+    qtn = _require("quimb.tensor", "from_quimb")
+    if isinstance(q, qtn.MatrixProductOperator):
+        cls, phys = MPO, lambda i: (q.upper_ind(i), q.lower_ind(i))
+    elif isinstance(q, qtn.MatrixProductState):
+        cls, phys = MPS, lambda i: (q.site_ind(i),)
+    else:
+        raise TypeError(
+            f"q: expected a quimb MatrixProductState or MatrixProductOperator, got {_type_name(q)}"
+        )
+    if getattr(q, "cyclic", False):
+        raise ValueError("q: periodic (cyclic) quimb networks have no open-boundary train")
+    n = q.L
+    cores = []
+    for i in range(n):
+        tensor = q[q.site_tag(i)]
+        left = (q.bond(i - 1, i),) if i > 0 else ()
+        right = (q.bond(i, i + 1),) if i < n - 1 else ()
+        order = (*left, *phys(i), *right)
+        if set(order) != set(tensor.inds) or len(order) != len(tensor.inds):
+            raise ValueError(
+                f"q: site {i} has indices {tensor.inds}, expected {order} (one bond per "
+                "neighbour and the site's physical indices)"
+            )
+        data = tensor.transpose(*order).data
+        shape = tuple(int(s) for s in data.shape)
+        full = ((1,) if not left else ()) + shape + ((1,) if not right else ())
+        xp = B.namespace(data, name="q")
+        cores.append(_copy(xp.reshape(data, full)))
+    return cls(cores)
+
+
+# ---------------------------------------------------------------------- TensorLy
+
+
+def to_tensorly(x: MPS | MPO) -> Any:
+    """A TensorLy ``TTTensor`` (from an MPS) or ``TTMatrix`` (from an MPO).
+
+    Both layouts are tnkit's: TT cores ``(r, n, r')`` and TT-matrix cores
+    ``(r, out, in, r')`` with boundary ranks 1, so the cores are copied unchanged (on their
+    own library: pick the matching TensorLy backend before densifying). An MPO's
+    ``matrix_shape`` (padding from ``from_matrix``) is not kept.
+
+    Example:
+        >>> import tnkit as tn
+        >>> from tnkit.interop import to_tensorly
+        >>> tt = to_tensorly(tn.MPO.random([2, 3], [4, 5], 3, seed=0))
+        >>> type(tt).__name__, tt.shape, tt.rank
+        ('TTMatrix', (2, 3, 4, 5), (1, 3, 1))
+    """
+    x = _check_train(x, "x", "to_tensorly")
+    tl = _require("tensorly", "to_tensorly")
+    from tensorly.tt_matrix import TTMatrix
+    from tensorly.tt_tensor import TTTensor
+
+    cores = [_copy(c) for c in x.cores]
+    with _tensorly_backend_of(tl, cores[0]):  # TensorLy validates with its active backend
+        return TTTensor(cores) if isinstance(x, MPS) else TTMatrix(cores)
+
+
+def from_tensorly(t: Any) -> MPS | MPO:
+    """An MPS from a TensorLy ``TTTensor``, an MPO from a ``TTMatrix`` (cores copied as they
+    are; see [to_tensorly][tnkit.interop.to_tensorly]).
+
+    Example:
+        >>> import numpy as np, tensorly as tl
+        >>> from tensorly.decomposition import tensor_train
+        >>> from tnkit.interop import from_tensorly
+        >>> x = np.random.default_rng(0).standard_normal((3, 4, 5))
+        >>> with tl.backend_context("numpy"):
+        ...     m = from_tensorly(tensor_train(x, rank=[1, 3, 5, 1]))
+        >>> m.bond_dims, bool(np.allclose(m.to_dense(), x))
+        ((3, 5), True)
+    """
+    _require("tensorly", "from_tensorly")
+    from tensorly.tt_matrix import TTMatrix
+    from tensorly.tt_tensor import TTTensor
+
+    if isinstance(t, TTMatrix):
+        return MPO([_copy(c) for c in t.factors])
+    if isinstance(t, TTTensor):
+        return MPS([_copy(c) for c in t.factors])
+    raise TypeError(f"t: expected a TensorLy TTTensor or TTMatrix, got {_type_name(t)}")
+
+
+_TENSORLY_BACKENDS = {"numpy": "numpy", "torch": "pytorch", "jax": "jax", "cupy": "cupy"}
+
+
+def _tensorly_backend_of(tl: Any, array: Any) -> Any:
+    """TensorLy's backend for ``array``'s library (the active one for any other library).
+
+    Importing tltorch switches TensorLy to its PyTorch backend for the whole process, which
+    would then refuse NumPy cores."""
+    backend = _TENSORLY_BACKENDS.get(type(array).__module__.split(".")[0])
+    if backend is None or backend == tl.get_backend():
+        return contextlib.nullcontext()
+    return tl.backend_context(backend)
+
+
+# ---------------------------------------------------------------------- TensorLy-Torch
+
+
+def to_tltorch(x: MPS | MPO) -> Any:
+    """A TensorLy-Torch ``TTTensor`` (from an MPS) or ``BlockTT`` (from an MPO).
+
+    ``BlockTT`` is the TT-matrix that ``tltorch.FactorizedLinear(..., factorization='blocktt')``
+    keeps as ``.weight``: tensorized shape ``(out_dims, in_dims)``, factors
+    ``(r, out, in, r')`` (tnkit's MPO layout), ``to_matrix()`` of shape ``(out, in)``. The
+    factors become new ``torch.nn.Parameter`` leaves (copies; NumPy cores go through
+    ``torch.from_numpy``), so gradients do not flow back into the train.
+
+    Example:
+        >>> import tnkit as tn
+        >>> from tnkit.interop import to_tltorch
+        >>> w = to_tltorch(tn.MPO.random([4, 5], [2, 3], 3, seed=0))
+        >>> type(w).__name__, w.tensorized_shape, tuple(w.to_matrix().shape)
+        ('BlockTT', ((4, 5), (2, 3)), (20, 6))
+    """
+    x = _check_train(x, "x", "to_tltorch")
+    torch = _require("torch", "to_tltorch")
+    tltorch = _require("tltorch", "to_tltorch")
+    cores = [
+        _copy(c)
+        if isinstance(c, torch.Tensor)
+        else torch.from_numpy(np.array(B.to_numpy(c), copy=True))
+        for c in x.cores
+    ]
+    rank = (1, *x.bond_dims, 1)
+    if isinstance(x, MPS):
+        return tltorch.TTTensor(cores, shape=x.phys_dims, rank=rank)
+    return tltorch.BlockTT(cores, tensorized_shape=(x.out_dims, x.in_dims), rank=rank)
+
+
+def from_tltorch(f: Any) -> MPS | MPO:
+    """An MPS from a TensorLy-Torch ``TTTensor``, an MPO from a ``BlockTT`` (e.g. the
+    ``.weight`` of a ``FactorizedLinear`` with ``factorization='blocktt'``, or that layer
+    itself; its bias is not part of the MPO).
+
+    The cores are detached copies of the factors (torch tensors on the factors' device).
+    Batched factorisations (``n_layers > 1``) are refused.
+
+    Example:
+        >>> import tltorch
+        >>> from tnkit.interop import from_tltorch
+        >>> layer = tltorch.FactorizedLinear((2, 3), (4, 5), factorization="blocktt", rank=3)
+        >>> o = from_tltorch(layer.weight)
+        >>> o.out_dims, o.in_dims, o.bond_dims
+        ((4, 5), (2, 3), (3,))
+    """
+    _require("torch", "from_tltorch")
+    tltorch = _require("tltorch", "from_tltorch")
+    if isinstance(f, tltorch.FactorizedLinear):
+        f = f.weight
+    if isinstance(f, tltorch.BlockTT):
+        shape = f.tensorized_shape
+        if len(shape) != 2 or any(isinstance(s, (int, np.integer)) for s in shape):
+            raise ValueError(
+                f"f: batched BlockTT (tensorized_shape {shape}) has no single MPO; "
+                "convert one layer's factors at a time"
+            )
+        return MPO([_copy(c) for c in f.factors])
+    if isinstance(f, tltorch.TTTensor):
+        return MPS([_copy(c) for c in f.factors])
+    raise TypeError(
+        f"f: expected a tltorch TTTensor, BlockTT or FactorizedLinear, got {_type_name(f)}"
+    )
+
+
+# ---------------------------------------------------------------------- TeNPy
+
+
+def to_tenpy(m: MPS, sites: Any = None) -> Any:
+    """A finite TeNPy ``MPS`` in its canonical ``'B'`` form, equal to ``m``.
+
+    TeNPy keeps normalised right-isometries ``B`` (legs ``vL, p, vR``), Schmidt values ``S``
+    and the overall scale in ``psi.norm``; the conversion calls TeNPy's own
+    ``canonical_form_finite`` and sets ``psi.norm = m.norm()``, so the state is equal up to
+    rounding, not bit for bit. ``sites``: TeNPy ``Site`` objects, one per site with
+    ``site.dim == phys_dims[k]`` (default: sites without charges); the cores are read in
+    each site's original basis and permuted by ``site.perm`` as ``MPS.from_Bflat`` does.
+    Cores on another library are copied to NumPy; TeNPy needs NumPy.
+
+    Example:
+        >>> import numpy as np, tnkit as tn
+        >>> from tnkit.interop import to_tenpy
+        >>> m = 3.0 * tn.MPS.random([2] * 4, 3, seed=0)
+        >>> psi = to_tenpy(m)
+        >>> psi.form[0], bool(np.isclose(psi.norm, m.norm()))
+        ((0.0, 1.0), True)
+    """
+    if not isinstance(m, MPS):
+        raise TypeError(f"m: to_tenpy expects a tnkit MPS, got {type(m).__name__}")
+    _require("tenpy", "to_tenpy")
+    from tenpy.linalg import np_conserved as npc
+    from tenpy.networks.mps import MPS as TenpyMPS
+    from tenpy.networks.site import Site
+
+    dims = m.phys_dims
+    if sites is None:
+        sites = [Site(npc.LegCharge.from_trivial(d)) for d in dims]
+    sites = list(sites)
+    if len(sites) != len(dims):
+        raise ValueError(f"sites: need {len(dims)} sites, got {len(sites)}")
+    for k, (site, d) in enumerate(zip(sites, dims, strict=True)):
+        if not isinstance(site, Site):
+            raise TypeError(f"sites[{k}]: expected a tenpy Site, got {_type_name(site)}")
+        if site.dim != d:
+            raise ValueError(f"sites[{k}]: dimension {site.dim} does not match phys_dims {d}")
+    norm = float(m.norm())
+    if norm == 0.0:
+        raise ValueError("m: the zero state has no TeNPy canonical form")
+    dtype = np.dtype(B.dtype_name(m.dtype))
+    bflat = [np.transpose(B.to_numpy(c), (1, 0, 2)) for c in m.cores]
+    options = {"dtype": dtype}
+    if "unit_cell_width" in inspect.signature(TenpyMPS.from_Bflat).parameters:
+        options["unit_cell_width"] = len(sites)  # a chain; newer TeNPy warns without it
+    if len(bflat) == 1:  # TeNPy's canonical_form_finite needs two sites
+        psi = TenpyMPS.from_Bflat(sites, [bflat[0] / norm], form="B", **options)
+    else:
+        psi = TenpyMPS.from_Bflat(sites, bflat, form=None, **options)
+        if any(form is None for form in psi.form):  # from_Bflat skips it when every bond is 1
+            psi.canonical_form_finite(renormalize=True)
+    psi.norm = norm
+    return psi
+
+
+def from_tenpy(psi: Any, *, permute: bool = True) -> MPS:
+    """An MPS equal to a finite TeNPy ``MPS`` (its ``norm`` included).
+
+    In canonical form the cores are ``S_0·B_0·norm, B_1, …`` (``get_B(i, 'B')``, legs
+    reordered to ``(vL, p, vR)``); sites with form None are taken as stored. With
+    ``permute`` each physical leg is put back in its site's original basis (undoing
+    ``site.perm`` of charge-conserving sites), the inverse of ``from_Bflat(permute=True)``.
+    NumPy cores of ``psi.dtype``.
+
+    Example:
+        >>> import numpy as np
+        >>> from tenpy.networks.mps import MPS
+        >>> from tenpy.networks.site import SpinHalfSite
+        >>> from tnkit.interop import from_tenpy
+        >>> psi = MPS.from_product_state([SpinHalfSite(conserve="Sz")] * 3, ["up", "down", "up"])
+        >>> int(np.argmax(np.abs(from_tenpy(psi).to_dense().ravel())))   # |↑↓↑⟩ = 0b010
+        2
+    """
+    _require("tenpy", "from_tenpy")
+    from tenpy.networks.mps import MPS as TenpyMPS
+
+    if not isinstance(psi, TenpyMPS):
+        raise TypeError(f"psi: expected a tenpy MPS, got {_type_name(psi)}")
+    if psi.bc != "finite":
+        raise ValueError(f"psi: only finite TeNPy MPS convert, got bc={psi.bc!r}")
+    if list(psi._p_label) != ["p"]:
+        raise ValueError(f"psi: expected one physical leg 'p' per site, got {psi._p_label}")
+    dtype = np.dtype(psi.dtype)
+    raw = any(form is None for form in psi.form)
+    cores = []
+    for i in range(psi.L):
+        form = None if raw else ("Th" if i == 0 else "B")
+        tensor = psi.get_B(i, form).transpose(["vL", "p", "vR"]).to_ndarray()
+        perm = np.asarray(psi.sites[i].perm)
+        if permute and not np.array_equal(perm, np.arange(perm.size)):
+            tensor = tensor[:, np.argsort(perm), :]
+        cores.append(np.ascontiguousarray(tensor, dtype=dtype))
+    if psi.norm != 1:
+        cores[0] = (cores[0] * psi.norm).astype(dtype, copy=False)
+    return MPS(cores)
