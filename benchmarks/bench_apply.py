@@ -13,7 +13,6 @@ quimb method that reaches the same error (within 1 %).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import platform
 import time
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from harness import add_script_arguments, blas_limit
 
 import tnkit as tn
 
@@ -220,29 +220,9 @@ def table(results: list[Result], L: int, chi: int, threads: str) -> str:
     return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def blas_limit(threads: int | None):
-    if threads is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=threads):
-        yield
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="L = 32, χ = 64")
-    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
-    parser.add_argument("--budget", type=float, default=30.0, help="seconds per method")
-    parser.add_argument(
-        "--blas-threads",
-        type=int,
-        default=1,
-        help="cap BLAS threads for every library (0: leave as found); default 1, since "
-        "multi-threaded LAPACK on a loaded 2-core machine is slower by orders of magnitude",
-    )
+    add_script_arguments(parser, quick="L = 32, χ = 64", repeats=3, budget=30.0)
     args = parser.parse_args()
     L, chi = (32, 64) if args.quick else (64, 128)
     threads = None if args.blas_threads == 0 else args.blas_threads

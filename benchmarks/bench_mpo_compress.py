@@ -20,7 +20,6 @@ which).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import platform
 import sys
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from harness import add_script_arguments, blas_limit
 
 import tnkit as tn
 
@@ -265,29 +265,9 @@ def notes(results: list[Result], exact: list[tuple[int, ...]], L: int, n_max: in
     return out
 
 
-@contextlib.contextmanager
-def blas_limit(threads: int | None):
-    if threads is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=threads):
-        yield
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="L = 40, n up to 3")
-    parser.add_argument("--repeats", type=int, default=5, help="best of this many builds")
-    parser.add_argument("--budget", type=float, default=60.0, help="seconds per method")
-    parser.add_argument(
-        "--blas-threads",
-        type=int,
-        default=1,
-        help="cap BLAS threads for every library (0: leave as found); default 1, since "
-        "multi-threaded LAPACK on a loaded 2-core machine is slower by orders of magnitude",
-    )
+    add_script_arguments(parser, quick="L = 40, n up to 3", repeats=5, budget=60.0)
     args = parser.parse_args()
     L, n_max = (40, 3) if args.quick else (100, 4)
     threads = None if args.blas_threads == 0 else args.blas_threads

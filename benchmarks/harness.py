@@ -164,3 +164,32 @@ def _describe(m: Measurement) -> str:
     return (
         f"{m.library}: {m.time_s:.4g} s (best of {m.repeats}), error {m.rel_error:.3e}{bound}{flag}"
     )
+
+
+# ---------------------------------------------------------------------- standalone scripts
+
+
+@contextlib.contextmanager
+def blas_limit(threads: int | None):
+    """Cap every library's BLAS threads inside the block (None: leave them as found)."""
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        yield
+
+
+def add_script_arguments(parser: Any, *, quick: str, repeats: int, budget: float) -> None:
+    """The options the standalone benchmark scripts share."""
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--repeats", type=int, default=repeats, help="best of this many runs")
+    parser.add_argument("--budget", type=float, default=budget, help="seconds per method")
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=1,
+        help="cap BLAS threads for every library (0: leave as found); default 1, since "
+        "multi-threaded LAPACK on a loaded 2-core machine is slower by orders of magnitude",
+    )

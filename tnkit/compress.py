@@ -25,7 +25,7 @@ from .canonical import _absorb_left, _absorb_right, _reshape, move_centre
 from .linalg import orthonormalize, truncated_split
 from .truncation import Budget, Truncation
 
-COMPRESS_METHODS = ("svd", "rescaled", "deparallelise", "delinearise")
+COMPRESS_METHODS = ("svd", "rescaled", "deparallelise", "delinearise", "parker")
 EXACT_METHODS = ("deparallelise", "delinearise")
 
 # Zero and dependence thresholds of the exact methods, relative to the column's own norm
@@ -59,8 +59,13 @@ def compress_train(
     method: str = "svd",
     svd_method: str = "auto",
     tol: float | None = None,
+    site_shapes: tuple | None = None,
 ) -> Compressed:
     """Dispatch of ``TensorTrain.compress`` (arguments already validated)."""
+    if method == "parker":  # MPO cores only; local import: parker imports Compressed from here
+        from .parker import compress_fused
+
+        return compress_fused(cores, site_shapes, truncation)
     if method in EXACT_METHODS:
         return reduce_exactly(cores, kind=method, tol=tol)
     if method == "rescaled":

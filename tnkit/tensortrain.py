@@ -266,10 +266,14 @@ class TensorTrain:
         - ``"deparallelise"`` / ``"delinearise"``: exact removal of parallel / linearly
           dependent columns and rows of the cores (Hubig et al. 2017), no SVD, sparsity kept;
           ``tol`` (default ``10·rows·ε``) is the relative residual below which a column
-          counts as dependent: pass e.g. 1e-10 for a relaxed reduction. They take no
+          counts as dependent: pass e.g. 1e-11 for a relaxed reduction. They take no
           ``max_bond``/``rtol``/``atol``; ``report.rel_error_bound`` is their estimate (the
           removed columns' relative residuals summed over bonds) and the result has no
           centre.
+        - ``"parker"`` (MPOs in regular form: sums of local terms, e.g. from
+          [OpSum][tnkit.OpSum]): Parker–Cao–Zaletel canonical form; only the intensive
+          block of every bond is truncated, the identity channels stay exact. ``max_bond``
+          counts the identity channels (≥ 2); the bound is rigorous; no centre.
 
         Example:
             >>> import tnkit as tn
@@ -297,7 +301,13 @@ class TensorTrain:
             if not 0 <= tol < 1:
                 raise ValueError(f"tol: must be in [0, 1), got {tol}")
         result = compress_train(
-            self._fused(), self._centre, truncation, method=method, svd_method=svd_method, tol=tol
+            self._fused(),
+            self._centre,
+            truncation,
+            method=method,
+            svd_method=svd_method,
+            tol=tol,
+            site_shapes=self._site_shapes,
         )
         new_cores = self._unfused(result.cores)
         norm = result.norm
