@@ -30,7 +30,7 @@ class MPOLSTM(nn.Module):
     """``nn.LSTM`` (gates i, f, g, o; biases ``b_ih`` and ``b_hh``) with MPO gate weights.
 
     Each ``weight_ih_l{k}[_reverse]`` ``(4·hidden, input)`` and ``weight_hh_l{k}[_reverse]``
-    ``(4·hidden, hidden)`` is one [MPOMatrix][tnkit.torch._common.MPOMatrix] submodule: the
+    ``(4·hidden, hidden)`` is one ``MPOMatrix`` submodule: the
     four gates share it, the factor 4 folded into the most significant output mode. With
     ``hidden_dims = (h_1..h_N)`` (default ``factorize_dims(hidden, n_cores, pad=True)``)
     the output dims are ``(4·h_1, h_2..h_N)``, as MPO-LSTM's hidden 256 = (8,2,2,8)·4; the
