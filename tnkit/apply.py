@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _backend as B
 from ._einsum import contract
+from ._progress import logger, steps
 from .compress import compress_cores
 from .linalg import orthonormalize, truncated_split
 from .truncation import Budget, Truncation, choose_rank, make_report
@@ -57,6 +58,7 @@ def apply(
     rtol: float | None = None,
     atol: float | None = None,
     return_info: bool = False,
+    progress: bool = False,
     **options: Any,
 ) -> Any:
     """``o @ t`` truncated on the fly: an MPO ``o`` applied to an MPS or MPO ``t``.
@@ -101,7 +103,8 @@ def apply(
     call returns ``(result, info)``, a dict with ``"method"`` and ``"error"`` (the measured
     error, without allowance; NaN for ``"exact"``), plus for ``"fit"``: ``"sweeps"``,
     ``"converged"``, ``"history"`` (distance after the guess and after each sweep) and
-    ``"fallback"``; for ``"zipup"``: ``"intermediate_bond_dims"``.
+    ``"fallback"``; for ``"zipup"``: ``"intermediate_bond_dims"``. ``progress=True`` shows a
+    tqdm bar over the fit's sweeps; each sweep's distance is logged (DEBUG, ``tnkit`` logger).
 
     Example:
         >>> import numpy as np, tnkit as tn
@@ -120,6 +123,10 @@ def apply(
         raise ValueError(f"method: expected one of {APPLY_METHODS}, got {method!r}")
     truncation = Truncation(max_bond=max_bond, rtol=rtol, atol=atol)
     opts = _check_options(method, options)
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress: expected a bool, got {progress!r}")
+    if method == "fit":
+        opts["progress"] = progress
     if not isinstance(return_info, bool):
         raise TypeError(f"return_info: expected a bool, got {return_info!r}")
     o, t = _common_dtype(o, t)
@@ -483,6 +490,7 @@ def _fit(
     max_sweeps: int,
     two_site_sweeps: int,
     guess_bond: int | None,
+    progress: bool = False,
 ) -> _Run:
     max_bond = truncation.max_bond
     if guess_bond is not None:
@@ -504,7 +512,7 @@ def _fit(
     err_sq, discarded = guess.err_sq, list(guess.discarded)
     cap = guess_bond if growing else max_bond
     info["converged"] = False
-    for sweep in range(max_sweeps):
+    for sweep in steps(range(max_sweeps), progress=progress, desc="fit sweeps"):
         previous = err_sq
         if sweep < two_site_sweeps or growing:
             for rightward in (True, False):  # from a smaller guess the cap doubles every pass
@@ -517,6 +525,7 @@ def _fit(
             err_sq = norm_sq - sweeper.one_site_pass(rightward=False)
         info["sweeps"] = sweep + 1
         info["history"].append(_dist(err_sq))
+        logger.debug("apply fit sweep %d: distance %.6e", sweep + 1, _dist(err_sq))
         if not growing and abs(previous - err_sq) <= 2 * tol * max(previous, 0.0) + allowance:
             info["converged"] = True
             break

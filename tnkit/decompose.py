@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from . import _backend as B
+from ._progress import logger, steps
 from .linalg import METHODS, truncated_split
 from .mpo import MPO, _check_pair
 from .mps import MPS
@@ -28,6 +29,7 @@ def tt_svd(
     rtol: float | None = None,
     atol: float | None = None,
     method: str = "auto",
+    progress: bool = False,
 ) -> MPS:
     """Decompose a dense tensor into an MPS (left-canonical, centre ``len - 1``).
 
@@ -41,7 +43,8 @@ def tt_svd(
     ``max_bond`` far below the unfolding size) or ``"auto"`` (per unfolding: randomized when
     the cap is far below the size, Gram for wide unfoldings and for loose or cap-only
     requests, else QR-first or plain SVD). Whatever runs, the discarded weight in ``report``
-    is measured from exact norms of the residuals.
+    is measured from exact norms of the residuals. ``progress=True`` shows a tqdm bar over
+    the bonds; every bond is logged at DEBUG level on the ``tnkit`` logger.
 
     Example:
         >>> import numpy as np, tnkit as tn
@@ -69,7 +72,8 @@ def tt_svd(
     cores, discarded, methods = [], [], set()
     rest = xp.reshape(x, (dims[0], -1))
     rank = 1
-    for d in dims[:-1]:
+    for k in steps(range(len(dims) - 1), progress=progress, desc="tt_svd"):
+        d = dims[k]
         split = truncated_split(
             xp.reshape(rest, (rank * d, -1)),
             max_bond=truncation.max_bond,
@@ -81,6 +85,9 @@ def tt_svd(
         discarded.append(split.discarded)
         budget.spend(split.discarded)
         methods.add(split.method)
+        logger.debug(
+            "tt_svd bond %d: rank %d, %s, discarded %.3e", k, rank, split.method, split.discarded
+        )
     cores.append(xp.reshape(rest, (rank, dims[-1], 1)))
     full = _full_rank_bonds(dims)
     report = make_report(
@@ -111,6 +118,7 @@ def from_matrix(
     rtol: float | None = None,
     atol: float | None = None,
     method: str = "auto",
+    progress: bool = False,
     pad: bool | None = None,
 ) -> MPO:
     """MPO of a matrix ``W (out, in)``: core k holds ``(out_dims[k], in_dims[k])``.
@@ -120,7 +128,7 @@ def from_matrix(
     (the default when a dims argument is an int) products may exceed ``W.shape`` and ``W`` is
     zero-padded; ``to_matrix()`` then returns the unpadded matrix and
     ``to_matrix(padded=True)`` the full one. The report counts ``params_before`` as
-    ``W.size``. Truncation and ``method`` as in [tt_svd][tnkit.tt_svd].
+    ``W.size``. Truncation, ``method`` and ``progress`` as in [tt_svd][tnkit.tt_svd].
 
     Example:
         >>> import numpy as np, tnkit as tn
@@ -158,6 +166,7 @@ def from_matrix(
         rtol=rtol,
         atol=atol,
         method=method,
+        progress=progress,
     )
     pairs = zip(mps.cores, outs, ins, strict=True)
     cores = tuple(xp.reshape(c, (c.shape[0], o, i, c.shape[-1])) for c, o, i in pairs)
