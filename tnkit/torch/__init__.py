@@ -3,6 +3,7 @@
 Importing ``tnkit`` never imports this package; the math lives in the core (``tnkit.linear_map``).
 """
 
+from .adtn import ADTNLinear
 from .conv import MPOConv2d
 from .embedding import MPOEmbedding
 from .linear import MPOLinear
@@ -15,14 +16,17 @@ from .model import (
     mpo_structure,
 )
 from .mpop import SqueezeReport, freeze_central, squeeze
+from .taylor import TaylorLayer
 
 __all__ = [
+    "ADTNLinear",
     "CompressionReport",
     "MPOConv2d",
     "MPOEmbedding",
     "MPOLSTM",
     "MPOLinear",
     "SqueezeReport",
+    "TaylorLayer",
     "apply_structure",
     "compress_model",
     "densify_model",
