@@ -2,7 +2,7 @@
 
 Usage: ``python benchmarks/bench_apply.py [--quick] [--repeats N] [--blas-threads N]``.
 Full size: L = 64, χ = 128, the bond-5 Heisenberg MPO, compressed back to max_bond = χ
-(``--quick``: L = 32, χ = 64). Every method of both libraries runs in this process on the
+(``--quick``: L = 32, χ = 32). Every method of both libraries runs in this process on the
 same input; each result's error is measured against the exact product ``o @ t`` (by
 ``‖ψ‖² − 2·Re⟨y, ψ⟩ + ‖y‖²`` with tn.inner, independent of tn.apply's own bookkeeping) and
 tnkit's reported bound is checked against it. The printed table gives ratios
@@ -12,20 +12,20 @@ quimb method that reaches the same error (within 1 %).
 
 from __future__ import annotations
 
-import argparse
 import math
-import platform
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from harness import add_script_arguments, blas_limit
+import peers
+from harness import GroupResult, Row, blas_limit, interleaved_best, parse_script_args, ratio
+from harness import script_header as header
 
 import tnkit as tn
 
+SIZES = {"smoke": (8, 4), "quick": (32, 32), "full": (64, 128)}  # (L, χ)
 EQUAL_ERROR = 1.01  # "equal error": within 1 %
 TNKIT_METHODS = ("exact", "zipup", "density", "fit", "fit-grow")  # fit-grow: guess_bond χ/16
 QUIMB_METHODS = ("direct", "zipup", "zipup-first", "dm", "fit", "fit-zipup")
@@ -62,31 +62,8 @@ def heisenberg(L: int, J: float = 1.0, Jz: float = 1.0) -> tn.MPO:
 # ----------------------------------------------------------------------------- quimb
 
 
-def load_quimb() -> Any:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import quimb.tensor as qtn
-    except ImportError:
-        return None
-    return qtn
-
-
-def to_quimb_mps(qtn: Any, t: tn.MPS) -> Any:
-    c = [np.asarray(x) for x in t.cores]
-    return qtn.MatrixProductState([c[0][0], *c[1:-1], c[-1][..., 0]], shape="lpr")
-
-
-def to_quimb_mpo(qtn: Any, o: tn.MPO) -> Any:
-    """quimb MPO with upper index = out (row), lower = in, as quimb's own MPOs."""
-    c = [np.asarray(x) for x in o.cores]
-    return qtn.MatrixProductOperator([c[0][0], *c[1:-1], c[-1][..., 0]], shape="ludr")
-
-
 def from_quimb_mps(q: Any) -> tn.MPS:
-    q.permute_arrays("lpr")
-    arrays = [np.asarray(a) for a in q.arrays]
-    return tn.MPS([arrays[0][None], *arrays[1:-1], arrays[-1][..., None]])
+    return tn.MPS(peers.quimb_mps_cores(q))
 
 
 def check_heisenberg(qtn: Any) -> None:
@@ -115,12 +92,21 @@ def build_jobs(o: tn.MPO, t: tn.MPS, max_bond: int, qtn: Any) -> dict[tuple[str,
     for method in TNKIT_METHODS:
         jobs["tnkit", method] = lambda m=method: tnkit_call(o, t, m, max_bond)
     if qtn is not None:
-        q_mps, q_mpo = to_quimb_mps(qtn, t), to_quimb_mpo(qtn, o)
+        q_mps, q_mpo = peers.quimb_mps(t.cores), peers.quimb_mpo(o.cores)
         for method in QUIMB_METHODS:
             jobs["quimb", method] = lambda m=method: q_mps.gate_with_mpo(
                 q_mpo, method=m, max_bond=max_bond
             )
     return jobs
+
+
+def quiet(job: Callable[[], Any]) -> Callable[[], Any]:
+    def run() -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return job()
+
+    return run
 
 
 def relative_error(y: tn.MPS, psi: tn.MPS, psi_norm_sq: float) -> float:
@@ -130,7 +116,7 @@ def relative_error(y: tn.MPS, psi: tn.MPS, psi_norm_sq: float) -> float:
 
 
 def run(L: int, chi: int, repeats: int, budget: float) -> list[Result]:
-    qtn = load_quimb()
+    qtn = peers.load("quimb")
     if qtn is not None:
         check_heisenberg(qtn)
     o, t = heisenberg(L), tn.MPS.random([2] * L, chi, seed=0)
@@ -140,25 +126,11 @@ def run(L: int, chi: int, repeats: int, budget: float) -> list[Result]:
     # warm-up on a tiny twin: imports, caches and first-call costs stay out of the timings
     twin_o, twin_t = heisenberg(8), tn.MPS.random([2] * 8, 4, seed=1)
     for job in build_jobs(twin_o, twin_t, 4, qtn).values():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            job()
+        quiet(job)()
 
-    jobs = build_jobs(o, t, chi, qtn)
-    results = {key: Result(*key) for key in jobs}
-    spent = dict.fromkeys(jobs, 0.0)
-    outputs: dict[tuple[str, str], Any] = {}
-    for _ in range(repeats):  # interleaved, so that machine noise hits every method alike
-        for key, job in jobs.items():
-            if spent[key] > budget:
-                continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                start = time.perf_counter()
-                outputs[key] = job()
-                elapsed = time.perf_counter() - start
-            spent[key] += elapsed
-            results[key].time_s = min(results[key].time_s, elapsed)
+    jobs = {key: quiet(job) for key, job in build_jobs(o, t, chi, qtn).items()}
+    best, outputs = interleaved_best(jobs, repeats, budget)
+    results = {key: Result(*key, time_s=best[key]) for key in jobs}
     for key, out in outputs.items():
         y = out if key[0] == "tnkit" else from_quimb_mps(out)
         result = results[key]
@@ -170,6 +142,37 @@ def run(L: int, chi: int, repeats: int, budget: float) -> list[Result]:
         if max(y.bond_dims) > chi:
             result.note += f" max bond {max(y.bond_dims)} > {chi}"
     return list(results.values())
+
+
+def rows(mode: str, repeats: int | None = None, budget: float | None = None) -> GroupResult:
+    """Every method of both libraries at the ``mode`` size, as rows with tnkit's speed-ups."""
+    L, chi = SIZES[mode]
+    repeats = repeats or (1 if mode == "smoke" else 3 if mode == "full" else 2)
+    results = run(L, chi, repeats, 30.0 if budget is None else budget)
+    peer_results = [r for r in results if r.library == "quimb"]
+    by_method = {r.method: r for r in peer_results}
+    case = f"L={L} χ={chi} → {chi}"
+    out = []
+    for r in results:
+        ratios: dict[str, float | None] = {}
+        note = r.note.strip()
+        if r.library == "tnkit" and peer_results:
+            same = by_method.get(SAME_ALGORITHM[r.method])
+            best = fastest_at_equal_error(r, peer_results)
+            ratios["vs quimb, same algorithm"] = ratio(same and same.time_s, r.time_s)
+            ratios["vs fastest quimb at ≤ equal error"] = ratio(best and best.time_s, r.time_s)
+            equal = best.method if best else "none reaches it"
+            note = "; ".join(filter(None, [f"equal error: {equal}", note]))
+        row = Row("apply", case, r.library, r.method, r.time_s, r.rel_error, r.rel_bound)
+        row.ratios, row.note = ratios, note
+        out.append(row)
+    notes = [] if peer_results else ["quimb is not installed: its rows are skipped"]
+    description = (
+        "tn.apply vs quimb's gate_with_mpo: the bond-5 Heisenberg MPO on a random MPS, compressed "
+        "back to max_bond = χ; error ‖y − o·t‖ / ‖o·t‖; speed-up = quimb time / tnkit time"
+    )
+    config = {"L": L, "chi": chi, "repeats": repeats}
+    return GroupResult("apply", description, out, notes, config)
 
 
 # ----------------------------------------------------------------------------- report
@@ -221,18 +224,12 @@ def table(results: list[Result], L: int, chi: int, threads: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_script_arguments(parser, quick="L = 32, χ = 64", repeats=3, budget=30.0)
-    args = parser.parse_args()
-    L, chi = (32, 64) if args.quick else (64, 128)
-    threads = None if args.blas_threads == 0 else args.blas_threads
-    import scipy.linalg  # noqa: F401 - threadpoolctl only limits libraries already loaded
-
-    load_quimb()
-    with blas_limit(threads):
+    args = parse_script_args(__doc__, quick="L = 32, χ = 32", repeats=3, budget=30.0)
+    L, chi = SIZES[args.mode]
+    with blas_limit(args.threads):
         results = run(L, chi, args.repeats, args.budget)
-    print(f"tnkit {tn.__version__}, numpy {np.__version__}, {platform.processor() or 'cpu'}")
-    print(table(results, L, chi, "as found" if threads is None else str(threads)))
+    print(header("quimb"))
+    print(table(results, L, chi, args.threads_label))
 
 
 if __name__ == "__main__":

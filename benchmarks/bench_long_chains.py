@@ -1,9 +1,11 @@
 """Long chains with small bonds: tnkit's Numba kernels against its array-API twins, a bare NumPy
 loop and quimb; also the bond size where the kernels stop winning (``KERNEL_MAX_BOND``).
 
-Standalone: ``python benchmarks/bench_long_chains.py [--quick] [--crossover]``. Every time is
-the best of N after a warm-up call, so Numba compilation is excluded; it is reported once, on
-its own line (cold compile in a subprocess with an empty cache, and the first call here).
+Standalone: ``python benchmarks/bench_long_chains.py [--quick] [--crossover]``; ``rows(mode)``
+is what ``benchmarks/run.py`` calls. Full size: L = 2000, χ = 4 (sampling also at L = 500, where
+quimb still runs); ``--quick``: L = 500 (sampling at L = 200), 5 repeats. Every time is the best
+of N after a warm-up call, so Numba compilation is excluded; the standalone script reports it
+once, on its own line (cold compile in a subprocess with an empty cache, and the first call).
 """
 
 from __future__ import annotations
@@ -16,33 +18,39 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import peers
+from harness import GroupResult, Row, interleaved_best, ratio
 
 import tnkit as tn
 from tnkit import _kernels
 
-try:
-    import quimb.tensor as qtn
-except ImportError:  # quimb is optional: its rows are skipped
-    qtn = None
+SIZES: dict[str, dict[str, Any]] = {
+    "smoke": {"length": 40, "sample_length": 40, "wide": (8, 16), "samples": 20, "repeats": 1},
+    "quick": {"length": 500, "sample_length": 200, "wide": (32, 128), "samples": 500, "repeats": 5},
+    "full": {
+        "length": 2000,
+        "sample_length": 500,
+        "wide": (64, 256),
+        "samples": 1000,
+        "repeats": 20,
+    },
+}
 
 
 def race(impls: dict[str, tuple[Callable[[], object], int]]) -> dict[str, float]:
-    """Best time of each implementation, given as ``name: (function, repeats)``. After one
-    warm-up call each (compilation, caches, packed cores), rounds run every implementation
-    once in turn, so load from other processes hits them alike."""
-    best = {}
-    for name, (fn, _) in impls.items():
-        fn()
-        best[name] = math.inf
-    for round_ in range(max(n for _, n in impls.values())):
-        for name, (fn, n) in impls.items():
-            if round_ < n:
-                start = time.perf_counter()
-                fn()
-                best[name] = min(best[name], time.perf_counter() - start)
-    return best
+    """Best time of each implementation, given as ``name: (function, repeats)``, after one
+    warm-up call each (compilation, caches, packed cores), interleaved."""
+    functions = {name: fn for name, (fn, _) in impls.items()}
+    counts = {name: n for name, (_, n) in impls.items()}
+    return interleaved_best(functions, counts, warm_up=True)[0]
+
+
+def qtn() -> Any:
+    """quimb.tensor, or None when it is not installed (its rows are then skipped)."""
+    return peers.load("quimb")
 
 
 # ---------------------------------------------------------------------- inputs
@@ -90,16 +98,6 @@ def bare_overlap(a: list, b: list) -> complex:
     return env[0, 0]
 
 
-def quimb_mps(m: tn.MPS):
-    cores = [np.asarray(c) for c in m.cores]
-    return qtn.MatrixProductState([cores[0][0], *cores[1:-1], cores[-1][..., 0]], shape="lpr")
-
-
-def quimb_mpo(o: tn.MPO):
-    cores = [np.asarray(c) for c in o.cores]
-    return qtn.MatrixProductOperator([cores[0][0], *cores[1:-1], cores[-1][..., 0]], shape="ludr")
-
-
 def fresh_pack(t: tn.MPS) -> tn.MPS:
     """Drop ``t``'s packed cores, so the next kernel call packs again (per-call packing)."""
     object.__setattr__(t, "_packed", None)
@@ -117,29 +115,51 @@ def forced_twin(fn: Callable[[], object]) -> Callable[[], object]:
 # ---------------------------------------------------------------------- report
 
 
-class Table:
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, str, float, str, str]] = []
+def _few(repeats: int) -> int:
+    """Repeats for the slow paths (array-API twins, quimb): a quarter, at least 3 (or 1)."""
+    return 1 if repeats == 1 else max(3, repeats // 4)
 
-    def add(self, case: str, impl: str, seconds: float, quimb: float | None, loop: float | None):
-        vs_quimb = f"{quimb / seconds:.1f}×" if quimb else ""
-        vs_loop = f"{seconds / loop:.2f}" if loop else ""
-        self.rows.append((case, impl, seconds, vs_quimb, vs_loop))
-        print(f"  {case:<34} {impl:<28} {seconds * 1e3:10.3f} ms", file=sys.stderr, flush=True)
+
+def _library(impl: str) -> str:
+    return "numpy" if impl == "numpy loop" else impl.split()[0]
+
+
+class Table:
+    """Rows of the long-chain workloads, with speed-ups against quimb and the array-API twin
+    and the ratio to the bare NumPy loop; ``notes`` collects what could not be measured."""
+
+    def __init__(self) -> None:
+        self.rows: list[Row] = []
+        self.notes: list[str] = []
 
     def add_case(self, case: str, times: dict[str, float]) -> None:
         quimb = next((t for name, t in times.items() if name.startswith("quimb")), None)
+        twin = times.get("tnkit array-API path")
         loop = times.get("numpy loop")
         for name, seconds in times.items():
-            self.add(case, name, seconds, quimb, loop)
+            ratios = {}
+            if name.startswith("tnkit"):
+                ratios["vs quimb"] = ratio(quimb, seconds)
+                if name != "tnkit array-API path":
+                    ratios["vs array-API twin"] = ratio(twin, seconds)
+                ratios["/ numpy loop (floor)"] = ratio(seconds, loop)
+            self.rows.append(Row("long_chains", case, _library(name), name, seconds, ratios=ratios))
+            print(f"  {case:<34} {name:<28} {seconds * 1e3:10.3f} ms", file=sys.stderr, flush=True)
 
     def markdown(self) -> str:
         lines = [
             "| case | implementation | time | quimb/this | this/numpy loop |",
             "|---|---|---:|---:|---:|",
         ]
-        for case, impl, seconds, vs_quimb, vs_loop in self.rows:
-            lines.append(f"| {case} | {impl} | {seconds * 1e3:.3f} ms | {vs_quimb} | {vs_loop} |")
+        for row in self.rows:
+            vs_quimb, vs_loop = row.ratios.get("vs quimb"), row.ratios.get("/ numpy loop (floor)")
+            lines.append(
+                f"| {row.case} | {row.method} | {row.time_s * 1e3:.3f} ms | "
+                + (f"{vs_quimb:.1f}×" if vs_quimb else "")
+                + " | "
+                + (f"{vs_loop:.2f}" if vs_loop else "")
+                + " |"
+            )
         return "\n".join(lines)
 
 
@@ -149,15 +169,15 @@ class Table:
 def overlap_long(table: Table, repeats: int, length: int, bond: int, dtype: str) -> None:
     a = unit_mps(length, bond, seed=0, dtype=dtype)
     b = perturbed(a, 0.02, seed=1)
-    few = max(3, repeats // 4)
+    few = _few(repeats)
     impls = {
         "tnkit (cores packed once)": (lambda: tn.inner(a, b), repeats),
         "tnkit (packed every call)": (lambda: tn.inner(fresh_pack(a), fresh_pack(b)), repeats),
         "tnkit array-API path": (forced_twin(lambda: tn.inner(a, b)), few),
         "numpy loop": (lambda: bare_overlap(a.cores, b.cores), repeats),
     }
-    if qtn is not None:
-        qa, qb = quimb_mps(a), quimb_mps(b)
+    if qtn() is not None:
+        qa, qb = peers.quimb_mps(a.cores), peers.quimb_mps(b.cores)
         assert np.isclose(complex(qa.H @ qb), complex(tn.inner(a, b)), rtol=1e-4)
         impls["quimb a.H @ b"] = (lambda: qa.H @ qb, few)
     table.add_case(f"overlap L={length} χ={bond} d=2 {dtype}", race(impls))
@@ -178,13 +198,13 @@ def expectation_long(table: Table, repeats: int, length: int, bond: int, mpo_bon
     o = near_identity_mpo(length, mpo_bond, seed=2)
     impls = {
         "tnkit": (lambda: tn.expectation(m, o), repeats),
-        "tnkit array-API path": (forced_twin(lambda: tn.expectation(m, o)), max(3, repeats // 4)),
+        "tnkit array-API path": (forced_twin(lambda: tn.expectation(m, o)), _few(repeats)),
     }
-    if qtn is not None:
-        qm, qo = quimb_mps(m), quimb_mpo(o)
-        value = qtn.expec_TN_1D(qm.H, qo, qm)
+    if qtn() is not None:
+        qm, qo = peers.quimb_mps(m.cores), peers.quimb_mpo(o.cores)
+        value = qtn().expec_TN_1D(qm.H, qo, qm)
         assert np.isclose(complex(value), complex(tn.expectation(m, o)), rtol=1e-6)
-        impls["quimb expec_TN_1D"] = (lambda: qtn.expec_TN_1D(qm.H, qo, qm), 2)
+        impls["quimb expec_TN_1D"] = (lambda: qtn().expec_TN_1D(qm.H, qo, qm), min(2, repeats))
     table.add_case(f"expectation L={length} χ={bond} MPO bond {mpo_bond}", race(impls))
 
 
@@ -193,25 +213,25 @@ def norms_long(table: Table, repeats: int, length: int, bond: int) -> None:
     for name, fn in (("norm", m.norm), ("log_norm", m.log_norm)):
         impls = {
             "tnkit (QR kernel)": (fn, repeats),
-            "tnkit array-API path": (forced_twin(fn), 3),
+            "tnkit array-API path": (forced_twin(fn), _few(repeats)),
         }
-        if qtn is not None and name == "norm":
-            impls["quimb .norm()"] = (quimb_mps(m).norm, 3)
+        if qtn() is not None and name == "norm":
+            impls["quimb .norm()"] = (peers.quimb_mps(m.cores).norm, _few(repeats))
         table.add_case(f"{name} L={length} χ={bond} (no centre)", race(impls))
-
-
-NOTES: list[str] = []
 
 
 def canonicalize_long(table: Table, repeats: int, length: int, bond: int) -> None:
     m = tn.MPS.random([2] * length, bond, seed=0)  # centre None: both sweeps run
     impls = {
         "tnkit (QR kernel)": (lambda: m.canonicalize(0), repeats),
-        "tnkit array-API path": (forced_twin(lambda: m.canonicalize(0)), max(3, repeats // 4)),
+        "tnkit array-API path": (forced_twin(lambda: m.canonicalize(0)), _few(repeats)),
     }
-    if qtn is not None:
-        qm = quimb_mps(m)
-        impls["quimb right_canonize()"] = (qm.right_canonize, 3)  # in place, a full QR sweep
+    if qtn() is not None:
+        qm = peers.quimb_mps(m.cores)
+        impls["quimb right_canonize()"] = (
+            qm.right_canonize,
+            _few(repeats),
+        )  # in place, a full QR sweep
     table.add_case(f"canonicalize(0) L={length} χ={bond} (no centre)", race(impls))
 
 
@@ -219,11 +239,11 @@ def sample_long(table: Table, repeats: int, length: int, bond: int, n: int) -> N
     m = unit_mps(length, bond, seed=0).canonicalize(0)  # norm 1: quimb's marginals stay finite
     impls = {
         "tnkit (sampling kernel)": (lambda: m.sample(n, seed=1), repeats),
-        "tnkit array-API path": (forced_twin(lambda: m.sample(n, seed=1)), 3),
+        "tnkit array-API path": (forced_twin(lambda: m.sample(n, seed=1)), _few(repeats)),
     }
     times = race(impls)
-    if qtn is not None:  # one sample at a time: time a few and scale to n (stated in the row)
-        qm, few = quimb_mps(m), 10
+    if qtn() is not None:  # one sample at a time: time a few and scale to n (stated in the row)
+        qm, few = peers.quimb_mps(m.cores), 10
         start = time.perf_counter()
         try:
             with np.errstate(invalid="ignore"):
@@ -231,7 +251,7 @@ def sample_long(table: Table, repeats: int, length: int, bond: int, n: int) -> N
                     pass
             times[f"quimb .sample ({few}, ×{n // few})"] = (time.perf_counter() - start) * n / few
         except ValueError as error:  # its projected state is never renormalised: it underflows
-            NOTES.append(
+            table.notes.append(
                 f"quimb .sample at L={length} fails: {error} (the projected state is "
                 "not renormalised, so |ψ|² underflows after ~1000 sites at d=2)"
             )
@@ -314,26 +334,52 @@ def _fmt(line: str) -> str:
     return f"{name} {float(seconds):.2f} s"
 
 
+def measure(table: Table, size: dict[str, Any], repeats: int) -> None:
+    """Every long-chain workload at one size, into ``table``."""
+    length, few, samples = size["length"], _few(repeats), size["samples"]
+    if repeats == 1:
+        few = 1
+    overlap_long(table, repeats, length, 4, "float64")
+    overlap_long(table, repeats, length, 4, "complex128")
+    overlap_wide(table, few, *size["wide"])
+    expectation_long(table, repeats, length, 4, 3)
+    norms_long(table, repeats, length, 4)
+    canonicalize_long(table, repeats, length, 4)
+    sample_long(table, few, length, 4, samples)
+    if size["sample_length"] != length:
+        sample_long(table, few, size["sample_length"], 4, samples)  # quimb still runs here
+    if qtn() is None:
+        table.notes.append("quimb is not installed: its rows are skipped")
+
+
+def rows(mode: str, repeats: int | None = None, budget: float | None = None) -> GroupResult:
+    """The long-chain workloads at the ``mode`` size (``budget`` is not used: few repeats)."""
+    size = SIZES[mode]
+    repeats = repeats or size["repeats"]
+    table = Table()
+    measure(table, size, repeats)
+    description = (
+        "long chains, small bonds (d = 2, χ = 4): tnkit's Numba kernels against their array-API "
+        "twins, a bare NumPy transfer-matrix loop and quimb; speed-up = other time / this time; "
+        "floor = this time / NumPy-loop time"
+    )
+    config = {"repeats": repeats, **size}
+    return GroupResult("long_chains", description, table.rows, table.notes, config)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, no cold compile")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, no cold compile")
     parser.add_argument("--crossover", action="store_true", help="only the crossover table")
     args = parser.parse_args()
-    repeats = 5 if args.quick else 20
+    mode = "quick" if args.quick else "full"
     if not args.crossover:
         print(compile_times(cold=not args.quick))
         table = Table()
-        overlap_long(table, repeats, 2000, 4, "float64")
-        overlap_long(table, repeats, 2000, 4, "complex128")
-        overlap_wide(table, max(3, repeats // 4), 64, 256)
-        expectation_long(table, repeats, 2000, 4, 3)
-        norms_long(table, repeats, 2000, 4)
-        canonicalize_long(table, repeats, 2000, 4)
-        sample_long(table, max(3, repeats // 4), 2000, 4, 1000)
-        sample_long(table, max(3, repeats // 4), 500, 4, 1000)  # quimb still runs here
+        measure(table, SIZES[mode], SIZES[mode]["repeats"])
         print()
         print(table.markdown())
-        for note in NOTES:
+        for note in table.notes:
             print(f"\nNote: {note}")
     if args.crossover or not args.quick:
         bonds = [4, 8, 16, 24, 32, 48, 64, 96, 128, 192]

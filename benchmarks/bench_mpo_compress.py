@@ -19,21 +19,20 @@ which).
 
 from __future__ import annotations
 
-import argparse
 import math
-import platform
 import sys
-import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import harness
 import numpy as np
-from harness import add_script_arguments, blas_limit
+import peers
+from harness import GroupResult, Row, interleaved_best, ratio
 
 import tnkit as tn
 
+SIZES = {"smoke": (10, 2), "quick": (40, 3), "full": (100, 4)}  # (L, n_max)
 EXACT_CENTRE = (5, 9, 16, 32)  # centre bond of H^n at n = 1, 2, 3, 4
 LARGE_ERROR = 1e-10  # a note is printed above this relative error
 TNKIT_METHODS: dict[str, dict[str, Any]] = {
@@ -53,16 +52,6 @@ QUIMB_VARIANTS: dict[str, dict[str, Any]] = {
 
 
 # ----------------------------------------------------------------------------- quimb
-
-
-def load_quimb() -> Any:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import quimb.tensor as qtn
-    except ImportError:
-        return None
-    return qtn
 
 
 def to_tnkit_mpo(q: Any) -> tn.MPO:
@@ -165,26 +154,19 @@ def reference(L: int, n_max: int) -> tuple[tn.MPS, tn.MPS, float]:
 
 
 def run(L: int, n_max: int, repeats: int, budget: float) -> list[Result]:
-    qtn = load_quimb()
+    qtn = peers.load("quimb")
     if qtn is not None:
         check_quimb(qtn)
     # warm-up on a small twin: imports, Numba compilation (quimb's per cutoff mode), caches
     for job in build_jobs(8, n_max, qtn).values():
         job()
     jobs = build_jobs(L, n_max, qtn)
-    results = {key: Result(*key) for key in jobs}
-    spent = dict.fromkeys(jobs, 0.0)
-    builds: dict[tuple[str, str], Build] = {}
-    for _ in range(repeats):  # interleaved, so that machine noise hits every method alike
-        for key, job in jobs.items():
-            if spent[key] > budget:
-                continue
-            start = time.perf_counter()
-            builds[key] = job()
-            elapsed = time.perf_counter() - start
-            spent[key] += elapsed
-            results[key].time_s = min(results[key].time_s, elapsed)
-            print(f"  {key[0]:<6} {key[1]:<30} {elapsed:8.3f} s", file=sys.stderr, flush=True)
+
+    def log(key: tuple[str, str], elapsed: float) -> None:
+        print(f"  {key[0]:<6} {key[1]:<30} {elapsed:8.3f} s", file=sys.stderr, flush=True)
+
+    best, builds = interleaved_best(jobs, repeats, budget, log=log)
+    results = {key: Result(*key, time_s=best[key]) for key in jobs}
     t, y_ref, ref_norm = reference(L, n_max)
     for key, build in builds.items():
         op = build.operator if key[0] == "tnkit" else to_tnkit_mpo(build.operator)
@@ -196,15 +178,62 @@ def run(L: int, n_max: int, repeats: int, budget: float) -> list[Result]:
     return list(results.values())
 
 
+def fastest_peer(results: list[Result]) -> tuple[Result | None, bool]:
+    """The fastest quimb variant at the exact bonds (True), else the fastest one (False)."""
+    exact = next(r for r in results if r.method == "svd").bonds  # only numerical zeros dropped
+    peer_results = [r for r in results if r.library == "quimb"]
+    at_exact = [p for p in peer_results if p.bonds == exact]
+    best = min(at_exact or peer_results, key=lambda p: p.time_s) if peer_results else None
+    return best, bool(at_exact)
+
+
+def rows(mode: str, repeats: int | None = None, budget: float | None = None) -> GroupResult:
+    """Every tnkit method and quimb variant at the ``mode`` size, as rows with speed-ups."""
+    L, n_max = SIZES[mode]
+    repeats = repeats or (1 if mode == "smoke" else 5 if mode == "full" else 3)
+    results = run(L, n_max, repeats, 60.0 if budget is None else budget)
+    best, at_exact = fastest_peer(results)
+    key = "vs fastest quimb at exact bonds" if at_exact else "vs fastest quimb"
+    out = []
+    for r in results:
+        ratios = {key: ratio(best.time_s, r.time_s)} if best and r.library == "tnkit" else {}
+        extra = {"centre_bonds": r.centre(L), "bonds": [list(b) for b in r.bonds]}
+        note = f"centre bonds {', '.join(map(str, r.centre(L)))}; max {max(r.bonds[-1])}"
+        out.append(
+            Row(
+                "mpo_compress",
+                f"H^n L={L} n≤{n_max}",
+                r.library,
+                r.method,
+                r.time_s,
+                r.rel_error,
+                r.bound,
+                ratios,
+                note,
+                extra,
+            )
+        )
+    notes = notes_for(results, L, n_max)
+    if best is None:
+        notes.append("quimb is not installed: its rows are skipped")
+    else:
+        notes.append(f"speed-ups against quimb {best.method}")
+    description = (
+        "H^n of the Heisenberg MPO built by products and a compression after each, per tnkit "
+        "method vs quimb's apply + compress; error ‖H^n·t − (H·)^n t‖ / ‖(H·)^n t‖ for a "
+        "random MPS t; speed-up = quimb time / tnkit time"
+    )
+    config = {"L": L, "n_max": n_max, "repeats": repeats}
+    return GroupResult("mpo_compress", description, out, notes, config)
+
+
 # ----------------------------------------------------------------------------- report
 
 
 def table(results: list[Result], L: int, n_max: int, threads: str) -> tuple[str, list[str]]:
     ours = [r for r in results if r.library == "tnkit"]
-    peers = [r for r in results if r.library == "quimb"]
-    exact = next(r for r in ours if r.method == "svd").bonds  # only numerical zeros dropped
-    at_exact = [p for p in peers if p.bonds == exact]
-    best = min(at_exact or peers, key=lambda p: p.time_s) if peers else None
+    peer_results = [r for r in results if r.library == "quimb"]
+    best, at_exact = fastest_peer(results)
     versus = (
         f"the fastest quimb variant at the exact bonds ({best.method})"
         if at_exact and best
@@ -223,7 +252,7 @@ def table(results: list[Result], L: int, n_max: int, threads: str) -> tuple[str,
         "| reported bound (last step) | speed-up |",
         "|---|---|---:|---|---:|---:|---:|---:|",
     ]
-    for r in ours + peers:
+    for r in ours + peer_results:
         bound = f"{r.bound:.1e}" if r.bound is not None else ""
         ratio = f"{best.time_s / r.time_s:.2f}×" if best and r.library == "tnkit" else ""
         lines.append(
@@ -231,10 +260,12 @@ def table(results: list[Result], L: int, n_max: int, threads: str) -> tuple[str,
             f"{', '.join(map(str, r.centre(L)))} | {max(r.bonds[-1])} | {r.rel_error:.1e} | "
             f"{bound} | {ratio} |"
         )
-    return "\n".join(lines), notes(results, exact, L, n_max)
+    return "\n".join(lines), notes_for(results, L, n_max)
 
 
-def notes(results: list[Result], exact: list[tuple[int, ...]], L: int, n_max: int) -> list[str]:
+def notes_for(results: list[Result], L: int, n_max: int) -> list[str]:
+    """Bond profiles that differ from the exact one, large errors, errors above the bound."""
+    exact = next(r for r in results if r.method == "svd").bonds
     out = []
     expected = list(EXACT_CENTRE[:n_max])
     svd = next(r for r in results if r.method == "svd")
@@ -266,26 +297,12 @@ def notes(results: list[Result], exact: list[tuple[int, ...]], L: int, n_max: in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_script_arguments(parser, quick="L = 40, n up to 3", repeats=5, budget=60.0)
-    args = parser.parse_args()
-    L, n_max = (40, 3) if args.quick else (100, 4)
-    threads = None if args.blas_threads == 0 else args.blas_threads
-    import scipy.linalg  # noqa: F401 - threadpoolctl only limits libraries already loaded
-
-    qtn = load_quimb()
-    with blas_limit(threads):
+    args = harness.parse_script_args(__doc__, quick="L = 40, n up to 3", repeats=5, budget=60.0)
+    L, n_max = SIZES[args.mode]
+    with harness.blas_limit(args.threads):
         results = run(L, n_max, args.repeats, args.budget)
-    quimb_version = "absent"
-    if qtn is not None:
-        import quimb
-
-        quimb_version = quimb.__version__
-    print(
-        f"tnkit {tn.__version__}, quimb {quimb_version}, numpy {np.__version__}, "
-        f"python {platform.python_version()}, {platform.processor() or 'cpu'}"
-    )
-    text, note_lines = table(results, L, n_max, "as found" if threads is None else str(threads))
+    print(harness.script_header("quimb"))
+    text, note_lines = table(results, L, n_max, args.threads_label)
     print(text)
     for line in note_lines:
         print(f"\nNote: {line}")

@@ -16,29 +16,36 @@ flop ratio 2·B·N² / plan.flops(B), and its crossover is where that ratio fall
 from __future__ import annotations
 
 import argparse
+import math
 import platform
-import time
 import warnings
+from typing import Any
 
+import peers
 import torch
+from harness import GroupResult, Row, interleaved_best, ratio
 from torch import nn
 
 from tnkit.linear_map import plan_linear_map
 from tnkit.torch import MPOLinear
 
-N = 4096
 DIMS = (8, 8, 8, 8)
+N = math.prod(DIMS)
 BONDS = (2, 4, 8, 16, 32, 64)
+SIZES: dict[str, dict[str, Any]] = {
+    "smoke": {"dims": (4, 4), "bonds": (2,), "batch": 4, "threads": ("1",), "repeats": 1},
+    "quick": {"dims": DIMS, "bonds": (2, 8, 32), "batch": 64, "threads": ("1",), "repeats": 3},
+    "full": {"dims": DIMS, "bonds": BONDS, "batch": 64, "threads": ("1", "default"), "repeats": 7},
+}
 
 
-def tltorch_layer(bond: int):
-    try:
-        import tltorch
-    except ImportError:
+def tltorch_layer(dims: tuple[int, ...], bond: int) -> Any:
+    tltorch = peers.load("tltorch")
+    if tltorch is None:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return tltorch.FactorizedLinear(DIMS, DIMS, factorization="blocktt", rank=bond)
+        return tltorch.FactorizedLinear(dims, dims, factorization="blocktt", rank=bond)
 
 
 def step(layer, x: torch.Tensor, grad: torch.Tensor) -> None:
@@ -47,77 +54,136 @@ def step(layer, x: torch.Tensor, grad: torch.Tensor) -> None:
     layer(x).backward(grad)
 
 
-def interleaved_best(layers: dict, x, grad, repeats: int) -> dict:
-    for layer in layers.values():
-        step(layer, x, grad)  # warm up
-    best = dict.fromkeys(layers, float("inf"))
-    for _ in range(repeats):
-        for name, layer in layers.items():
-            start = time.perf_counter()
-            step(layer, x, grad)
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
-def predicted_crossover(batch: int) -> int | None:
+def predicted_crossover(batch: int, dims: tuple[int, ...] = DIMS) -> int | None:
     """Smallest bond whose forward flops (cheapest order) reach the dense matmul's."""
-    for bond in range(1, 4097):
-        bonds = (min(bond, 64), min(bond, 4096), min(bond, 64))
-        if plan_linear_map(DIMS, DIMS, bonds).flops(batch) >= 2 * batch * N * N:
+    n = math.prod(dims)
+    for bond in range(1, n + 1):
+        bonds = plan_bonds(dims, bond)
+        if plan_linear_map(dims, dims, bonds).flops(batch) >= 2 * batch * n * n:
             return bond
     return None
 
 
-def run(threads: str, bonds, batch: int, repeats: int) -> None:
+def plan_bonds(dims: tuple[int, ...], bond: int) -> tuple[int, ...]:
+    """Bond ``bond`` capped by the exact TT-matrix ranks (products of d_k² on either side)."""
+    squares = [d * d for d in dims]
+    return tuple(
+        min(bond, math.prod(squares[: k + 1]), math.prod(squares[k + 1 :]))
+        for k in range(len(dims) - 1)
+    )
+
+
+def measure(threads: str, bonds, batch: int, repeats: int, dims=DIMS) -> list[dict[str, Any]]:
+    """One dict per bond: parameter counts, contraction order, best times (s) of the layers."""
     torch.set_num_threads(1 if threads == "1" else DEFAULT_THREADS)
     torch.manual_seed(0)
-    x = torch.randn(batch, N, requires_grad=True)
-    grad = torch.randn(batch, N)
-    dense = nn.Linear(N, N)
-    dense_params = N * N
-    rows = []
-    rate = None
+    n = math.prod(dims)
+    x = torch.randn(batch, n, requires_grad=True)
+    grad = torch.randn(batch, n)
+    dense = nn.Linear(n, n)
+    out = []
     for bond in bonds:
-        layer = MPOLinear(N, N, bias=True, in_dims=DIMS, out_dims=DIMS, max_bond=bond)
-        peer = tltorch_layer(bond)
+        layer = MPOLinear(n, n, bias=True, in_dims=dims, out_dims=dims, max_bond=bond)
+        peer = tltorch_layer(dims, bond)
         params = sum(p.numel() for p in layer.cores)
         layers = {"linear": dense, "tnkit": layer}
         if peer is not None:
             assert sum(p.numel() for p in peer.weight.parameters()) == params
             layers["tltorch"] = peer
-        best = interleaved_best(layers, x, grad, repeats)
-        flops = layer.plan.flops(batch)
-        gemm_flops = 3 * 2 * batch * N * N  # forward + two backward GEMMs
-        rate = gemm_flops / best["linear"]
-        rows.append(
-            (
-                bond,
-                params,
-                params / dense_params,
-                layer.contraction_order(batch),
-                best["linear"] / best["tnkit"],
-                best["tltorch"] / best["tnkit"] if peer is not None else None,
-                2 * batch * N * N / flops,
-                best["tnkit"] * 1e3,
-            )
+        jobs = {name: (lambda m=m: step(m, x, grad)) for name, m in layers.items()}
+        best = interleaved_best(jobs, repeats, warm_up=True)[0]
+        out.append(
+            {
+                "threads": threads,
+                "num_threads": torch.get_num_threads(),
+                "bond": bond,
+                "params": params,
+                "params_ratio": params / (n * n),
+                "order": layer.contraction_order(batch),
+                "flops": layer.plan.flops(batch),
+                "dense_flops": 2 * batch * n * n,
+                "times": best,
+            }
         )
+    return out
+
+
+def rows(mode: str, repeats: int | None = None, budget: float | None = None) -> GroupResult:
+    """MPOLinear, nn.Linear and tltorch per bond (and thread setting) at the ``mode`` size."""
+    size = SIZES[mode]
+    repeats = repeats or size["repeats"]
+    dims, batch = size["dims"], size["batch"]
+    n = math.prod(dims)
+    out = []
+    try:
+        for threads in size["threads"]:
+            for m in measure(threads, size["bonds"], batch, repeats, dims):
+                times = m["times"]
+                case = f"{n}x{n} bond {m['bond']}, batch {batch}, threads {threads}"
+                extra = {k: m[k] for k in ("params", "params_ratio", "order", "num_threads")}
+                for library, seconds in times.items():
+                    ratios = {}
+                    if library == "tnkit":
+                        ratios = {
+                            "vs nn.Linear": ratio(times["linear"], seconds),
+                            "vs tltorch": ratio(times.get("tltorch"), seconds),
+                            "predicted vs nn.Linear (flops)": m["dense_flops"] / m["flops"],
+                        }
+                    name = {"linear": "nn.Linear", "tnkit": "MPOLinear"}.get(library, library)
+                    method = {"linear": "dense", "tnkit": m["order"]}.get(library, "blocktt")
+                    lib = "torch" if library == "linear" else library
+                    note = f"{m['params'] if library != 'linear' else n * n:,} params"
+                    out.append(
+                        Row(
+                            "torch_linear",
+                            case,
+                            lib,
+                            f"{name} {method}",
+                            seconds,
+                            ratios=ratios,
+                            note=note,
+                            extra=extra,
+                        )
+                    )
+    finally:
+        torch.set_num_threads(DEFAULT_THREADS)
+    notes = [
+        f"predicted crossover with nn.Linear (MPO flops = dense flops at batch {batch}): bond "
+        f"{predicted_crossover(batch, dims)}"
+    ]
+    if peers.load("tltorch") is None:
+        notes.append("tltorch (tensorly-torch) is not installed: its rows are skipped")
+    description = (
+        f"MPOLinear vs nn.Linear and tltorch's FactorizedLinear(blocktt), {n} x {n}, dims "
+        f"{dims} on both sides, forward + backward; speed-up = other time / MPOLinear time"
+    )
+    config = {"repeats": repeats, **size, "torch": torch.__version__}
+    return GroupResult("torch_linear", description, out, notes, config)
+
+
+def run(threads: str, bonds, batch: int, repeats: int) -> None:
+    measured = measure(threads, bonds, batch, repeats)
     print(f"\n### threads: {threads} ({torch.get_num_threads()})\n")
     print(
         "| bond | params | params / dense | order | speedup vs nn.Linear | speedup vs tltorch "
         "| predicted speedup (flops) | tnkit ms |"
     )
     print("|---:|---:|---:|:---|---:|---:|---:|---:|")
-    for bond, params, ratio, order, vs_linear, vs_tl, predicted, ms in rows:
+    for m in measured:
+        t = m["times"]
+        vs_tl = ratio(t.get("tltorch"), t["tnkit"])
         tl = "—" if vs_tl is None else f"{vs_tl:.2f}"
         print(
-            f"| {bond} | {params:,} | {ratio:.2e} | {order} | {vs_linear:.2f} | {tl} "
-            f"| {predicted:.2f} | {ms:.1f} |"
+            f"| {m['bond']} | {m['params']:,} | {m['params_ratio']:.2e} | {m['order']} "
+            f"| {t['linear'] / t['tnkit']:.2f} | {tl} | {m['dense_flops'] / m['flops']:.2f} "
+            f"| {t['tnkit'] * 1e3:.1f} |"
         )
-    measured = next((r[0] for r in rows if r[4] < 1), None)
+    rate = 3 * measured[-1]["dense_flops"] / measured[-1]["times"]["linear"]  # fwd + 2 bwd GEMMs
+    slower = next((m["bond"] for m in measured if m["times"]["linear"] < m["times"]["tnkit"]), None)
     print(
         f"\nnn.Linear GEMM rate (forward + backward): {rate / 1e9:.1f} GFLOP/s; predicted "
         f"crossover (MPO flops = dense flops at batch {batch}): bond {predicted_crossover(batch)}"
-        f"; measured: first bond slower than nn.Linear: {measured or 'none of those run'}"
+        f"; measured: first bond slower than nn.Linear: {slower or 'none of those run'}"
     )
 
 
@@ -131,8 +197,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args()
-    bonds = (2, 8, 32) if args.quick else BONDS
-    repeats = args.repeats or (3 if args.quick else 7)
+    bonds = SIZES["quick" if args.quick else "full"]["bonds"]
+    repeats = args.repeats or SIZES["quick" if args.quick else "full"]["repeats"]
     threads = (args.threads or "1,default").split(",")
     print(
         f"MPOLinear {N}x{N}, dims {DIMS}², batch {args.batch}, forward+backward, best of "

@@ -166,23 +166,106 @@ def _describe(m: Measurement) -> str:
     )
 
 
+# ---------------------------------------------------------------------- grouped workloads
+
+MODES = ("smoke", "quick", "full")
+
+
+@dataclass
+class Row:
+    """One implementation's result in a workload group (long chains, apply, MPO compression,
+    torch layers): ``ratios`` are the group's own speed-ups (> 1: tnkit is faster), ``extra``
+    any further structured data (bond profiles, parameter counts)."""
+
+    group: str
+    case: str
+    library: str
+    method: str
+    time_s: float | None
+    rel_error: float | None = None
+    bound: float | None = None
+    ratios: dict[str, float | None] = field(default_factory=dict)
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GroupResult:
+    """What a workload group's ``rows(mode, ...)`` returns: rows, a description, notes."""
+
+    name: str
+    description: str
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """numerator / denominator, or None when either is missing (or zero below)."""
+    if numerator is None or not denominator or not math.isfinite(numerator):
+        return None
+    return numerator / denominator
+
+
+def interleaved_best(
+    jobs: dict[Any, Callable[[], Any]],
+    repeats: int | dict[Any, int],
+    budget_s: float = math.inf,
+    *,
+    warm_up: bool = False,
+    log: Callable[[Any, float], None] | None = None,
+) -> tuple[dict[Any, float], dict[Any, Any]]:
+    """Best wall time of every job, in rounds that run each job once in turn (so that load from
+    other processes hits them alike): ``repeats`` rounds (per job if a dict), a job dropping
+    out once it has spent ``budget_s`` seconds. ``warm_up``: one untimed call each first.
+    Returns the best times and each job's last output."""
+    counts = repeats if isinstance(repeats, dict) else dict.fromkeys(jobs, repeats)
+    if warm_up:
+        for job in jobs.values():
+            job()
+    best = dict.fromkeys(jobs, math.inf)
+    spent = dict.fromkeys(jobs, 0.0)
+    outputs: dict[Any, Any] = {}
+    for round_ in range(max(counts.values(), default=0)):
+        for key, job in jobs.items():
+            if round_ >= counts[key] or spent[key] > budget_s:
+                continue
+            start = time.perf_counter()
+            outputs[key] = job()
+            elapsed = time.perf_counter() - start
+            spent[key] += elapsed
+            best[key] = min(best[key], elapsed)
+            if log is not None:
+                log(key, elapsed)
+    return best, outputs
+
+
 # ---------------------------------------------------------------------- standalone scripts
 
 
 @contextlib.contextmanager
 def blas_limit(threads: int | None):
-    """Cap every library's BLAS threads inside the block (None: leave them as found)."""
+    """Cap every library's BLAS threads inside the block (None: leave them as found).
+
+    SciPy's LAPACK and quimb (with its Numba and BLAS) are imported first: threadpoolctl only
+    limits the libraries already loaded."""
     if threads is None:
         yield
         return
+    import scipy.linalg  # noqa: F401
     from threadpoolctl import threadpool_limits
 
+    peers.load("quimb")
     with threadpool_limits(limits=threads):
         yield
 
 
-def add_script_arguments(parser: Any, *, quick: str, repeats: int, budget: float) -> None:
-    """The options the standalone benchmark scripts share."""
+def parse_script_args(doc: str, *, quick: str, repeats: int, budget: float) -> Any:
+    """The options the standalone benchmark scripts share; adds ``mode`` ("quick" or "full"),
+    ``threads`` (the BLAS cap, None to leave as found) and ``threads_label``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help=quick)
     parser.add_argument("--repeats", type=int, default=repeats, help="best of this many runs")
     parser.add_argument("--budget", type=float, default=budget, help="seconds per method")
@@ -193,3 +276,23 @@ def add_script_arguments(parser: Any, *, quick: str, repeats: int, budget: float
         help="cap BLAS threads for every library (0: leave as found); default 1, since "
         "multi-threaded LAPACK on a loaded 2-core machine is slower by orders of magnitude",
     )
+    args = parser.parse_args()
+    args.mode = "quick" if args.quick else "full"
+    args.threads = None if args.blas_threads == 0 else args.blas_threads
+    args.threads_label = "as found" if args.threads is None else str(args.threads)
+    return args
+
+
+def script_header(*distributions: str) -> str:
+    """One line of versions and machine that standalone scripts print above their table."""
+    import importlib.metadata
+    import platform
+
+    versions = []
+    for name in ("tnkit", "numpy", *distributions):
+        try:
+            versions.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{name} absent")
+    machine = platform.processor() or platform.machine() or "cpu"
+    return ", ".join(versions) + f", python {platform.python_version()}, {machine}"

@@ -21,6 +21,7 @@ MODULES = {
     "quimb": "quimb.tensor",
     "tensorly": "tensorly",
     "tenpy": "tenpy",
+    "tltorch": "tltorch",
 }
 
 
@@ -48,6 +49,13 @@ def quimb_mps(cores: Sequence[np.ndarray]) -> Any:
     qtn = load("quimb")
     arrays = [cores[0][0], *cores[1:-1], cores[-1][..., 0]]
     return qtn.MatrixProductState(arrays, shape="lpr")
+
+
+def quimb_mpo(cores: Sequence[np.ndarray]) -> Any:
+    """quimb MatrixProductOperator from (Dl, out, in, Dr) cores: upper index = out (row)."""
+    qtn = load("quimb")
+    arrays = [cores[0][0], *cores[1:-1], cores[-1][..., 0]]
+    return qtn.MatrixProductOperator(arrays, shape="ludr")
 
 
 def quimb_mps_cores(mps: Any) -> Cores:
