@@ -550,7 +550,7 @@ def rescale_cores(cores: Any, norm: float, *, matrix_shape: Any = None) -> tuple
         current = B.frob_sq(cores[centre]) ** 0.5
     else:
         current = B.frob_sq(dense_matrix(cores, matrix_shape)) ** 0.5
-    if current == 0:
+    if not B.is_tracer(current) and current == 0:  # traced (jit/eval_shape init): no value
         raise ValueError("cores: the matrix is zero, it cannot be rescaled to a norm")
     cores[centre] = cores[centre] * (float(norm) / current)
     return tuple(cores)

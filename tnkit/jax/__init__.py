@@ -1,7 +1,8 @@
 """JAX adapter: importing ``tnkit.jax`` registers MPS and MPO as JAX pytrees (needs ``jax``).
 
 No math of its own: ``jax.jit``, ``jax.grad`` and ``jax.vmap`` trace the core's array-API code.
-Importing ``tnkit`` never imports this package.
+Importing ``tnkit`` never imports this package; ``MPOLinear`` (Flax nnx) imports Flax on
+first use, so the pytrees work without Flax.
 """
 
 from __future__ import annotations
@@ -17,9 +18,17 @@ from ..mpo import MPO
 from ..mps import MPS
 from ..tensortrain import TensorTrain
 
-__all__ = ["register_pytree"]
+__all__ = ["MPOLinear", "register_pytree"]
 
 _REGISTERED: set[type] = set()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MPOLinear":
+        from .linear import MPOLinear
+
+        return MPOLinear
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def register_pytree(cls: type[TensorTrain]) -> type[TensorTrain]:
