@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import threading
 from typing import Any
 
 import array_api_compat as aac
@@ -294,15 +295,35 @@ def split_threads(a: Array) -> int | None:
     return 1
 
 
+_limit_lock = threading.Lock()
+_limit_state: dict[str, Any] = {"depth": 0, "limiter": None}
+
+
 @contextlib.contextmanager
 def blas_threads(limit: int | None):
     """Limit BLAS threads for a block of small-matrix work (threads cost more than they give
-    on 256×512 products, and far more when the other cores are busy). None: no change."""
+    on 256×512 products, and far more when the other cores are busy). None: no change.
+
+    The limit is process-wide, so blocks entered from several threads share one: the first
+    to enter sets it and the last to leave restores the original. (Nested threadpoolctl
+    limits from concurrent threads would restore in the wrong order and leave BLAS at one
+    thread for good.) Every caller asks for one thread, so the shared limit is the same.
+    """
     if limit is None:
         yield
         return
-    with _threadpool_controller().limit(limits=limit, user_api="blas"):
+    with _limit_lock:
+        if _limit_state["depth"] == 0:
+            _limit_state["limiter"] = _threadpool_controller().limit(limits=limit, user_api="blas")
+        _limit_state["depth"] += 1
+    try:
         yield
+    finally:
+        with _limit_lock:
+            _limit_state["depth"] -= 1
+            if _limit_state["depth"] == 0:
+                _limit_state["limiter"].restore_original_limits()
+                _limit_state["limiter"] = None
 
 
 @functools.lru_cache(maxsize=1)

@@ -18,7 +18,6 @@ neither under- nor overflows on the way (and never runs into slow subnormals).
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import math
 import threading
@@ -258,14 +257,9 @@ def _one_blas_thread(*packs: Packed) -> Any:
     2-core box). A cached controller costs ~13 µs per limit; ``threadpool_limits`` ~360 µs."""
     if max(p.max_bond for p in packs) < _THREAD_LIMIT_FROM_BOND:
         return contextlib.nullcontext()
-    return _thread_controller().limit(limits=1, user_api="blas")
+    from ._backend import blas_threads  # shared with the sweeps: safe across threads
 
-
-@functools.cache
-def _thread_controller() -> Any:
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
+    return blas_threads(1)
 
 
 def _compiled() -> types.SimpleNamespace:

@@ -211,6 +211,12 @@ def scale(t: Any, factor: Any) -> Any:
     site = 0 if t.centre is None else t.centre
     cores = list(t.cores)
     cores[site] = cores[site] * factor
+    xp = t.xp
+    if not B.is_tracer(cores[site]) and not bool(xp.all(xp.isfinite(cores[site]))):
+        raise ValueError(
+            f"factor: {factor} times the train overflows {B.dtype_name(t.dtype)} (scale the "
+            "train in steps spread over its cores, or use a wider dtype)"
+        )
     return t._evolve(tuple(cores), t.centre, None)
 
 

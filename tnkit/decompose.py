@@ -6,9 +6,12 @@ every bond's cut is measured, so ``report`` bounds the error rigorously.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import Any
+
+import numpy as np
 
 from . import _backend as B
 from ._progress import logger, steps
@@ -67,6 +70,14 @@ def tt_svd(
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     truncation = Truncation(max_bond=max_bond, rtol=rtol, atol=atol)
+    # Entries far from 1 would over- or underflow the squares behind norms, Gram matrices and
+    # discarded weights: decompose x·2^-k instead and give the last core 2^k back (both exact).
+    exponent = _scale_exponent(xp, x)
+    if exponent:
+        x = _times_pow2(x, -exponent)
+        if truncation.atol is not None:
+            scaled_atol = min(_ldexp(truncation.atol, -exponent), _FLOAT_MAX)
+            truncation = Truncation(max_bond=max_bond, rtol=rtol, atol=scaled_atol)
     norm = B.frob_sq(x) ** 0.5
     budget = Budget(truncation.total_budget(norm), len(dims) - 1)
     cores, discarded, methods = [], [], set()
@@ -89,6 +100,13 @@ def tt_svd(
             "tt_svd bond %d: rank %d, %s, discarded %.3e", k, rank, split.method, split.discarded
         )
     cores.append(xp.reshape(rest, (rank, dims[-1], 1)))
+    if exponent:
+        cores[-1] = _times_pow2(cores[-1], exponent)
+        if not B.is_tracer(cores[-1]) and not bool(xp.all(xp.isfinite(cores[-1]))):
+            raise ValueError(
+                f"x: its norm overflows {B.dtype_name(x.dtype)}, so the canonical cores "
+                "cannot hold it; scale x down first"
+            )
     full = _full_rank_bonds(dims)
     report = make_report(
         discarded=discarded,
@@ -100,7 +118,48 @@ def tt_svd(
         method="tt_svd/" + ("+".join(sorted(methods)) or "none"),
         tolerance_met=budget.met(discarded),
     )
+    if exponent:  # the report was made in scaled units; its relative bound is unchanged
+        report = dataclasses.replace(
+            report,
+            discarded=tuple(_ldexp(d, 2 * exponent) for d in report.discarded),
+            abs_error_bound=_ldexp(report.abs_error_bound, exponent),
+            norm=_ldexp(report.norm, exponent),
+        )
     return MPS._trusted(tuple(cores), len(dims) - 1, report)
+
+
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+
+
+def _scale_exponent(xp: Any, x: Any) -> int:
+    """k with max|x| = m·2^k (0.5 <= m < 1) when that is far from 1 for the dtype, else 0
+    (inputs of ordinary size are decomposed bit for bit as they are)."""
+    if B.is_tracer(x):
+        return 0
+    largest = float(B.to_numpy(xp.max(xp.abs(x))))
+    if largest == 0.0:
+        return 0
+    exponent = math.frexp(largest)[1]
+    limit = np.finfo(np.dtype(B.dtype_name(x.dtype))).maxexp // 4
+    return exponent if abs(exponent) > limit else 0
+
+
+def _times_pow2(a: Any, exponent: int) -> Any:
+    """``a·2^exponent``, exact, in steps whose factor every dtype holds (2.0**1024 is not a
+    float, and a weak Python scalar is cast to the array's dtype: float32 tops out at 2^127)."""
+    while exponent:
+        step = max(-64, min(64, exponent))
+        a = a * 2.0**step
+        exponent -= step
+    return a
+
+
+def _ldexp(value: float, exponent: int) -> float:
+    """``math.ldexp`` that gives inf instead of raising on overflow."""
+    try:
+        return math.ldexp(value, exponent)
+    except OverflowError:
+        return math.copysign(math.inf, value)
 
 
 def _full_rank_bonds(dims: tuple[int, ...]) -> tuple[int, ...]:
@@ -193,8 +252,6 @@ def _zero_pad(xp: Any, W: Any, shape: tuple[int, int]) -> Any:
 
 
 def _replace(report, **changes):
-    import dataclasses
-
     changed = dataclasses.replace(report, **changes)
     ratio = changed.params_before / changed.params_after
     return dataclasses.replace(changed, compression_ratio=ratio)

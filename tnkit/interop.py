@@ -337,11 +337,15 @@ def to_tenpy(m: MPS, sites: Any = None) -> Any:
         raise ValueError("m: the zero state has no TeNPy canonical form")
     dtype = np.dtype(B.dtype_name(m.dtype))
     bflat = [np.transpose(B.to_numpy(c), (1, 0, 2)) for c in m.cores]
+    # Unit cores: the scale lives in psi.norm, and TeNPy's canonical form then stays inside
+    # the dtype's range (a float32 train of norm 1e-90 divided by zero there).
+    bflat = [b / np.max(np.abs(b)) for b in bflat]  # first by max: b² may underflow
+    bflat = [b / np.linalg.norm(b) for b in bflat]
     options = {"dtype": dtype}
     if "unit_cell_width" in inspect.signature(TenpyMPS.from_Bflat).parameters:
         options["unit_cell_width"] = len(sites)  # a chain; newer TeNPy warns without it
     if len(bflat) == 1:  # TeNPy's canonical_form_finite needs two sites
-        psi = TenpyMPS.from_Bflat(sites, [bflat[0] / norm], form="B", **options)
+        psi = TenpyMPS.from_Bflat(sites, bflat, form="B", **options)
     else:
         psi = TenpyMPS.from_Bflat(sites, bflat, form=None, **options)
         if any(form is None for form in psi.form):  # from_Bflat skips it when every bond is 1

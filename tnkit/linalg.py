@@ -129,17 +129,26 @@ def _exact(a, max_bond, budget) -> Split:
     try:
         u, s, vh = B.svd(a)
     except Exception:  # noqa: BLE001 - LAPACK failed twice: last resort before giving up
-        try:
-            return _gram(a, max_bond, budget, fallback=False)
-        except Exception as exc:  # noqa: BLE001
-            raise np.linalg.LinAlgError(
-                f"SVD failed with gesdd, gesvd and Gram/eigh on a matrix of shape {a.shape}"
-            ) from exc
+        return _last_resort(a, max_bond, budget)
     return _finish(u, s, vh, a, max_bond, budget, "exact")
 
 
 def _qr(a, max_bond, budget) -> Split:
-    return _finish(*_thin_svd_via_qr(a), a, max_bond, budget, "qr")
+    try:
+        factors = _thin_svd_via_qr(a)
+    except np.linalg.LinAlgError:  # LAPACK's SVD failed with both drivers: as in _exact
+        return _last_resort(a, max_bond, budget)
+    return _finish(*factors, a, max_bond, budget, "qr")
+
+
+def _last_resort(a, max_bond, budget) -> Split:
+    """Gram/eigh once gesdd and gesvd both failed; LinAlgError if that fails too."""
+    try:
+        return _gram(a, max_bond, budget, fallback=False)
+    except Exception as exc:  # noqa: BLE001
+        raise np.linalg.LinAlgError(
+            f"SVD failed with gesdd, gesvd and Gram/eigh on a matrix of shape {a.shape}"
+        ) from exc
 
 
 def _thin_svd_via_qr(a):
@@ -163,8 +172,12 @@ def _gram(a, max_bond, budget, fallback: bool = True) -> Split:
     where that could matter (or the measured cut misses the budget) is redone by QR + SVD.
     """
     m, n = a.shape
-    if m > n:  # a left isometry from the n×n Gram matrix would not be orthonormal
-        return _qr(a, max_bond, budget) if fallback else _exact(a, max_bond, budget)
+    if m > n:  # a a^H is m×m with rank <= n: plain Gram splits wide matrices only
+        if fallback:
+            return _qr(a, max_bond, budget)
+        # Last resort (LAPACK's SVD failed): eigh of the m×m a a^H still gives an
+        # orthonormal basis; capping the rank at n drops only eigh's rounding noise.
+        max_bond = n if max_bond is None else min(max_bond, n)
     xp = aac.array_namespace(a)
     evals, evecs = B.eigh(B.gram_upper(B.conj_t(a)))
     evals_host = np.clip(B.to_numpy(evals)[::-1].astype(np.float64), 0.0, None)

@@ -302,6 +302,9 @@ def sample(m: MPS, n: int, *, seed: Any = None) -> np.ndarray:
     """
     _check_mps(m, "m")
     n = _check_count(n, "n")
+    from .tensortrain import check_entries
+
+    check_entries(n * len(m), "n")  # the (L, n) uniforms and (n, L) samples are allocated
     right = m.canonicalize(0)
     uniforms = np.random.default_rng(seed).random((len(m), n))  # row k: the draws at site k
     pack = right._kernel_pack()

@@ -11,7 +11,7 @@ from typing import Any
 
 from . import _backend as B
 from . import contract as _contract
-from .tensortrain import TensorTrain, check_dims, random_cores
+from .tensortrain import TensorTrain, check_dims, check_entries, random_cores
 
 
 class MPO(TensorTrain):
@@ -157,6 +157,7 @@ class MPO(TensorTrain):
             (1, 1)
         """
         dims = check_dims(dims, "dims")
+        check_entries(sum(d * d for d in dims), "dims")
         xp = B.namespace(like, name="like") if like is not None else None
         import numpy as np
 
@@ -194,7 +195,13 @@ def _check_pair(out_dims: Any, in_dims: Any) -> tuple[tuple[int, ...], tuple[int
 
 
 def _check_matrix_shape(mpo: MPO, shape: Any) -> tuple[int, int]:
-    rows, cols = (int(s) for s in shape)
+    try:
+        pair = tuple(shape)
+    except TypeError as exc:
+        raise TypeError(f"matrix_shape: expected a pair of ints, got {shape!r}") from exc
+    if len(pair) != 2 or not all(B.is_int(s) for s in pair):
+        raise TypeError(f"matrix_shape: expected a pair of ints, got {shape!r}")
+    rows, cols = (int(s) for s in pair)
     full = (math.prod(mpo.out_dims), math.prod(mpo.in_dims))
     if not (1 <= rows <= full[0] and 1 <= cols <= full[1]):
         raise ValueError(f"matrix_shape: {shape} must fit inside the dims' product {full}")

@@ -192,13 +192,29 @@ class TensorTrain:
         if self._centre == centre:
             return self
         pack = self._kernel_pack()
-        if _kernels.applies(pack):
-            cores, packed = _kernels.move_centre(pack, self._centre, centre)
-            new = self._evolve(self._unfused(cores), centre, self._report)
-            object.__setattr__(new, "_packed", packed)
-            return new
-        cores = move_centre(self._fused(), self._centre, centre)
-        return self._evolve(self._unfused(cores), centre, self._report)
+        packed = None
+        try:
+            if _kernels.applies(pack):
+                cores, packed = _kernels.move_centre(pack, self._centre, centre)
+            else:
+                cores = move_centre(self._fused(), self._centre, centre)
+        except np.linalg.LinAlgError as exc:  # the kernel's QR met an overflowed core
+            raise self._out_of_range() from exc
+        # The centre core carries the norm, and an overflow anywhere ends up in it (the other
+        # cores are isometries): checking it alone is enough, and costs one core.
+        core = cores[centre]
+        if not B.is_tracer(core) and not bool(self.xp.all(self.xp.isfinite(core))):
+            raise self._out_of_range()
+        new = self._evolve(self._unfused(cores), centre, self._report)
+        object.__setattr__(new, "_packed", packed)
+        return new
+
+    def _out_of_range(self) -> ValueError:
+        return ValueError(
+            f"centre: the canonical form cannot hold this train's norm in "
+            f"{B.dtype_name(self.dtype)} (log_norm {self.log_norm():.6g}); rescale it first, "
+            "or use log_norm() and compress(method='rescaled')"
+        )
 
     def is_canonical(self, centre: int, *, tol: float | None = None) -> bool:
         """Whether every core left (right) of ``centre`` is a left (right) isometry.
@@ -206,8 +222,13 @@ class TensorTrain:
         ``tol`` bounds the entries of ``Q^H Q - I`` (default: 1000·eps of the dtype).
         """
         centre = self._check_site(centre, "centre")
-        tol = 1e3 * B.eps(self.dtype) if tol is None else float(tol)
-        return _is_canonical(self._fused(), centre, tol)
+        if tol is None:
+            tol = 1e3 * B.eps(self.dtype)
+        elif isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)):
+            raise TypeError(f"tol: expected a float, got {tol!r}")
+        elif not (math.isfinite(tol) and tol >= 0):
+            raise ValueError(f"tol: must be a finite number >= 0, got {tol}")
+        return _is_canonical(self._fused(), centre, float(tol))
 
     def norm(self) -> float:
         """Frobenius norm ‖x‖ (through the canonical form; the train is not changed).
@@ -310,6 +331,13 @@ class TensorTrain:
             site_shapes=self._site_shapes,
         )
         new_cores = self._unfused(result.cores)
+        xp = self.xp
+        if not all(B.is_tracer(c) or bool(xp.all(xp.isfinite(c))) for c in new_cores):
+            raise ValueError(
+                f"method: {method!r} met numbers beyond the {B.dtype_name(self.dtype)} range "
+                f"(log_norm {self.log_norm():.6g}); "
+                + ("use a wider dtype" if method == "rescaled" else "use method='rescaled'")
+            )
         norm = result.norm
         if math.isnan(norm):  # exact methods: the result's norm (smaller bonds, same tensor)
             log_norm = self._evolve(new_cores, None, None).log_norm()
@@ -359,6 +387,7 @@ class TensorTrain:
         return _contract.add(self, other)
 
     def __sub__(self: TT, other: Any) -> TT:
+        _contract.check_compatible(self, other, "sub")
         return _contract.add(self, _contract.scale(other, -1.0))
 
     def __mul__(self: TT, factor: Any) -> TT:
@@ -468,6 +497,7 @@ def random_cores(
         left, right = math.prod(sizes[:k]), math.prod(sizes[k:])
         bonds.append(min(max_bond, left, right))
     bonds.append(1)
+    check_entries(sum(bonds[k] * sizes[k] * bonds[k + 1] for k in range(len(sizes))))
     cores = []
     for k, shape in enumerate(site_shapes):
         full = (bonds[k], *shape, bonds[k + 1])
@@ -477,6 +507,19 @@ def random_cores(
             core = (core + 1j * rng.standard_normal(full)) / math.sqrt(2)
         cores.append(B.from_numpy((scale * core).astype(target), like, xp))
     return tuple(cores)
+
+
+# No machine holds 2**40 entries (8 TiB of float64): refuse before NumPy tries to allocate.
+_ENTRIES_LIMIT = 2**40
+
+
+def check_entries(entries: int, name: str = "phys_dims") -> None:
+    """ValueError naming ``name`` when cores of ``entries`` entries could never be allocated."""
+    if entries > _ENTRIES_LIMIT:
+        raise ValueError(
+            f"{name}: the cores would hold {entries} entries, beyond any memory "
+            f"(limit {_ENTRIES_LIMIT})"
+        )
 
 
 def check_dims(dims: Any, name: str) -> tuple[int, ...]:

@@ -111,10 +111,11 @@ class Truncation:
         if not self.has_tolerance:
             return None
         limits = []
+        # x * x, not x ** 2: a float power raises OverflowError where a product gives inf
         if self.rtol is not None:
-            limits.append((self.rtol * norm) ** 2)
+            limits.append((self.rtol * norm) * (self.rtol * norm))
         if self.atol is not None:
-            limits.append(self.atol**2)
+            limits.append(self.atol * self.atol)
         return min(limits)
 
 
