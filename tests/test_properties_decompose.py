@@ -13,6 +13,7 @@ from strategies import (
     METHODS,
     dense_tensors,
     double_dtypes,
+    eps,
     exact_rtol,
     methods,
     rel_error,
@@ -30,7 +31,11 @@ def measured_error(train, x) -> float:
 @given(dense_tensors())
 def test_exact_round_trip_at_full_rank(x):
     m = tn.tt_svd(x)
-    assert rel_error(m.to_dense(), x) <= exact_rtol(x.dtype)
+    # Only numerically zero singular values go (σ ≤ 10·max(m, n)·ε·σ_max per bond), which in
+    # single precision can reach ~1e-5 relative on its own: the report says how much.
+    bound = m.report.rel_error_bound
+    assert bound <= 1e3 * eps(x.dtype) * x.size**0.5
+    assert rel_error(m.to_dense(), x) <= exact_rtol(x.dtype) + bound
     assert m.report.bond_dims_after == m.bond_dims
     assert all(b <= f for b, f in zip(m.bond_dims, m.report.bond_dims_before, strict=True))
 
