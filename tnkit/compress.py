@@ -173,7 +173,7 @@ def _pull_power_of_two(core):
     if largest == 0.0 or not math.isfinite(largest):
         return core, 0
     shift = math.frexp(largest)[1]
-    return core * _power(core, -shift), shift
+    return core * _power(-shift), shift
 
 
 def _restore_scale(cores: tuple, exponent: int) -> tuple[tuple, int | None]:
@@ -183,14 +183,15 @@ def _restore_scale(cores: tuple, exponent: int) -> tuple[tuple, int | None]:
         return cores, 0
     largest = float(np.max(np.abs(B.to_numpy(cores[0]))))
     if largest > 0 and abs(math.frexp(largest)[1] + exponent) < 900:
-        return (cores[0] * _power(cores[0], exponent), *cores[1:]), 0
+        return (cores[0] * _power(exponent), *cores[1:]), 0
     n = len(cores)
     shifts = [exponent * (k + 1) // n - exponent * k // n for k in range(n)]
-    return tuple(c * _power(c, s) for c, s in zip(cores, shifts, strict=True)), None
+    return tuple(c * _power(s) for c, s in zip(cores, shifts, strict=True)), None
 
 
-def _power(like, exponent: int):
-    """2**exponent as a scalar of ``like``'s real precision (exact for |exponent| < 1000)."""
+def _power(exponent: int):
+    """2**exponent as a Python float: exact for |exponent| < 1000, and a Python scalar keeps
+    the cores' dtype when it multiplies them."""
     return float(math.ldexp(1.0, exponent))
 
 
@@ -213,7 +214,6 @@ def reduce_exactly(cores: tuple, *, kind: str, tol: float | None) -> Compressed:
     for the strict default ``tol``)."""
     like = cores[0]
     host = [np.asarray(B.to_numpy(c)) for c in cores]
-    before = [c.shape[-1] for c in host[:-1]]
     residual = [0.0] * (len(host) - 1)
     while True:
         bonds = [c.shape[-1] for c in host[:-1]]
@@ -221,7 +221,6 @@ def reduce_exactly(cores: tuple, *, kind: str, tol: float | None) -> Compressed:
         host = _reduction_pass(host, kind, tol, residual, rightward=False)
         if [c.shape[-1] for c in host[:-1]] == bonds:
             break
-    del before
     cores = tuple(B.from_numpy(np.ascontiguousarray(c), like) for c in host)
     rel = float(sum(residual))
     return Compressed(cores, None, math.nan, [0.0] * len(residual), rel, True, kind)
