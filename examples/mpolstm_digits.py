@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from mponet_digits import load_split, mean_std, spread, train
+from mponet_digits import finish, load_split, mean_std, spread, train
 from torch import nn
 from torch.nn.utils import prune
 
@@ -192,15 +192,12 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     rows = sweep(args.bonds, range(args.seeds), args.epochs, args.prune_at, args.lr)
-    print(
+    header = (
         f"digit rows (8 steps x 8), hidden {HIDDEN}; Adam lr {args.lr}, {args.epochs} epochs "
-        f"(pruning: dense {args.prune_at}, then masked); mean ± std over {args.seeds} seed(s)\n"
+        f"(pruning: dense {args.prune_at}, then masked); mean ± std over {args.seeds} seed(s)"
     )
-    print(markdown_table(rows))
-    print(f"\n{time.perf_counter() - start:.0f} s")
-    if args.plot:
-        plot(rows, args.plot)
-    return rows
+    draw = (lambda: plot(rows, args.plot)) if args.plot else None
+    return finish(rows, header, markdown_table(rows), start, draw)
 
 
 if __name__ == "__main__":

@@ -255,14 +255,21 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     start, rows = time.perf_counter(), []
     for name in args.networks:
         rows += sweep(name, [None, *args.bonds], range(args.seeds), args.epochs, args.lr)
-    print(
+    header = (
         f"digits, 70/30 split; Adam lr {args.lr}, batch {BATCH_SIZE}, {args.epochs} epochs; "
-        f"mean ± std over {args.seeds} seed(s)\n"
+        f"mean ± std over {args.seeds} seed(s)"
     )
-    print(markdown_table(rows))
+    draw = (lambda: plot(rows, args.plot)) if args.plot else None
+    return finish(rows, header, markdown_table(rows), start, draw)
+
+
+def finish(rows: list[dict], header: str, table: str, start: float, draw) -> list[dict]:
+    """Print a sweep's header, table and wall time, then ``draw()`` the plot (None: no plot)."""
+    print(header + "\n")
+    print(table)
     print(f"\n{time.perf_counter() - start:.0f} s")
-    if args.plot:
-        plot(rows, args.plot)
+    if draw is not None:
+        draw()
     return rows
 
 
