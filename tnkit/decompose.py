@@ -11,6 +11,7 @@ import functools
 import math
 from typing import Any
 
+import array_api_compat as aac
 import numpy as np
 
 from . import _backend as B
@@ -58,7 +59,28 @@ def tt_svd(
         >>> tn.tt_svd(x, max_bond=2).report.bond_dims_after
         (2, 2)
     """
+    if aac.is_dask_array(x):
+        from ._outofcore import tt_svd_dask
+
+        return tt_svd_dask(
+            x, dims, max_bond=max_bond, rtol=rtol, atol=atol, method=method, progress=progress
+        )
     xp = B.check_array(x, "x")
+    dims, truncation = _check_request(x, dims, max_bond, rtol, atol, method)
+    # Entries far from 1 would over- or underflow the squares behind norms, Gram matrices and
+    # discarded weights: decompose x·2^-k instead and give the last core 2^k back (both exact).
+    exponent = _scale_exponent(xp, x)
+    if exponent:
+        x = _times_pow2(x, -exponent)
+        truncation = _scaled(truncation, exponent)
+    norm = B.frob_sq(x) ** 0.5
+    sweep = Sweep(dims, truncation, norm, method)
+    sweep.run(xp.reshape(x, (dims[0], -1)), rank=1, start=0, progress=progress)
+    return sweep.result(exponent, x.dtype)
+
+
+def _check_request(x, dims, max_bond, rtol, atol, method) -> tuple[tuple[int, ...], Truncation]:
+    """Validated ``dims`` (default ``x.shape``) and truncation rule of a tt_svd call."""
     if x.ndim == 0:
         raise ValueError("x: need at least one dimension, got a scalar")
     dims = tuple(int(s) for s in x.shape) if dims is None else check_dims(dims, "dims")
@@ -69,63 +91,93 @@ def tt_svd(
         )
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
-    truncation = Truncation(max_bond=max_bond, rtol=rtol, atol=atol)
-    # Entries far from 1 would over- or underflow the squares behind norms, Gram matrices and
-    # discarded weights: decompose x·2^-k instead and give the last core 2^k back (both exact).
-    exponent = _scale_exponent(xp, x)
-    if exponent:
-        x = _times_pow2(x, -exponent)
-        if truncation.atol is not None:
-            scaled_atol = min(_ldexp(truncation.atol, -exponent), _FLOAT_MAX)
-            truncation = Truncation(max_bond=max_bond, rtol=rtol, atol=scaled_atol)
-    norm = B.frob_sq(x) ** 0.5
-    budget = Budget(truncation.total_budget(norm), len(dims) - 1)
-    cores, discarded, methods = [], [], set()
-    rest = xp.reshape(x, (dims[0], -1))
-    rank = 1
-    for k in steps(range(len(dims) - 1), progress=progress, desc="tt_svd"):
-        d = dims[k]
+    return dims, Truncation(max_bond=max_bond, rtol=rtol, atol=atol)
+
+
+def _scaled(truncation: Truncation, exponent: int) -> Truncation:
+    """The rule for x·2^-exponent: ``atol`` scales with x, ``rtol`` and ``max_bond`` do not."""
+    if truncation.atol is None:
+        return truncation
+    atol = min(_ldexp(truncation.atol, -exponent), _FLOAT_MAX)
+    return dataclasses.replace(truncation, atol=atol)
+
+
+class Sweep:
+    """The left-to-right TT-SVD sweep of one tensor, as far as it has gone.
+
+    ``run`` splits bonds ``start, start+1, …`` of an in-memory remainder; the out-of-core
+    path (``_outofcore``) does the leading bonds itself with ``split`` and hands the rest to
+    ``run``. ``result`` assembles the MPS and its report.
+    """
+
+    def __init__(self, dims, truncation: Truncation, norm: float, method: str) -> None:
+        self.dims, self.truncation, self.norm, self.method = dims, truncation, norm, method
+        self.budget = Budget(truncation.total_budget(norm), len(dims) - 1)
+        self.cores: list = []
+        self.discarded: list[float] = []
+        self.methods: set[str] = set()
+
+    def split(self, unfolding: Any, rank: int) -> Any:
+        """Truncated split of bond ``len(cores)``'s unfolding (``rank·d × rest``): the new
+        core is stored and the split returned (its ``right`` is the next remainder)."""
+        k = len(self.cores)
         split = truncated_split(
-            xp.reshape(rest, (rank * d, -1)),
-            max_bond=truncation.max_bond,
-            budget=budget.allowance(),
-            method=method,
+            unfolding,
+            max_bond=self.truncation.max_bond,
+            budget=self.budget.allowance(),
+            method=self.method,
         )
-        cores.append(xp.reshape(split.left, (rank, d, split.rank)))
-        rank, rest = split.rank, split.right
-        discarded.append(split.discarded)
-        budget.spend(split.discarded)
-        methods.add(split.method)
+        xp = aac.array_namespace(split.left)
+        self.cores.append(xp.reshape(split.left, (rank, self.dims[k], split.rank)))
+        self.discarded.append(split.discarded)
+        self.budget.spend(split.discarded)
+        self.methods.add(split.method)
         logger.debug(
-            "tt_svd bond %d: rank %d, %s, discarded %.3e", k, rank, split.method, split.discarded
+            "tt_svd bond %d: rank %d, %s, discarded %.3e",
+            k,
+            split.rank,
+            split.method,
+            split.discarded,
         )
-    cores.append(xp.reshape(rest, (rank, dims[-1], 1)))
-    if exponent:
-        cores[-1] = _times_pow2(cores[-1], exponent)
-        if not B.is_tracer(cores[-1]) and not bool(xp.all(xp.isfinite(cores[-1]))):
-            raise ValueError(
-                f"x: its norm overflows {B.dtype_name(x.dtype)}, so the canonical cores "
-                "cannot hold it; scale x down first"
+        return split
+
+    def run(self, rest: Any, *, rank: int, start: int, progress: bool) -> None:
+        """Split the remaining bonds of ``rest`` (``rank × dims[start:]``), then the last core."""
+        xp = aac.array_namespace(rest)
+        for k in steps(range(start, len(self.dims) - 1), progress=progress, desc="tt_svd"):
+            split = self.split(xp.reshape(rest, (rank * self.dims[k], -1)), rank)
+            rank, rest = split.rank, split.right
+        self.cores.append(xp.reshape(rest, (rank, self.dims[-1], 1)))
+
+    def result(self, exponent: int, dtype: Any) -> MPS:
+        """The MPS (``exponent``: the input was decomposed times 2^-exponent)."""
+        cores, dims = self.cores, self.dims
+        if exponent:
+            cores[-1] = _times_pow2(cores[-1], exponent)
+            xp = aac.array_namespace(cores[-1])
+            if not B.is_tracer(cores[-1]) and not bool(xp.all(xp.isfinite(cores[-1]))):
+                raise ValueError(
+                    f"x: its norm overflows {B.dtype_name(dtype)}, so the canonical cores "
+                    "cannot hold it; scale x down first"
+                )
+        report = make_report(
+            discarded=self.discarded,
+            norm=self.norm,
+            bond_dims_before=_full_rank_bonds(dims),
+            bond_dims_after=tuple(c.shape[-1] for c in cores[:-1]),
+            params_before=math.prod(dims),
+            params_after=sum(math.prod(c.shape) for c in cores),
+            method="tt_svd/" + ("+".join(sorted(self.methods)) or "none"),
+            tolerance_met=self.budget.met(self.discarded),
+        )
+        if exponent:  # the report was made in scaled units; its relative bound is unchanged
+            report = dataclasses.replace(
+                report,
+                discarded=tuple(_ldexp(d, 2 * exponent) for d in report.discarded),
+                abs_error_bound=_ldexp(report.abs_error_bound, exponent),
+                norm=_ldexp(report.norm, exponent),
             )
-    full = _full_rank_bonds(dims)
-    report = make_report(
-        discarded=discarded,
-        norm=norm,
-        bond_dims_before=full,
-        bond_dims_after=tuple(c.shape[-1] for c in cores[:-1]),
-        params_before=math.prod(dims),
-        params_after=sum(math.prod(c.shape) for c in cores),
-        method="tt_svd/" + ("+".join(sorted(methods)) or "none"),
-        tolerance_met=budget.met(discarded),
-    )
-    if exponent:  # the report was made in scaled units; its relative bound is unchanged
-        report = dataclasses.replace(
-            report,
-            discarded=tuple(_ldexp(d, 2 * exponent) for d in report.discarded),
-            abs_error_bound=_ldexp(report.abs_error_bound, exponent),
-            norm=_ldexp(report.norm, exponent),
-        )
-    return MPS._trusted(tuple(cores), len(dims) - 1, report)
+        return MPS._trusted(tuple(cores), len(dims) - 1, report)
 
 
 _FLOAT_MAX = float(np.finfo(np.float64).max)
@@ -136,11 +188,16 @@ def _scale_exponent(xp: Any, x: Any) -> int:
     (inputs of ordinary size are decomposed bit for bit as they are)."""
     if B.is_tracer(x):
         return 0
-    largest = float(B.to_numpy(xp.max(xp.abs(x))))
+    return exponent_for(float(B.to_numpy(xp.max(xp.abs(x)))), x.dtype)
+
+
+def exponent_for(largest: float, dtype: Any) -> int:
+    """The rescaling exponent (see ``_scale_exponent``) for an array whose max |entry| is
+    ``largest``."""
     if largest == 0.0:
         return 0
     exponent = math.frexp(largest)[1]
-    limit = np.finfo(np.dtype(B.dtype_name(x.dtype))).maxexp // 4
+    limit = np.finfo(np.dtype(B.dtype_name(dtype))).maxexp // 4
     return exponent if abs(exponent) > limit else 0
 
 
