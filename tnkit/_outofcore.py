@@ -66,32 +66,29 @@ def tt_svd_dask(
         x = _times_pow2(x, -exponent)
         truncation = _scaled(truncation, exponent)
     leading, block = _layout(dims, itemsize, chunk_bytes)
+    pieces = _pieces(x, dims, leading, block)
     trailing = x.size // math.prod(dims[:leading])  # T: the index cut into blocks
-    rows = _leading_blocks(x, dims, leading, block)
     sweep: Sweep | None = None
-    rank, width = 1, math.prod(dims[1:leading])  # width: whole modes left in a block
+    left = np.ones((1, 1), dtype=x.dtype)  # the cores so far, as a (d0·…·dk-1) × rank matrix
     for k in steps(range(leading), progress=progress, desc="tt_svd out of core"):
-        r = np.asarray(da.linalg.qr(rows)[1].compute())
+        width = math.prod(dims[k + 1 : leading])  # whole modes after k in a block
+        r = _r_factor(_unfolding_rows(pieces, left, dims[k], width, block))
         if sweep is None:  # ‖x‖ = ‖R‖ of the first unfolding
             sweep = Sweep(dims, truncation, float(np.linalg.norm(r)), method)
+        rank = left.shape[1]
         split = sweep.split(r.T, rank)  # Aᵀ = QR, so A = Rᵀ Qᵀ has R's singular values
-        rank = split.rank
-        rows = rows @ np.conj(split.left)  # (Uᴴ A)ᵀ, the next remainder, still lazy
-        if k + 1 == leading or rank * width * trailing * itemsize <= chunk_bytes:
+        left = (left @ np.reshape(split.left, (rank, -1))).reshape(-1, split.rank)
+        if split.rank * width * trailing * itemsize <= chunk_bytes:
             break
-        d = dims[k + 1]
-        chunks = (tuple(c // d for c in rows.chunks[0]), (rank * d,))
-        rows = rows.map_blocks(_regroup, d, chunks=chunks, dtype=rows.dtype)
-        width //= d
-    if rank * width * trailing * itemsize > chunk_bytes:
+    else:
         logger.warning(
             "tt_svd: the remainder after %d out-of-core bonds has %d entries, more than one "
             "block of dask's array.chunk-size; computing it in memory",
-            len(sweep.cores),
-            rank * width * trailing,
+            leading,
+            left.shape[1] * trailing,
         )
-    rest = _gather(np.asarray(rows.compute()), rank, width, block)
-    sweep.run(rest, rank=rank, start=len(sweep.cores), progress=progress)
+    rest = _remainder(pieces, left, width)
+    sweep.run(rest, rank=left.shape[1], start=len(sweep.cores), progress=progress)
     return sweep.result(exponent, x.dtype)
 
 
@@ -128,46 +125,66 @@ def _block_size(trailing: tuple[int, ...]) -> int:
     return total  # pragma: no cover - j = 0 gives total // total = 1
 
 
-def _leading_blocks(x: Any, dims: tuple[int, ...], leading: int, block: int) -> Any:
-    """The first unfolding, transposed (``Aᵀ``: ``J·T × dims[0]``), as row blocks: block
-    ``c`` holds rows ``(j, t)`` for the ``c``-th run of ``block`` trailing entries ``t``
-    (``j`` runs over ``dims[1:leading]``, major)."""
-    import dask
-    import dask.array as da
-
+def _pieces(x: Any, dims: tuple[int, ...], leading: int, block: int) -> list:
+    """The blocks of ``x`` (delayed, in C order of the trailing index ``T``): block ``c``
+    holds all of ``dims[:leading]`` and the ``c``-th run of ``block`` entries of ``T``."""
     x = x.reshape(dims) if tuple(x.shape) != dims else x
     whole_from = len(dims) - next(
         j for j in range(len(dims) - leading + 1) if math.prod(dims[len(dims) - j :]) == block
     )
     chunks = tuple(-1 if a < leading or a >= whole_from else 1 for a in range(len(dims)))
-    pieces = x.rechunk(chunks).to_delayed().ravel()
-    width = math.prod(dims[1:leading])
-    shape = (width * block, dims[0])
-    arrange = dask.delayed(_first_rows, pure=True)
-    columns = [
-        da.from_delayed(arrange(p, dims[0], width), shape=shape, dtype=x.dtype) for p in pieces
-    ]
-    return da.concatenate(columns, axis=0)
+    return list(x.rechunk(chunks).to_delayed().ravel())
 
 
-def _first_rows(piece: np.ndarray, first: int, width: int) -> np.ndarray:
-    """One block of ``x`` (whole leading modes) as rows ``(j, t)`` × columns ``dims[0]``."""
-    return np.ascontiguousarray(piece.reshape(first, width, -1).transpose(1, 2, 0)).reshape(
-        -1, first
-    )
+def _unfolding_rows(pieces: list, left: np.ndarray, d: int, width: int, block: int) -> Any:
+    """Bond k's unfolding ``A = Lᴴ x`` (``rank·d × rest``), transposed, as a tall dask
+    array with one row block per piece: rows ``(j, t)``, columns ``(rank, i)``."""
+    import dask
+    import dask.array as da
+
+    rank, dtype = left.shape[1], left.dtype
+    rows = dask.delayed(_block_rows, pure=True)
+    shape = (width * block, rank * d)
+    blocks = [da.from_delayed(rows(p, left, d, width), shape, dtype=dtype) for p in pieces]
+    return da.concatenate(blocks, axis=0)
 
 
-def _regroup(rows: np.ndarray, d: int) -> np.ndarray:
-    """Rows ``(i, j', t)`` × ``rank`` → rows ``(j', t)`` × ``(rank, i)``: the next bond's
-    unfolding, transposed (``i`` is the next mode, the major part of ``j``)."""
-    rank = rows.shape[1]
-    moved = rows.reshape(d, -1, rank).transpose(1, 2, 0)
-    return np.ascontiguousarray(moved).reshape(-1, rank * d)
+def _block_rows(piece: np.ndarray, left: np.ndarray, d: int, width: int) -> np.ndarray:
+    """One piece's rows of the transposed unfolding: ``(Lᴴ piece)`` as ``(j, t) × (rank, i)``."""
+    projected = _project(piece, left).reshape(left.shape[1], d, width, -1)
+    return np.ascontiguousarray(projected.transpose(2, 3, 0, 1)).reshape(-1, projected.shape[0] * d)
 
 
-def _gather(rows: np.ndarray, rank: int, width: int, block: int) -> np.ndarray:
-    """The computed row blocks ``(c, j, t)`` × ``rank`` as the remainder ``rank × (j, c, t)``
-    in C order, for the in-memory sweep."""
-    n_blocks = rows.shape[0] // (width * block)
-    moved = rows.reshape(n_blocks, width, block, rank).transpose(3, 1, 0, 2)
-    return np.ascontiguousarray(moved).reshape(rank, -1)
+def _project(piece: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """``Lᴴ`` times the piece with its leading modes as rows: ``rank × rest`` (one GEMM)."""
+    return np.conj(left).T @ piece.reshape(left.shape[0], -1)
+
+
+def _remainder(pieces: list, left: np.ndarray, width: int) -> np.ndarray:
+    """``Lᴴ x`` in memory, as ``rank × (j, T)`` in C order (the in-memory sweep's input)."""
+    import dask
+
+    parts = dask.compute(*(dask.delayed(_project, pure=True)(p, left) for p in pieces))
+    rank = left.shape[1]
+    stacked = np.stack([part.reshape(rank, width, -1) for part in parts], axis=2)
+    return stacked.reshape(rank, -1)
+
+
+def _r_factor(rows: Any) -> np.ndarray:
+    """``R`` of the tall, skinny dask array ``rows = Q R``: an R-only QR of every block (no
+    ``Q`` is formed), then dask's TSQR of the stacked small factors."""
+    import dask.array as da
+
+    n = rows.shape[1]
+    stacked = rows.map_blocks(_block_r, chunks=((n,) * rows.numblocks[0], (n,)), dtype=rows.dtype)
+    group = n * max(1, 2**16 // (n * n))  # stacked factors of about 512 KiB per block
+    return np.asarray(da.linalg.qr(stacked.rechunk({0: group}))[1].compute())
+
+
+def _block_r(block: np.ndarray) -> np.ndarray:
+    """``R`` (``n × n``, zero rows added for a short block) of one block's QR."""
+    n = block.shape[1]
+    r = np.linalg.qr(block, mode="r")
+    if r.shape[0] < n:
+        r = np.concatenate([r, np.zeros((n - r.shape[0], n), dtype=r.dtype)])
+    return r
