@@ -6,10 +6,10 @@ train: its exact TT ranks are at most 6). It is written block by block to a raw 
 read back by dask one block at a time with ``np.fromfile`` (``--computed``: blocks computed
 on demand instead, no file), so the full tensor never exists in memory (a ``np.memmap``
 would do as well, but its pages would count in the resident size). The process's data
-segment is capped with ``RLIMIT_DATA`` before the decomposition starts: what it holds after imports and a
-warm-up (``VmData``) plus an allowance, a quarter of the tensor by default. The peak resident
-memory (``ru_maxrss``), the time, the bonds and the error at random entries against the
-formula are reported.
+segment is capped with ``RLIMIT_DATA`` before the decomposition starts: what it holds
+after imports and a warm-up (``VmData``) plus an allowance, a quarter of the tensor by
+default. The peak resident memory (``ru_maxrss``), the time, the bonds and the error at
+random entries against the formula are reported.
 
     python benchmarks/bench_outofcore.py             # 2**29 doubles: 4 GiB, 1 GiB allowed
     python benchmarks/bench_outofcore.py --bits 26   # 512 MiB, 128 MiB allowed
