@@ -192,13 +192,15 @@ def qr(a: Array) -> tuple[Array, Array]:
     return xp.linalg.qr(a, mode="reduced")
 
 
-def eigh(a: Array) -> tuple[Array, Array]:
-    """Eigen-decomposition of a Hermitian matrix from its upper triangle, eigenvalues ascending."""
+def eigh(a: Array, *, overwrite: bool = False) -> tuple[Array, Array]:
+    """Eigen-decomposition of a Hermitian matrix from its upper triangle, eigenvalues
+    ascending; ``overwrite=True`` lets LAPACK use ``a`` (a temporary of the caller's) as
+    workspace instead of copying it."""
     xp = aac.array_namespace(a)
     if is_numpy(xp):
         import scipy.linalg as sla
 
-        return sla.eigh(a, lower=False, check_finite=False, driver="evr")
+        return sla.eigh(a, lower=False, check_finite=False, driver="evr", overwrite_a=overwrite)
     return xp.linalg.eigh(a)
 
 
@@ -227,6 +229,33 @@ def times_small(x: Array, m: Array) -> Array:
     if isinstance(x, np.ndarray) and x.flags.f_contiguous and not x.flags.c_contiguous:
         return conj_t(conj_t(m) @ conj_t(x))
     return x @ m
+
+
+# Blocks of in-place and blocked products hold about this many entries (512 KiB of doubles).
+_BLOCK_ENTRIES = 2**16
+
+
+def times_small_inplace(x: Array, m: Array) -> Array:
+    """``x @ m`` written over ``x`` (a NumPy array the caller owns) block by block, so no
+    second ``x``-sized array exists; other libraries, or read-only or non-contiguous
+    arrays, get ``times_small``'s new array."""
+    square = m.shape[0] == m.shape[1]
+    if not (
+        isinstance(x, np.ndarray) and square and x.flags.writeable
+    ) or x.dtype != np.result_type(x, m):
+        return times_small(x, m)
+    if x.flags.c_contiguous:
+        step = max(1, _BLOCK_ENTRIES // max(x.shape[1], 1))
+        for start in range(0, x.shape[0], step):
+            x[start : start + step] = x[start : start + step] @ m
+        return x
+    if x.flags.f_contiguous:  # x = yᵀ for a C-ordered y: x m = (mᵀ y)ᵀ, by column blocks of y
+        y, mt = x.T, m.T
+        step = max(1, _BLOCK_ENTRIES // max(y.shape[0], 1))
+        for start in range(0, y.shape[1], step):
+            y[:, start : start + step] = mt @ y[:, start : start + step]
+        return x
+    return times_small(x, m)
 
 
 def cholesky_upper(g: Array) -> Array | None:

@@ -88,16 +88,18 @@ def truncated_split(
 def _choose_method(a: B.Array, max_bond: int | None, budget: float | None) -> str:
     """Fastest method that still honours the request (plain data: tests inspect it).
 
-    Randomized when the cap is far below the matrix size; Gram for wide matrices (it checks
-    itself and hands over to QR when it cannot resolve what it must) and for loose or
-    cap-only requests; otherwise QR-first for far-from-square matrices, else plain SVD.
+    Randomized when the cap is far below the matrix size; Gram for wide matrices, and for
+    loose or tolerance-free requests on square ones (it checks itself and hands over to QR
+    when it cannot resolve what it must; a full-rank Gram split is exact and needs one
+    matrix-sized array, where LAPACK's SVD needs several); otherwise QR-first for
+    far-from-square matrices, else plain SVD.
     """
     m, n = a.shape
     small, large = min(m, n), max(m, n)
     if small >= 64 and max_bond is not None and max_bond + _oversample(max_bond) <= small // 4:
         return "randomized"
     loose = budget is not None and budget >= (GRAM_RELATIVE_FLOOR**2) * B.frob_sq(a)
-    if m <= n and (n >= 4 * m or loose or (budget is None and max_bond is not None)):
+    if m <= n and (n >= 4 * m or loose or budget is None):
         return "gram"
     return "qr" if large >= 4 * small else "exact"
 
@@ -106,8 +108,9 @@ def _oversample(max_bond: int) -> int:
     return max(_OVERSAMPLE_MIN, max_bond // 4)
 
 
-def _finish(u, s, vh, a, max_bond, budget, method, floor=0.0) -> Split:
-    """Truncate a (possibly partial) SVD ``u diag(s) vh`` of ``a``; ``floor`` = weight outside."""
+def _finish(u, s, vh, a, max_bond, budget, method, floor=0.0, row_basis=None) -> Split:
+    """Truncate a (possibly partial) SVD ``u diag(s) vh`` of ``a``; ``floor`` = weight outside.
+    With ``row_basis`` the right factors are ``vh @ row_basisᴴ``, formed for kept rows only."""
     s_host = np.asarray(B.to_numpy(s), dtype=np.float64)
     rank = choose_rank(
         s_host,
@@ -121,6 +124,8 @@ def _finish(u, s, vh, a, max_bond, budget, method, floor=0.0) -> Split:
     scale = xp.astype(s[:rank], a.dtype)
     left = u[:, :rank]
     right = scale[:, None] * vh[:rank, :]
+    if row_basis is not None:
+        right = right @ B.conj_t(row_basis)
     discarded = floor + float(np.sum(s_host[rank:] ** 2))
     return Split(left, right, s_host[:rank], discarded, method)
 
@@ -135,10 +140,10 @@ def _exact(a, max_bond, budget) -> Split:
 
 def _qr(a, max_bond, budget) -> Split:
     try:
-        factors = _thin_svd_via_qr(a)
+        u, s, vh, row_basis = _thin_svd_via_qr(a, lazy_rows=True)
     except np.linalg.LinAlgError:  # LAPACK's SVD failed with both drivers: as in _exact
         return _last_resort(a, max_bond, budget)
-    return _finish(*factors, a, max_bond, budget, "qr")
+    return _finish(u, s, vh, a, max_bond, budget, "qr", row_basis=row_basis)
 
 
 def _last_resort(a, max_bond, budget) -> Split:
@@ -151,18 +156,23 @@ def _last_resort(a, max_bond, budget) -> Split:
         ) from exc
 
 
-def _thin_svd_via_qr(a):
-    """Thin SVD, reducing a far-from-square matrix by QR first (cheaper than gesdd on it)."""
+def _thin_svd_via_qr(a, lazy_rows: bool = False):
+    """Thin SVD, reducing a far-from-square matrix by QR first (cheaper than gesdd on it).
+
+    ``lazy_rows=True`` returns ``(u, s, vh_small, q)`` with ``vh = vh_small @ qᴴ`` left
+    unformed for a wide ``a`` (``q`` None otherwise), so only the kept rows are built."""
     m, n = a.shape
     if m >= 2 * n:
         q, r = orthonormalize(a)
         u, s, vh = B.svd(r)
-        return B.times_small(q, u), s, vh
+        owned = isinstance(q, np.ndarray) and not np.may_share_memory(q, a)
+        left = B.times_small_inplace(q, u) if owned else B.times_small(q, u)
+        return (left, s, vh, None) if lazy_rows else (left, s, vh)
     if n >= 2 * m:
         q, r = orthonormalize(B.conj_t(a))  # a = r^H q^H
         u, s, vh = B.svd(B.conj_t(r))
-        return u, s, vh @ B.conj_t(q)
-    return B.svd(a)
+        return (u, s, vh, q) if lazy_rows else (u, s, vh @ B.conj_t(q))
+    return (*B.svd(a), None) if lazy_rows else B.svd(a)
 
 
 def _gram(a, max_bond, budget, fallback: bool = True) -> Split:
@@ -179,11 +189,14 @@ def _gram(a, max_bond, budget, fallback: bool = True) -> Split:
         # orthonormal basis; capping the rank at n drops only eigh's rounding noise.
         max_bond = n if max_bond is None else min(max_bond, n)
     xp = aac.array_namespace(a)
-    evals, evecs = B.eigh(B.gram_upper(B.conj_t(a)))
+    evals, evecs = B.eigh(B.gram_upper(B.conj_t(a)), overwrite=True)
     evals_host = np.clip(B.to_numpy(evals)[::-1].astype(np.float64), 0.0, None)
     s_host = np.sqrt(evals_host)
     rank = choose_rank(s_host, shape=(m, n), eps=B.eps(a.dtype), max_bond=max_bond, budget=budget)
     u = xp.flip(evecs, axis=1)[:, :rank]
+    if isinstance(u, np.ndarray):  # a compact copy now, so the full eigenvector matrix can go
+        u = np.ascontiguousarray(u)
+        del evecs
     right = B.conj_t(u) @ a
     norm_sq = B.frob_sq(a)
     discarded = _residual_sq(a, u, right, norm_sq)
@@ -252,11 +265,21 @@ def _residual_sq(a, basis, coefficients, norm_sq: float) -> float:
     difference = norm_sq - B.frob_sq(coefficients)
     if difference >= _PYTHAGORAS_SAFE * norm_sq:
         return difference + 4.0 * (rank + 1) * B.eps(a.dtype) * norm_sq
-    residual = B.frob_sq(a - basis @ coefficients)
+    residual = _blocked_residual_sq(a, basis, coefficients)
     # What a product's rounding alone leaves (~ε·‖a‖ per entry) is not a cut: the library's
     # bounds hold "up to rounding", so counting it would only fail tolerances below ε.
     rounding = (4.0 * (rank + 1) * B.eps(a.dtype)) ** 2 * norm_sq
     return 0.0 if residual <= rounding else residual
+
+
+def _blocked_residual_sq(a, basis, coefficients) -> float:
+    """``‖a − basis @ coefficients‖²`` a block of columns at a time (no ``a``-sized temporary)."""
+    m, n = a.shape
+    step = max(1, B._BLOCK_ENTRIES // max(m, 1))
+    return sum(
+        B.frob_sq(a[:, j : j + step] - basis @ coefficients[:, j : j + step])
+        for j in range(0, n, step)
+    )
 
 
 _SPLITTERS = {"exact": _exact, "qr": _qr, "gram": _gram, "randomized": _randomized}
@@ -306,4 +329,4 @@ def _cholesky_qr2(a):
     r2 = B.cholesky_upper(g2)
     if r2 is None:
         return None
-    return B.times_small(q1, B.inv_upper(r2)), r2 @ r1
+    return B.times_small_inplace(q1, B.inv_upper(r2)), r2 @ r1
