@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from ._executor import Jobs, check_executor
 from .decompose import from_matrix
 from .mpo import MPO
 from .storage import _MAX_HEADER, _parse_json, _write_atomic
@@ -110,6 +111,8 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, str], dict[str, RawTen
         entries = safetensors.deserialize(data)
     except Exception as exc:  # SafetensorError and whatever the Rust side raises
         raise ValueError(f"{path}: safetensors could not read the file: {exc}") from exc
+    # In file order (data offsets, which deserialize checked): it returns them in random order.
+    entries.sort(key=lambda entry: (*header[entry[0]]["data_offsets"], entry[0]))
     tensors = {
         name: RawTensor(str(info["dtype"]), tuple(int(s) for s in info["shape"]), info["data"])
         for name, info in entries
@@ -185,17 +188,22 @@ def compress_file(
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
     progress: Callable[[Iterable[str]], Iterable[str]] = iter,
+    executor: Any = None,
 ) -> list[Row]:
     """Compress every selected 2-D (and 4-D conv) float tensor of ``source`` whose MPO is smaller.
 
     ``include``/``exclude`` are regular expressions searched in tensor names (a tensor is
     selected when it matches some ``include``, or there are none, and no ``exclude``).
-    ``progress`` wraps the loop over tensor names (e.g. a tqdm bar). Returns one ``Row``
-    per tensor, in file order.
+    ``progress`` wraps the iteration (a sized iterable, e.g. for a tqdm bar) that yields the
+    names of the candidates (selected 2-D/4-D float tensors) as they are done. ``executor``:
+    anything with ``.submit(fn, *args)`` (a ``concurrent.futures`` executor, a
+    ``distributed.Client``): each candidate is compressed there, in any order, and the file
+    is the one a serial run writes. Returns one ``Row`` per tensor, in file order.
     """
     truncation = Truncation(max_bond=max_bond, rtol=rtol)  # validates before any work
     if isinstance(n_cores, bool) or not isinstance(n_cores, int) or n_cores < 2:
         raise ValueError(f"n_cores: expected an int >= 2, got {n_cores!r}")
+    check_executor(executor)
     _check_target(target)
     includes = [_regex(p, "include") for p in include]
     excludes = [_regex(p, "exclude") for p in exclude]
@@ -206,15 +214,23 @@ def compress_file(
     stored: dict[str, RawTensor] = {}
     entries: dict[str, dict[str, Any]] = {}
     rows = []
-    for name in progress(list(tensors)):
-        tensor = tensors[name]
-        selected = (not includes or any(p.search(name) for p in includes)) and not any(
-            p.search(name) for p in excludes
-        )
-        row, cores, entry = _compress_one(name, tensor, selected, truncation, n_cores)
+    outcomes: dict[str, tuple[Row, list[RawTensor] | None, dict[str, Any] | None]] = {}
+    for name, tensor in tensors.items():
+        reason = _not_candidate(tensor, _selected(name, includes, excludes))
+        if reason:
+            outcomes[name] = _kept(name, tensor, reason)
+            _log(outcomes[name][0])
+    candidates = [name for name in tensors if name not in outcomes]
+    jobs = [(name, tensors[name], truncation, n_cores) for name in candidates]
+    run = Jobs(_compress_one, jobs, executor, candidates)
+    for _ in progress(run):  # as the candidates are done, in any order
+        _log(run.latest[0])
+    outcomes.update(zip(candidates, run.results, strict=True))
+    for name in tensors:
+        row, cores, entry = outcomes[name]
         rows.append(row)
         if cores is None:
-            stored[name] = tensor
+            stored[name] = tensors[name]
         else:
             entries[name] = entry
             stored.update((f"{name}{_CORE}{k}", core) for k, core in enumerate(cores))
@@ -239,6 +255,29 @@ def compress_file(
     return rows
 
 
+def _selected(name: str, includes: list[re.Pattern[str]], excludes: list[re.Pattern[str]]) -> bool:
+    return (not includes or any(p.search(name) for p in includes)) and not any(
+        p.search(name) for p in excludes
+    )
+
+
+def _log(row: Row) -> None:
+    """Log what became of a tensor (here, not in ``_compress_one``, which may run elsewhere)."""
+    if row.converted:
+        logger.info(
+            "%s: %s -> MPO bonds %s, %d -> %d params, bound %.3g, error %.3g",
+            row.name,
+            row.shape,
+            row.bond_dims,
+            row.params_before,
+            row.params_after,
+            row.rel_error_bound,
+            row.rel_error,
+        )
+    else:
+        logger.info("%s: kept (%s)", row.name, row.note)
+
+
 def _check_target(target: str | Path) -> None:
     """Fail before the work, not after it, when the output cannot be written."""
     folder = Path(target).resolve().parent
@@ -255,17 +294,21 @@ def _regex(pattern: str, name: str) -> re.Pattern[str]:
         raise ValueError(f"{name}: bad regular expression {pattern!r} ({exc})") from exc
 
 
-def _compress_one(
-    name: str, tensor: RawTensor, selected: bool, truncation: Truncation, n_cores: int
-) -> tuple[Row, list[RawTensor] | None, dict[str, Any] | None]:
+def _not_candidate(tensor: RawTensor, selected: bool) -> str:
+    """Why a tensor is copied without an attempt ('' if it is a candidate)."""
     if not selected:
-        return _kept(name, tensor, "excluded by the filters")
+        return "excluded by the filters"
     if tensor.dtype not in _FLOATS:
-        return _kept(name, tensor, f"dtype {tensor.dtype} is not floating")
+        return f"dtype {tensor.dtype} is not floating"
     if len(tensor.shape) not in (2, 4):
-        return _kept(name, tensor, f"{len(tensor.shape)}-D: only 2-D and 4-D are compressed")
-    if tensor.size == 0:
-        return _kept(name, tensor, "empty")
+        return f"{len(tensor.shape)}-D: only 2-D and 4-D are compressed"
+    return "empty" if tensor.size == 0 else ""
+
+
+def _compress_one(
+    name: str, tensor: RawTensor, truncation: Truncation, n_cores: int
+) -> tuple[Row, list[RawTensor] | None, dict[str, Any] | None]:
+    """Compress one candidate tensor (a job: may run on an executor's worker)."""
     weights = to_float(tensor)
     matrix = weights.reshape(tensor.shape[0], -1)
     if not np.isfinite(matrix).all():
@@ -302,24 +345,12 @@ def _compress_one(
         "rel_error": error,
         "method": mpo.report.method,
     }
-    row = entry_row(name, entry)
-    logger.info(
-        "%s: %s -> MPO bonds %s, %d -> %d params, bound %.3g, error %.3g",
-        name,
-        tensor.shape,
-        mpo.bond_dims,
-        tensor.size,
-        mpo.num_params,
-        bound,
-        error,
-    )
-    return row, cores, entry
+    return entry_row(name, entry), cores, entry
 
 
 def _kept(
     name: str, tensor: RawTensor, note: str, *, candidate: bool = False
 ) -> tuple[Row, None, None]:
-    logger.info("%s: kept (%s)", name, note)
     size = tensor.size
     return (
         Row(

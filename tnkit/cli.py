@@ -1,7 +1,8 @@
 """The ``tnkit`` command: compress, inspect and decompress weight files; run the bench and demo.
 
 Argument parsing, progress, tables and exit codes only: the file format and the conversions
-live in ``tnkit._weights``. tqdm and rich are optional and imported lazily (plain text without).
+live in ``tnkit._weights``. tqdm and rich are optional and imported lazily (plain text without),
+as is dask.distributed (only ``compress --scheduler`` needs it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 import subprocess
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="store 2-D/4-D weights of a safetensors file as MPO cores",
         description="Store each 2-D weight (and 4-D conv kernel, as (out, in*kh*kw)) of a "
-        "safetensors file as MPO cores where that takes fewer parameters; copy the rest.",
+        "safetensors file as MPO cores where that takes fewer parameters; copy the rest. "
+        "--scheduler spreads the tensors over a Dask cluster.",
     )
     compress.add_argument("input", type=Path, metavar="IN.safetensors")
     compress.add_argument("output", type=_safetensors_path, metavar="OUT.safetensors")
@@ -139,6 +141,13 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="REGEX",
         help="skip names matching (repeatable)",
+    )
+    compress.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="compress the tensors in parallel on a Dask cluster, given its scheduler's "
+        "address (tcp://HOST:PORT); needs dask.distributed here and tnkit on the workers; "
+        "the output is the same as without",
     )
     compress.set_defaults(command=_compress)
 
@@ -211,17 +220,23 @@ def _safetensors_path(text: str) -> Path:
 
 
 def _compress(args: argparse.Namespace) -> int:
-    with _progress("compress") as progress:
-        rows = _weights.compress_file(
-            args.input,
-            args.output,
-            max_bond=args.max_bond,
-            rtol=args.rtol,
-            n_cores=args.n_cores,
-            include=args.include,
-            exclude=args.exclude,
-            progress=progress,
-        )
+    client = None if args.scheduler is None else _connect(args.scheduler)
+    try:
+        with _progress("compress") as progress:
+            rows = _weights.compress_file(
+                args.input,
+                args.output,
+                max_bond=args.max_bond,
+                rtol=args.rtol,
+                n_cores=args.n_cores,
+                include=args.include,
+                exclude=args.exclude,
+                progress=progress,
+                executor=client,
+            )
+    finally:
+        if client is not None:
+            client.close()
     shown = [row for row in rows if row.candidate]
     table = [
         [
@@ -249,6 +264,28 @@ def _compress(args: argparse.Namespace) -> int:
         f"file {_bytes(args.input)} -> {_bytes(args.output)}"
     )
     return 0
+
+
+SCHEDULER_TIMEOUT_S = 10.0  # how long --scheduler waits for the scheduler to answer
+
+
+def _connect(address: str) -> Any:
+    """A ``distributed.Client`` of the scheduler at ``address``; errors name ``--scheduler``."""
+    try:
+        from distributed import Client
+        from distributed.comm import get_address_host_port
+    except ImportError as exc:
+        raise ValueError(
+            f"--scheduler needs dask.distributed ({exc}): pip install 'tnkit[dask]'"
+        ) from exc
+    try:  # first: a Client given a malformed address hangs (2 timeouts) when collected
+        get_address_host_port(address)
+    except ValueError as exc:
+        raise ValueError(f"--scheduler {address!r}: not a scheduler address ({exc})") from exc
+    try:
+        return Client(address, timeout=SCHEDULER_TIMEOUT_S, set_as_default=False)
+    except Exception as exc:  # OSError when nobody answers, ValueError/TypeError for bad ones
+        raise ValueError(f"--scheduler {address}: cannot connect ({_describe(exc)})") from exc
 
 
 def _decompress(args: argparse.Namespace) -> int:
@@ -417,7 +454,7 @@ class _progress:
     def wrap(self, names: Iterable[str]) -> Iterable[str]:
         from tqdm import tqdm
 
-        names = list(names)
+        names = names if isinstance(names, Sized) else list(names)  # sized: a total, lazily
         with tqdm(names, desc=self.what, unit="tensor", file=sys.stderr, disable=None) as bar:
             for name in bar:
                 bar.set_postfix_str(name, refresh=False)

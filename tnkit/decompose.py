@@ -50,6 +50,10 @@ def tt_svd(
     is measured from exact norms of the residuals. ``progress=True`` shows a tqdm bar over
     the bonds; every bond is logged at DEBUG level on the ``tnkit`` logger.
 
+    ``x`` may also be a dask array larger than memory: it is never materialised, the leading
+    bonds are split out of core through dask's tall-skinny QR (see the Dask page of the
+    docs), and the result is the same in-memory MPS.
+
     Example:
         >>> import numpy as np, tnkit as tn
         >>> x = np.random.default_rng(0).standard_normal((4, 4, 4))

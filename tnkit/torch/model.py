@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .. import _backend as B
+from .._executor import Jobs, check_executor
 from ..truncation import Truncation
 from ._common import MPOMatrix, convert
 from .conv import MPOConv2d
@@ -471,41 +472,22 @@ def _row(group: _Group, **fields: Any) -> LayerCompression:
     )
 
 
-def _check_executor(executor: Any) -> None:
-    if executor is not None and not callable(getattr(executor, "submit", None)):
-        raise TypeError(
-            f"executor: expected an object with .submit(fn, *args) (a concurrent.futures "
-            f"Executor or a dask Client), got {type(executor).__name__}"
-        )
-
-
-def _progress_bar(total: int, enabled: bool) -> Any:
-    if not enabled:
-        return None
+def _run(jobs: list, labels: list[str], executor: Any, progress: bool) -> list:
+    """``_convert_job`` of every job, through ``executor`` if given; results in order, the
+    bar advancing as jobs finish."""
+    run = Jobs(_convert_job, jobs, executor, labels)
+    if not progress:
+        for _ in run:
+            pass
+        return run.results
     try:
         from tqdm import tqdm
     except ImportError as exc:  # pragma: no cover - tqdm comes with tnkit[torch]
         raise ImportError("progress: progress=True needs tqdm (pip install tnkit[torch])") from exc
-    return tqdm(total=total, desc="compress_model", unit="layer")
-
-
-def _run(jobs: list, executor: Any, progress: bool) -> list:
-    """``_convert_job`` of every job, through ``executor`` if given; results in order."""
-    if executor is None:
-        waits = [functools.partial(_convert_job, *job) for job in jobs]
-    else:
-        waits = [executor.submit(_convert_job, *job).result for job in jobs]
-    bar = _progress_bar(len(jobs), progress)
-    results = []
-    try:
-        for wait in waits:
-            results.append(wait())
-            if bar is not None:
-                bar.update()
-        return results
-    finally:
-        if bar is not None:
-            bar.close()
+    with tqdm(run, desc="compress_model", unit="layer") as bar:
+        for name in bar:
+            bar.set_postfix_str(name, refresh=False)
+    return run.results
 
 
 def compress_model(
@@ -541,9 +523,11 @@ def compress_model(
     objects; other references to the old modules (hooks, optimizers) are not updated.
 
     ``executor``: anything with ``.submit(fn, *args)`` returning futures (a
-    ``concurrent.futures`` executor, a dask ``Client``); the decompositions run there, with
-    the same results as serially. ``progress=True`` shows a tqdm bar; details go to the
-    ``tnkit.torch.model`` logger.
+    ``concurrent.futures`` executor, a ``distributed.Client`` for a Dask cluster, whose
+    workers need tnkit and torch); one decomposition per layer runs there, with the same
+    results as serially, and a failing layer raises what a serial run raises.
+    ``progress=True`` shows a tqdm bar on stderr that advances as layers finish; details go
+    to the ``tnkit.torch.model`` logger.
 
     Example:
         >>> import torch
@@ -572,12 +556,12 @@ def compress_model(
             raise ValueError(f"target_ratio: must be a finite number > 1, got {target_ratio!r}")
     if not isinstance(progress, bool):
         raise TypeError(f"progress: expected a bool, got {progress!r}")
-    _check_executor(executor)
+    check_executor(executor)
     choose = _name_filter(include, exclude)
 
     params_before = num_params([model])
     rows: list[LayerCompression | None] = []
-    jobs, todo = [], []
+    jobs, todo, labels = [], [], []
     for group in _groups(model):
         choice = choose(group.names)
         if choice is None:
@@ -595,8 +579,9 @@ def compress_model(
             (first.kind, first.module, {"n_cores": n_cores, "max_bond": bond, "rtol": rtol})
         )
         todo.append((len(rows), group))
+        labels.append(group.names[0])
         rows.append(None)
-    for (index, group), layer in zip(todo, _run(jobs, executor, progress), strict=True):
+    for (index, group), layer in zip(todo, _run(jobs, labels, executor, progress), strict=True):
         rows[index] = _replace_group(model, group, layer)
     report = CompressionReport(tuple(rows), params_before, num_params([model]))
     logger.info("compress_model: %r", report)
