@@ -17,8 +17,9 @@ tolerances). Inputs are cheap (L ≤ 4, bonds ≤ 3) so that one example takes m
 Example counts: ``test_fuzz_public_api`` runs 500 examples in the default suite (~30-60 s on
 the 2-core box); ``test_fuzz_public_api_long`` (``-m slow``) runs 10,000.
 
-Known findings that are reported, not fixed, are kept out of the generated inputs and pinned
-by strict xfail tests at the end (they turn into failures once fixed, so the exclusion can go).
+The fuzzer's findings are pinned by tests at the end: huge factor counts, sizes and chain
+lengths (once brute force, recursion and per-site allocation; now ValueErrors and a Pollard
+rho factorisation).
 """
 
 from __future__ import annotations
@@ -94,9 +95,6 @@ JUNK = [
     np.ones((1, 2, 2, 1)),
 ]
 junk = st.sampled_from(JUNK)
-# Junk without the huge ints, for chain lengths of OpSum/models and factorize_dims' k
-# (findings, xfail below).
-junk_small = st.sampled_from([j for j in JUNK if not any(j is h for h in HUGE)])
 
 DTYPES = ("float32", "float64", "complex64", "complex128")
 METHODS_SVD = ("auto", "exact", "qr", "gram", "randomized")
@@ -105,12 +103,10 @@ METHODS_APPLY = ("zipup", "density", "fit", "exact")
 SITE_TYPES = ("spin-half", "spin-one", "fermion", "electron")
 OP_NAMES = ("Sz", "Sx", "Sy", "S+", "S-", "Id", "C", "Cdag", "N", "F", "Cup", "Nup", "Sz2", "bogus")
 
-# Factorising sizes is brute force: n far beyond 1e5 or k in the thousands hang or recurse
-# (finding, see test_factorize_dims_huge_* below), so they are fuzzed within these bounds.
-FACTORIZE_MAX_N = 10**5
+# Sizes for factorize_dims: anything up to and beyond int64 (Pollard's rho factorises them);
+# factor counts small (a count in the thousands is valid but slow to pad), or junk.
+FACTORIZE_N = st.one_of(st.integers(-2, 10**5), st.integers(10**5, 2**64))
 FACTORIZE_MAX_K = 64
-# OpSum/models allocate per site: L = 10**18 raises MemoryError (finding, xfail below), so
-# chain lengths are drawn small.
 
 
 def mostly(valid: st.SearchStrategy, bad: st.SearchStrategy = junk) -> st.SearchStrategy:
@@ -313,10 +309,8 @@ CALLS = [
     row(
         "factorize_dims",
         tn.factorize_dims,
-        mostly(st.one_of(st.integers(-2, FACTORIZE_MAX_N), st.sampled_from([1.0, True, "4"]))),
-        mostly(
-            st.one_of(st.integers(-2, FACTORIZE_MAX_K), st.sampled_from([2.0, None])), junk_small
-        ),
+        mostly(st.one_of(FACTORIZE_N, st.sampled_from([1.0, True, "4"]))),
+        mostly(st.one_of(st.integers(-2, FACTORIZE_MAX_K), st.sampled_from([2.0, None]))),
         pad=opt(st.booleans()),
     ),
     # decomposition
@@ -334,8 +328,8 @@ CALLS = [
         mostly(
             st.one_of(st.tuples(st.integers(0, 9), st.integers(0, 9)).flatmap(_matrix), arrays())
         ),
-        mostly(st.one_of(st.integers(1, 3), dims_lists(max_len=3)), junk_small),
-        mostly(st.one_of(st.integers(1, 3), dims_lists(max_len=3)), junk_small),
+        mostly(st.one_of(st.integers(1, 3), dims_lists(max_len=3)), junk),
+        mostly(st.one_of(st.integers(1, 3), dims_lists(max_len=3)), junk),
         method=opt(st.sampled_from(METHODS_SVD)),
         pad=opt(st.booleans()),
         **truncation_kwargs,
@@ -467,7 +461,7 @@ CALLS = [
     row(
         "OpSum",
         lambda L, site, terms, dtype: _opsum(L, site, terms, dtype),
-        mostly(st.integers(-1, 5), junk_small),
+        mostly(st.integers(-1, 5), junk),
         mostly(st.one_of(st.sampled_from(SITE_TYPES), dims_lists(max_len=5))),
         st.lists(
             st.lists(
@@ -481,18 +475,18 @@ CALLS = [
     row(
         "heisenberg",
         tn.models.heisenberg,
-        mostly(st.integers(-1, 6), junk_small),
+        mostly(st.integers(-1, 6), junk),
         J=opt(reals),
         Jz=opt(reals),
         h=opt(reals),
     ),
     row(
-        "ising", tn.models.ising, mostly(st.integers(-1, 6), junk_small), J=opt(reals), g=opt(reals)
+        "ising", tn.models.ising, mostly(st.integers(-1, 6), junk), J=opt(reals), g=opt(reals)
     ),
     row(
         "hubbard",
         tn.models.hubbard,
-        mostly(st.integers(-1, 5), junk_small),
+        mostly(st.integers(-1, 5), junk),
         t=opt(reals),
         U=opt(reals),
         mu=opt(reals),
@@ -500,7 +494,7 @@ CALLS = [
     row(
         "long_range_exp",
         tn.models.long_range_exp,
-        mostly(st.integers(-1, 6), junk_small),
+        mostly(st.integers(-1, 6), junk),
         mostly(st.lists(st.tuples(reals, reals), max_size=3)),
         opt(st.sampled_from(OP_NAMES)),
         opt(st.sampled_from(OP_NAMES)),
@@ -640,10 +634,9 @@ def test_every_public_name_is_in_the_table():
     assert not missing, f"public names without a fuzz row: {missing}"
 
 
-# ---------------------------------------------------------------------- findings, not fixed
+# ---------------------------------------------------------------------- findings, fixed
 
 
-@pytest.mark.xfail(strict=True, reason="finding: factorize_dims recurses k levels deep")
 @pytest.mark.parametrize(
     "call",
     [lambda: tn.factorize_dims(6, 10**18), lambda: tn.MPO.from_matrix(np.ones((4, 4)), 10**18, 2)],
@@ -654,7 +647,6 @@ def test_factorize_dims_huge_k_is_a_value_error(call):
         call()
 
 
-@pytest.mark.xfail(strict=True, reason="finding: factorize_dims is brute force in n")
 def test_factorize_dims_huge_n_returns_quickly():
     import subprocess
     import sys
@@ -666,7 +658,6 @@ def test_factorize_dims_huge_n_returns_quickly():
         pytest.fail("factorize_dims(10**18, 2) did not return within 3 s")
 
 
-@pytest.mark.xfail(strict=True, reason="finding: OpSum/models allocate per site before checking L")
 @pytest.mark.parametrize(
     "build",
     [lambda: tn.OpSum(10**18), lambda: tn.models.ising(10**18), lambda: tn.OpSum(2**63)],

@@ -117,13 +117,19 @@ def is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def check_int(value: Any, name: str, *, minimum: int) -> int:
-    """``value`` as an int >= ``minimum``, or a TypeError/ValueError naming ``name``."""
+def check_int(value: Any, name: str, *, minimum: int, maximum: int | None = None) -> int:
+    """``value`` as an int in ``[minimum, maximum]``, or a TypeError/ValueError naming ``name``."""
     if not is_int(value):
         raise TypeError(f"{name}: expected an int, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}: must be <= {maximum}, got {value}")
     return int(value)
+
+
+# Operators and models hold a Python object per site: longer chains cannot fit in memory.
+MAX_SITES = 10**7
 
 
 def check_array(x: Array, name: str, *, ndim: int | None = None) -> Any:

@@ -7,7 +7,6 @@ every bond's cut is measured, so ``report`` bounds the error rigorously.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from typing import Any
 
@@ -15,6 +14,7 @@ import array_api_compat as aac
 import numpy as np
 
 from . import _backend as B
+from ._factorize import balanced, ceil_root
 from ._progress import logger, steps
 from .linalg import METHODS, truncated_split
 from .mpo import MPO, _check_pair
@@ -326,7 +326,11 @@ def factorize_dims(n: int, k: int, *, pad: bool = False) -> tuple[int, ...]:
 
     With ``pad=True`` an awkward ``n`` (largest factor above ``2·n**(1/k)``, e.g. a prime)
     is replaced by the size in ``[n, max(n + k, ceil(1.1·n))]`` with the smallest largest
-    factor (the smallest such size on ties).
+    factor (the smallest such size on ties). Where that range holds more than 10⁴ sizes
+    (``n`` above 10⁵) only the balanced sizes ``a**(k-j)·(a-1)**j`` in it are tried
+    (``a = ceil(n**(1/k))``, the least largest factor any size ``>= n`` can have). ``n``
+    must fit an int64 and ``k`` is at most 4096; factorisation is by Miller–Rabin and
+    Pollard's rho, so any such ``n`` is quick.
 
     Example:
         >>> factorize_dims(4096, 4)
@@ -335,39 +339,34 @@ def factorize_dims(n: int, k: int, *, pad: bool = False) -> tuple[int, ...]:
         (4, 4, 7, 7)
         >>> factorize_dims(97, 2), factorize_dims(97, 2, pad=True)
         ((1, 97), (10, 10))
+        >>> factorize_dims(10**18 + 9, 2, pad=True)
+        (1000000000, 1000000001)
     """
-    for name, value in (("n", n), ("k", k)):
-        if not _is_int(value) and not (hasattr(value, "__index__") and not isinstance(value, bool)):
-            raise TypeError(f"{name}: expected an int, got {value!r}")
-        if int(value) < 1:
-            raise ValueError(f"{name}: must be >= 1, got {value}")
-    n, k = int(n), int(k)
-    exact = _balanced(n, k)
+    n = _check_count(n, "n", _MAX_SIZE)
+    k = _check_count(k, "k", _MAX_FACTORS)
+    exact = balanced(n, k)
     if not pad or exact[-1] <= 2 * n ** (1.0 / k):
         return exact
     # Awkward size (a prime, twice a prime, ...): pad by at most 10% to balance the factors.
-    sizes = range(n, max(n + k, math.ceil(1.1 * n)) + 1)
-    return min((_balanced(size, k) for size in sizes), key=lambda f: (f[-1], math.prod(f)))
+    top = max(n + k, math.ceil(1.1 * n))
+    sizes = range(n, top + 1) if top - n <= _PAD_SEARCH else _balanced_sizes(n, k, top)
+    return min((balanced(size, k) for size in sizes), key=lambda f: (f[-1], math.prod(f)))
 
 
-@functools.lru_cache(maxsize=4096)
-def _balanced(n: int, k: int) -> tuple[int, ...]:
-    """Ascending k factors of n minimising the largest factor (then the spread)."""
-    if k == 1:
-        return (n,)
-    best: tuple[int, ...] | None = None
-    for first in range(1, math.isqrt(n) + 1 if k == 2 else n + 1):
-        if first**k > n:
-            break
-        if n % first:
-            continue
-        rest = _balanced(n // first, k - 1)
-        if rest[0] < first:
-            continue
-        candidate = (first, *rest)
-        if best is None or (candidate[-1], candidate[-1] - candidate[0]) < (
-            best[-1],
-            best[-1] - best[0],
-        ):
-            best = candidate
-    return best  # first = 1 always divides, so best is set
+_MAX_SIZE = 2**63 - 1
+_MAX_FACTORS = 4096
+_PAD_SEARCH = 10**4
+
+
+def _check_count(value: Any, name: str, maximum: int) -> int:
+    if not _is_int(value) and not (hasattr(value, "__index__") and not isinstance(value, bool)):
+        raise TypeError(f"{name}: expected an int, got {value!r}")
+    return B.check_int(int(value), name, minimum=1, maximum=maximum)
+
+
+def _balanced_sizes(n: int, k: int, top: int) -> list[int]:
+    """Sizes ``a**(k-j)·(a-1)**j`` in ``[n, top]``: ``k`` factors no larger than the least
+    possible largest factor ``a`` of any size ``>= n``."""
+    a = ceil_root(n, k)
+    sizes = (a ** (k - j) * (a - 1) ** j for j in range(k + 1))
+    return [size for size in sizes if n <= size <= top]

@@ -26,7 +26,7 @@ def _check_real(value: Any, name: str) -> float:
 
 
 def _check_length(L: Any) -> int:
-    return B.check_int(L, "L", minimum=2)
+    return B.check_int(L, "L", minimum=2, maximum=B.MAX_SITES)
 
 
 def heisenberg(L: int, J: float = 1.0, Jz: float = 1.0, h: float = 0.0) -> MPO:

@@ -197,7 +197,7 @@ class OpSum:
     __slots__ = ("_L", "_site", "_dims", "_terms")
 
     def __init__(self, L: int, site: str | Sequence[int] = "spin-half") -> None:
-        self._L = B.check_int(L, "L", minimum=1)
+        self._L = B.check_int(L, "L", minimum=1, maximum=B.MAX_SITES)
         self._site, self._dims = check_site_type(site, self._L)
         self._terms: list[tuple[complex | float, tuple[Factor, ...], tuple]] = []
 
