@@ -143,6 +143,12 @@ def test_train_methods_reject_bad_input(call, error, name):
         (lambda: tn.factorize_dims(0, 2), ValueError, "n"),
         (lambda: tn.factorize_dims(8, 0), ValueError, "k"),
         (lambda: tn.factorize_dims(8.0, 2), TypeError, "n"),
+        (lambda: tn.MPS.random([2, 2], 2, seed="abc"), TypeError, "seed"),
+        (lambda: tn.MPS.random([2, 2], 2, seed=-1), ValueError, "seed"),
+        (lambda: tn.MPO.random([2, 2], [2, 2], 2, seed=1.5), TypeError, "seed"),
+        (lambda: tn.MPS.random([2, 2], 2, seed=0).sample(3, seed=-1), ValueError, "seed"),
+        (lambda: tn.OpSum(10**18), ValueError, "L"),
+        (lambda: tn.models.heisenberg(10**8), ValueError, "L"),
     ],
 )
 def test_constructors_reject_bad_input(call, error, name):
@@ -164,3 +170,19 @@ def test_cores_on_different_devices_are_rejected():
     b = xps.asarray(a, device=xps.Device("device1"))
     with pytest.raises(ValueError, match=r"cores\[1\]: on device"):
         tn.MPS([a, b])
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda z: tn.expectation(z, tn.MPO.identity([2] * 4), normalize=True),
+        lambda z: tn.local_expectation(z, np.eye(2), 1, normalize=True),
+        lambda z: tn.correlation(z, np.eye(2), 0, np.eye(2), 2, normalize=True),
+    ],
+    ids=["expectation", "local_expectation", "correlation"],
+)
+def test_normalizing_the_zero_state_is_a_value_error(call):
+    """0/0 is undefined: a ValueError naming the state, never a silent NaN."""
+    zero = tn.MPS.random([2] * 4, 2, seed=0) * 0
+    with np.errstate(all="raise"), pytest.raises(ValueError, match="state is zero"):
+        call(zero)

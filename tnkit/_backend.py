@@ -128,6 +128,16 @@ def check_int(value: Any, name: str, *, minimum: int, maximum: int | None = None
     return int(value)
 
 
+def rng(seed: Any) -> np.random.Generator:
+    """``numpy.random.default_rng(seed)``, with errors that name ``seed``."""
+    try:
+        return np.random.default_rng(seed)
+    except TypeError as exc:
+        raise TypeError(f"seed: {exc} (got {seed!r})") from exc
+    except ValueError as exc:
+        raise ValueError(f"seed: {exc} (got {seed!r})") from exc
+
+
 # Operators and models hold a Python object per site: longer chains cannot fit in memory.
 MAX_SITES = 10**7
 

@@ -161,8 +161,16 @@ def expectation(m: Any, o: Any, *, normalize: bool = False) -> Any:
             env = contract("awb,asc,wstv,btd->cvd", env, bra, co, cm)
         value = env[0, 0, 0]
     if normalize:
-        value = value / inner(m, m)
+        value = value / _nonzero(inner(m, m))
     return value
+
+
+def _nonzero(norm_sq: Any) -> Any:
+    """``norm_sq`` of a state being normalised, or a ValueError for the zero state (whose
+    expectation values are undefined: 0/0)."""
+    if not B.is_tracer(norm_sq) and complex(B.to_numpy(norm_sq)) == 0:
+        raise ValueError("m: the state is zero, so normalize=True is undefined (0/0)")
+    return norm_sq
 
 
 # ---------------------------------------------------------------------- arithmetic

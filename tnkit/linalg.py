@@ -242,7 +242,10 @@ def _randomized(a, max_bond, budget) -> Split:
         q, _ = B.qr(a @ z)
     sketch = B.conj_t(q) @ a
     residual = _residual_sq(a, q, sketch, B.frob_sq(a))
-    u_sketch, s, vh = _thin_svd_via_qr(sketch)
+    try:
+        u_sketch, s, vh = _thin_svd_via_qr(sketch)
+    except np.linalg.LinAlgError:  # LAPACK's SVD failed with both drivers: as in _exact
+        return _last_resort(a, max_bond, budget)
     split = _finish(q @ u_sketch, s, vh, a, max_bond, budget, "randomized", floor=residual)
     capped = split.rank >= max_bond
     if budget is not None and not capped and split.discarded > budget:

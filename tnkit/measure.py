@@ -14,6 +14,7 @@ import numpy as np
 from . import _backend as B
 from . import _kernels
 from ._einsum import contract
+from .contract import _nonzero
 
 if TYPE_CHECKING:
     from .mps import MPS
@@ -261,7 +262,7 @@ def _measure(m: MPS, ops: dict, normalize: bool) -> Any:
     # core carries the norm.
     value = _sandwich(xp, cores, ops, first, last)
     if normalize:
-        value = value / xp.sum(xp.abs(cores[centre]) ** 2)
+        value = value / _nonzero(xp.sum(xp.abs(cores[centre]) ** 2))
     return value
 
 
@@ -306,7 +307,7 @@ def sample(m: MPS, n: int, *, seed: Any = None) -> np.ndarray:
 
     check_entries(n * len(m), "n")  # the (L, n) uniforms and (n, L) samples are allocated
     right = m.canonicalize(0)
-    uniforms = np.random.default_rng(seed).random((len(m), n))  # row k: the draws at site k
+    uniforms = B.rng(seed).random((len(m), n))  # row k: the draws at site k
     pack = right._kernel_pack()
     if _kernels.applies(pack):
         return _kernels.sample(pack, uniforms)

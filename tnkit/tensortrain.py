@@ -205,9 +205,15 @@ class TensorTrain:
         core = cores[centre]
         if not B.is_tracer(core) and not bool(self.xp.all(self.xp.isfinite(core))):
             raise self._out_of_range()
+        if not B.is_tracer(core) and not bool(self.xp.any(core != 0)) and self._underflowed():
+            raise self._out_of_range()
         new = self._evolve(self._unfused(cores), centre, self._report)
         object.__setattr__(new, "_packed", packed)
         return new
+
+    def _underflowed(self) -> bool:
+        """Whether a zero centre core hides a train that is not zero (its norm underflowed)."""
+        return math.isfinite(self.log_norm())
 
     def _out_of_range(self) -> ValueError:
         return ValueError(
@@ -490,7 +496,7 @@ def random_cores(
     Truncation(max_bond=max_bond)  # validates max_bond
     xp = np if like is None else B.namespace(like, name="like")
     target = B.resolve_dtype(np, dtype)
-    rng = np.random.default_rng(seed)
+    rng = B.rng(seed)
     sizes = [math.prod(s) for s in site_shapes]
     bonds = [1]
     for k in range(1, len(sizes)):
