@@ -480,9 +480,7 @@ CALLS = [
         Jz=opt(reals),
         h=opt(reals),
     ),
-    row(
-        "ising", tn.models.ising, mostly(st.integers(-1, 6), junk), J=opt(reals), g=opt(reals)
-    ),
+    row("ising", tn.models.ising, mostly(st.integers(-1, 6), junk), J=opt(reals), g=opt(reals)),
     row(
         "hubbard",
         tn.models.hubbard,
