@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test test-slow bench docs lint clean
+.PHONY: demo test test-slow bench docs lint clean mutation
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ docs: $(VENV)/.installed-docs
 bench: $(VENV)/.installed-test
 	$(PIP) install -e '.[bench]'
 	$(PY) benchmarks/run.py --quick
+
+# Mutation testing of the core (docs/mutation.md): long (hours on 2 cores), not part of `test`.
+# Config in pyproject.toml [tool.mutmut]; results with `$(VENV)/bin/mutmut results`.
+mutation: $(VENV)/.installed-test
+	$(PIP) install -e '.[mutation]'
+	TNKIT_HYPOTHESIS_PROFILE=mutation $(VENV)/bin/mutmut run --max-children 2
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check tnkit tests benchmarks examples

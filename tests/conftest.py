@@ -15,4 +15,6 @@ settings.register_profile(
 settings.register_profile(
     "thorough", parent=settings.get_profile("default"), max_examples=500, derandomize=False
 )
+# Mutation testing (docs/mutation.md) reruns the tests once per mutant: few examples each.
+settings.register_profile("mutation", parent=settings.get_profile("default"), max_examples=10)
 settings.load_profile(os.environ.get("TNKIT_HYPOTHESIS_PROFILE", "default"))

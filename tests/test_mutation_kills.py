@@ -1,0 +1,317 @@
+"""Tests that kill mutants the rest of the suite let survive (docs/mutation.md).
+
+Each test pins down one behaviour a mutation of the core changed without any other test
+noticing: exact values of thresholds, boundaries of comparisons, error messages that name
+the offending argument, and the bookkeeping of the truncation reports. Grouped by module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tnkit as tn
+from tnkit import storage
+from tnkit import truncation as T
+
+# ---------------------------------------------------------------------- truncation.py
+
+
+def test_report_str_says_whether_the_tolerance_was_met():
+    """``__str__`` appends the "NOT met" warning exactly when ``tolerance_met`` is False."""
+    fields = dict(
+        discarded=(0.25,),
+        abs_error_bound=0.5,
+        rel_error_bound=0.125,
+        bond_dims_before=(4,),
+        bond_dims_after=(2,),
+        params_before=32,
+        params_after=16,
+        compression_ratio=2.0,
+        method="svd/exact",
+    )
+    met = str(T.TruncationReport(**fields))
+    assert met == (
+        "TruncationReport(method='svd/exact', bonds [4] -> [2], params 32 -> 16 (2x), "
+        "rel_error <= 1.250e-01)"
+    )
+    missed = str(T.TruncationReport(**fields, tolerance_met=False))
+    assert missed == met[:-1] + ", tolerance NOT met (max_bond binds))"
+
+
+def test_truncation_normalises_and_names_its_arguments():
+    """``max_bond`` becomes a plain int, tolerances plain floats; errors name the argument."""
+    t = T.Truncation(max_bond=np.int64(3), rtol=1, atol=np.float32(0.5))
+    assert t.max_bond == 3 and type(t.max_bond) is int
+    assert t.rtol == 1.0 and type(t.rtol) is float
+    assert t.atol == 0.5 and type(t.atol) is float
+    assert T.Truncation(rtol=0, atol=0.0).rtol == 0.0  # zero is a valid tolerance
+    with pytest.raises(ValueError, match="^max_bond: "):
+        T.Truncation(max_bond=0)
+    for name in ("rtol", "atol"):
+        with pytest.raises(TypeError, match=f"^{name}: expected a float, got True$"):
+            T.Truncation(**{name: True})
+        with pytest.raises(TypeError, match=f"^{name}: expected a float, got '1'$"):
+            T.Truncation(**{name: "1"})
+        with pytest.raises(ValueError, match=f"^{name}: must be a finite number >= 0, got -1"):
+            T.Truncation(**{name: -1.0})
+        with pytest.raises(ValueError, match=f"^{name}: must be a finite number >= 0, got inf"):
+            T.Truncation(**{name: math.inf})
+    with pytest.raises(ValueError, match="^atol: "):  # atol is checked after a None rtol
+        T.Truncation(rtol=None, atol=-1.0)
+
+
+def test_zero_cutoff_is_ten_times_size_eps_and_the_largest_value():
+    """The numerical-zero level is exactly ``10·max(shape)·eps·s[0]`` (0 for no values)."""
+    assert T.zero_cutoff(np.array([]), (3, 4), 0.5) == 0.0
+    assert T.zero_cutoff(np.array([2.0]), (3, 4), 0.5) == 10.0 * 4 * 0.5 * 2.0
+    assert T.zero_cutoff(np.array([3.0, 1.0]), (5, 2), 1e-3) == pytest.approx(0.15, rel=1e-15)
+
+
+def test_choose_rank_boundaries():
+    """Values exactly at the zero cutoff go; a tail exactly at the budget fits; ``floor``
+    adds to the tail; the squares are taken in float64 whatever the input dtype."""
+    # cutoff 10·1·0.01·1 = 0.1: a value equal to it is numerically zero
+    assert T.choose_rank(np.array([1.0, 0.1]), shape=(1, 1), eps=0.01, max_bond=None,
+                         budget=None) == 1  # fmt: skip
+    s = np.array([1.0, 0.5])
+    kw = dict(shape=(2, 2), eps=1e-16, max_bond=None)
+    assert T.choose_rank(s, budget=0.25, **kw) == 1  # tail 0.25 <= budget 0.25
+    assert T.choose_rank(s, budget=0.3, floor=0.2, **kw) == 2  # 0.25 + 0.2 > 0.3
+    assert T.choose_rank(s, budget=0.3, floor=0.0, **kw) == 1
+    assert T.choose_rank(s, budget=1.0, max_bond=None, shape=(2, 2), eps=1e-16) == 1
+    # 1e-30**2 underflows in float32 but not in float64: the tail must see it
+    tiny = np.array([1.0, 1e-30], dtype=np.float32)
+    assert T.choose_rank(tiny, budget=0.0, **kw) == 2
+
+
+def test_budget_splits_evenly_and_passes_unspent_weight_on():
+    """``allowance`` is remaining/bonds_left; ``spend`` subtracts and counts down to 1."""
+    assert T.Budget(1.0, 0).allowance() == 1.0  # no bonds: one share
+    b = T.Budget(1.0, 3)
+    assert b.allowance() == pytest.approx(1 / 3)
+    b.spend(0.0)
+    assert b.allowance() == pytest.approx(0.5)
+    b.spend(0.1)
+    assert b.allowance() == pytest.approx(0.9)
+    b.spend(0.2)  # past the last bond the count stays at 1
+    assert b.bonds_left == 1 and b.allowance() == pytest.approx(0.7)
+    none = T.Budget(None, 2)
+    none.spend(5.0)
+    assert none.allowance() is None and none.bonds_left == 1
+
+
+def test_budget_met_allows_only_rounding_above_the_total():
+    """``met`` tolerates 1e-9 relative excess, not more; no total is always met."""
+    b = T.Budget(1.0, 1)
+    assert b.met([0.5, 0.5])
+    assert b.met([1.0 + 1e-10])
+    assert not b.met([1.0 + 1e-6])
+    assert not b.met([1.5])
+    assert T.Budget(None, 1).met([1e300])
+
+
+def test_make_report_of_a_zero_input_and_an_empty_result():
+    """A zero norm gives a relative bound of 0; no parameters after gives ratio inf; the
+    discarded weights are stored as a tuple of floats."""
+    kw = dict(
+        bond_dims_before=(2,),
+        bond_dims_after=(1,),
+        method="m",
+        tolerance_met=True,
+    )
+    r = T.make_report(discarded=[0.0, 0.0], norm=0.0, params_before=8, params_after=0, **kw)
+    assert r.rel_error_bound == 0.0 and r.abs_error_bound == 0.0
+    assert r.compression_ratio == math.inf
+    assert r.discarded == (0.0, 0.0) and type(r.discarded) is tuple
+    r = T.make_report(discarded=[np.float32(0.25)], norm=2.0, params_before=8, params_after=4, **kw)
+    assert r.discarded == (0.25,) and type(r.discarded[0]) is float
+    assert r.abs_error_bound == 0.5 and r.rel_error_bound == 0.25 and r.compression_ratio == 2.0
+    assert r.norm == 2.0 and type(r.params_before) is int
+
+
+# ---------------------------------------------------------------------- decompose.py
+
+
+def test_tt_svd_scales_atol_with_an_extreme_input():
+    """An ``atol`` on an input far outside the unit range truncates as the same request on
+    the rescaled input does: the tolerance is rescaled with the data, not dropped."""
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal((8, 2)), rng.standard_normal((2, 8))
+    x = (a @ b).reshape(4, 2, 4, 2) + 1e-3 * rng.standard_normal((4, 2, 4, 2))
+    scale = 2.0**600  # far beyond float64's maxexp // 4: tt_svd rescales internally
+    plain = tn.tt_svd(x, atol=0.5)
+    big = tn.tt_svd(x * scale, atol=0.5 * scale)
+    assert plain.bond_dims == big.bond_dims == (4, 2, 2)  # exact would keep (4, 8, 2)
+    assert big.report.abs_error_bound <= 0.5 * scale
+    assert big.report.rel_error_bound == pytest.approx(plain.report.rel_error_bound, rel=1e-9)
+    np.testing.assert_allclose(big.to_dense() / scale, plain.to_dense(), atol=1e-12)
+
+
+def test_from_matrix_pads_only_the_rows_of_a_tall_matrix():
+    """Row padding is decided by the row count alone (here 5 -> 6 rows, 4 columns kept)."""
+    W = np.arange(20.0).reshape(5, 4)
+    o = tn.MPO.from_matrix(W, (2, 3), (2, 2), pad=True)
+    assert o.matrix_shape == (5, 4)
+    np.testing.assert_allclose(o.to_matrix(), W, atol=1e-12)
+    padded = o.to_matrix(padded=True)
+    assert padded.shape == (6, 4)
+    np.testing.assert_allclose(padded[5], 0.0, atol=1e-12)
+
+
+# ---------------------------------------------------------------------- contract.py
+
+
+def test_conj_keeps_the_centre_of_real_and_complex_trains():
+    """Conjugation changes no orthogonality: the centre survives, the report does not."""
+    for dtype in ("float64", "complex128"):
+        m = tn.MPS.random([2] * 4, 3, seed=1, dtype=dtype).canonicalize(2)
+        c = m.conj()
+        assert c.centre == 2 and c.report is None
+        np.testing.assert_array_equal(c.to_dense(), np.conj(m.to_dense()))
+
+
+def test_trace_keeps_the_dtype_of_the_cores():
+    """The identity that traces each core is built in the cores' dtype (float32 stays)."""
+    o = tn.MPO.identity([2, 3], dtype="float32")
+    t = o.trace()
+    assert t.dtype == np.float32 and float(t) == 6.0
+
+
+# ---------------------------------------------------------------------- tensortrain.py
+
+
+def test_division_by_one_and_subtraction_errors():
+    """Dividing by 1 is allowed (only 0 raises); a bad ``-`` names the operation."""
+    m = tn.MPS.random([2] * 3, 2, seed=0)
+    np.testing.assert_array_equal((m / 1).to_dense(), m.to_dense())
+    with pytest.raises(ZeroDivisionError):
+        m / 0
+    with pytest.raises(ValueError, match="^sub: phys_dims differ"):
+        m - tn.MPS.random([3] * 3, 2, seed=0)
+
+
+def test_repr_lists_dims_bonds_and_report():
+    """``repr`` spells out every descriptive field, for MPS and MPO alike."""
+    o = tn.MPO.identity([2, 3])
+    assert repr(o) == (
+        "MPO(L=2, out_dims=[2, 3], in_dims=[2, 3], bond_dims=[1], dtype=float64, "
+        "backend=numpy, params=13, centre=None)"
+    )
+    m = tn.tt_svd(np.arange(8.0), (2, 2, 2), max_bond=1)
+    assert repr(m) == (
+        "MPS(L=3, phys_dims=[2, 2, 2], bond_dims=[1, 1], dtype=float64, backend=numpy, "
+        f"params=6, centre=2, rel_error<={m.report.rel_error_bound:.2e})"
+    )
+
+
+# ---------------------------------------------------------------------- mpo.py
+
+
+def test_matrix_shape_must_be_a_pair_inside_the_dims():
+    """``matrix_shape`` needs exactly two ints, each in ``1..product of the dims``."""
+    cores = tn.MPO.identity([2, 3]).cores
+    assert tn.MPO(cores, matrix_shape=(5, 6)).matrix_shape == (5, 6)
+    with pytest.raises(TypeError, match="pair of ints"):
+        tn.MPO(cores, matrix_shape=(1, 2, 3))
+    with pytest.raises(TypeError, match="pair of ints"):
+        tn.MPO(cores, matrix_shape=(1.0, 2))
+    for bad in [(7, 6), (6, 7), (0, 6), (6, 0)]:
+        with pytest.raises(ValueError, match="must fit inside"):
+            tn.MPO(cores, matrix_shape=bad)
+
+
+# ---------------------------------------------------------------------- storage.py
+
+
+def test_report_field_converters_refuse_other_json_kinds():
+    """The report reader's converters take exactly their JSON kind (bools are not ints)."""
+    to_float, to_int, to_bool = (storage._checked(k) for k in (float, int, bool))
+    assert to_float(1) == 1.0 and type(to_float(1)) is float
+    assert to_int(3) == 3 and to_bool(False) is False
+    for convert, bad in [(to_float, True), (to_int, True), (to_int, 1.5), (to_bool, 1)]:
+        with pytest.raises(TypeError):
+            convert(bad)
+    ints = storage._tuple_of(int)
+    assert ints([1, 2]) == (1, 2) and ints([]) == ()
+    with pytest.raises(TypeError):
+        ints((1, 2))
+    with pytest.raises(TypeError):
+        ints([1, True])
+
+
+def test_int_list_refuses_tuples_and_non_ints():
+    """Metadata lists must be JSON lists of ints."""
+    path = Path("f.npz")
+    assert storage._int_list([1, 2], "dims", path) == [1, 2]
+    for bad in [(1, 2), [1, "2"], [1, 2.0]]:
+        with pytest.raises(ValueError, match="dims must be a list of ints"):
+            storage._int_list(bad, "dims", path)
+
+
+def test_decode_core_of_a_complex_train():
+    """A complex core is stored as a real view with a trailing axis of 2, any rank."""
+    path = Path("f.safetensors")
+    pair = np.array([1.0, 2.0])
+    assert storage._decode_core(pair, "complex128", "core_0", path) == 1 + 2j
+    core = np.arange(12.0).reshape(1, 3, 2, 2)
+    out = storage._decode_core(core, "complex128", "core_0", path)
+    assert out.shape == (1, 3, 2) and out[0, 1, 1] == 6 + 7j
+    with pytest.raises(ValueError, match="trailing"):
+        storage._decode_core(np.zeros((1, 3)), "complex128", "core_0", path)
+    with pytest.raises(ValueError, match="trailing"):
+        storage._decode_core(np.zeros(()), "complex128", "core_0", path)
+
+
+def _raw_safetensors(path, header: dict, data: bytes = b"") -> None:
+    text = json.dumps(header).encode()
+    path.write_bytes(len(text).to_bytes(8, "little") + text + data)
+
+
+@pytest.mark.parametrize(
+    ("offsets", "data"),
+    [([8, 0], bytes(8)), ([0, 8, 16], bytes(16)), ([-8, 0], bytes(8)), (None, bytes(8))],
+)
+def test_safetensors_malformed_offsets_are_named(tmp_path, offsets, data):
+    """Reversed, over-long, negative or absent ``data_offsets`` are reported as such."""
+    info = {"dtype": "F64", "shape": [1]}
+    if offsets is not None:
+        info["data_offsets"] = offsets
+    path = tmp_path / "bad.safetensors"
+    _raw_safetensors(path, {"__metadata__": {}, "t": info}, data)
+    with pytest.raises(ValueError, match="malformed data_offsets"):
+        tn.load(path)
+    _raw_safetensors(path, {"__metadata__": {}, "t": 5}, data)  # not even an object
+    with pytest.raises(ValueError, match="malformed data_offsets"):
+        tn.load(path)
+
+
+def test_safetensors_empty_tensor_and_header_limits(tmp_path):
+    """An empty tensor (offsets [n, n]) passes the header checks (the extra tensor is then
+    named); a header longer than the file by a few bytes is caught before parsing; a bad
+    header names itself and the file."""
+    import safetensors.numpy
+
+    m = tn.MPS.random([2, 2], 2, seed=0)
+    path = tmp_path / "m.safetensors"
+    tn.save(path, m)
+    with open(path, "rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        strings = json.loads(handle.read(size))["__metadata__"]
+    tensors = {f"core_{k}": np.asarray(c) for k, c in enumerate(m.cores)}
+    tensors["zz_empty"] = np.zeros(0)
+    path.write_bytes(safetensors.numpy.save(tensors, metadata=strings))
+    with pytest.raises(ValueError, match="holds 3 tensors"):
+        tn.load(path)
+    text = b'{"__metadata__": {}}'
+    path.write_bytes((len(text) + 4).to_bytes(8, "little") + text)
+    with pytest.raises(ValueError, match="header declares"):
+        tn.load(path)
+    text = b'{"a": 1'
+    path.write_bytes(len(text).to_bytes(8, "little") + text)
+    with pytest.raises(ValueError, match=f"^{path}: the safetensors header is not valid JSON"):
+        tn.load(path)
