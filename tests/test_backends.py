@@ -237,7 +237,7 @@ def test_tt_svd_truncated(backend, dtype, rule):
 
 # auto: one unfolding (dims of two sites), sized so _choose_method picks each branch.
 AUTO_CASES = [
-    ("exact", (16, 24), None),  # near-square, nothing to cut
+    ("exact", (16, 24), None),  # near-square, nothing to cut (small: SVD's accuracy)
     ("qr", (64, 8), None),  # tall: long side >= 4x the short one
     ("gram", (8, 64), None),  # wide: Gram of the short side (nothing cut: still exact)
     ("gram", (64, 96), 24),  # cap only, too big a cap for randomized

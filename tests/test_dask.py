@@ -106,8 +106,9 @@ def test_jobs_report_as_they_finish_and_return_in_order():
     first_may_finish = threading.Event()
 
     def job(k):
-        if k == 0:
+        if k == 0:  # starts first, finishes well after job 1 (which it waits for)
             assert first_may_finish.wait(10)
+            time.sleep(0.3)
         else:
             first_may_finish.set()
         return k * 10

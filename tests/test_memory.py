@@ -83,3 +83,18 @@ class _Held:
 
     def __init__(self, array):
         self.cores = (array,)
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"), [((256, 300), "gram"), ((255, 300), "exact"), ((300, 256), "exact")]
+)
+def test_large_near_square_exact_splits_go_through_gram(shape, expected):
+    """From GRAM_EXACT_MIN_ROWS rows, a tolerance-free wide split uses Gram (one matrix-sized
+    temporary, exact when nothing is cut); below it, and for tall matrices, LAPACK's SVD."""
+    from tnkit.linalg import GRAM_EXACT_MIN_ROWS, _choose_method, truncated_split
+
+    assert GRAM_EXACT_MIN_ROWS == 256
+    a = np.random.default_rng(1).standard_normal(shape)
+    assert _choose_method(a, None, None) == expected
+    split = truncated_split(a)
+    assert np.linalg.norm(split.left @ split.right - a) <= 1e-13 * np.linalg.norm(a)

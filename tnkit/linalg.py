@@ -20,6 +20,9 @@ METHODS = ("auto", "exact", "qr", "gram", "randomized")
 
 # Gram/eigh squares the condition number: below this relative error it cannot be trusted.
 GRAM_RELATIVE_FLOOR = 1e-6
+# From this many rows a tolerance-free near-square split goes through Gram: memory and time
+# (gesdd's copies and workspace) matter more than SVD's slightly smaller rounding error.
+GRAM_EXACT_MIN_ROWS = 256
 _OVERSAMPLE_MIN = 10
 _POWER_ITERATIONS = 2
 # ‖a‖² − ‖Qᴴa‖² is used only when it exceeds this fraction of ‖a‖² (see _residual_sq).
@@ -88,18 +91,20 @@ def truncated_split(
 def _choose_method(a: B.Array, max_bond: int | None, budget: float | None) -> str:
     """Fastest method that still honours the request (plain data: tests inspect it).
 
-    Randomized when the cap is far below the matrix size; Gram for wide matrices, and for
-    loose or tolerance-free requests on square ones (it checks itself and hands over to QR
-    when it cannot resolve what it must; a full-rank Gram split is exact and needs one
-    matrix-sized array, where LAPACK's SVD needs several); otherwise QR-first for
-    far-from-square matrices, else plain SVD.
+    Randomized when the cap is far below the matrix size; Gram for wide matrices, for loose
+    or cap-only requests, and for tolerance-free ones on near-square matrices of at least
+    ``GRAM_EXACT_MIN_ROWS`` rows (it checks itself and hands over to QR when it cannot resolve
+    what it must; a full-rank Gram split is exact up to ~m·ε and needs one matrix-sized
+    array where LAPACK's SVD needs several, and it is several times faster); otherwise
+    QR-first for far-from-square matrices, else plain SVD.
     """
     m, n = a.shape
     small, large = min(m, n), max(m, n)
     if small >= 64 and max_bond is not None and max_bond + _oversample(max_bond) <= small // 4:
         return "randomized"
     loose = budget is not None and budget >= (GRAM_RELATIVE_FLOOR**2) * B.frob_sq(a)
-    if m <= n and (n >= 4 * m or loose or budget is None):
+    exact_large = budget is None and (max_bond is not None or m >= GRAM_EXACT_MIN_ROWS)
+    if m <= n and (n >= 4 * m or loose or exact_large):
         return "gram"
     return "qr" if large >= 4 * small else "exact"
 
@@ -279,10 +284,8 @@ def _blocked_residual_sq(a, basis, coefficients) -> float:
     """``‖a − basis @ coefficients‖²`` a block of columns at a time (no ``a``-sized temporary)."""
     m, n = a.shape
     step = max(1, B._BLOCK_ENTRIES // max(m, 1))
-    return sum(
-        B.frob_sq(a[:, j : j + step] - basis @ coefficients[:, j : j + step])
-        for j in range(0, n, step)
-    )
+    blocks = ((j, min(j + step, n)) for j in range(0, n, step))  # strict APIs: no overrun
+    return sum(B.frob_sq(a[:, i:j] - basis @ coefficients[:, i:j]) for i, j in blocks)
 
 
 _SPLITTERS = {"exact": _exact, "qr": _qr, "gram": _gram, "randomized": _randomized}
