@@ -248,7 +248,7 @@ def times_small(x: Array, m: Array) -> Array:
 
 
 # Blocks of in-place and blocked products hold about this many entries (512 KiB of doubles).
-_BLOCK_ENTRIES = 2**16
+BLOCK_ENTRIES = 2**16
 
 
 def times_small_inplace(x: Array, m: Array) -> Array:
@@ -261,13 +261,13 @@ def times_small_inplace(x: Array, m: Array) -> Array:
     ) or x.dtype != np.result_type(x, m):
         return times_small(x, m)
     if x.flags.c_contiguous:
-        step = max(1, _BLOCK_ENTRIES // max(x.shape[1], 1))
+        step = max(1, BLOCK_ENTRIES // max(x.shape[1], 1))
         for start in range(0, x.shape[0], step):
             x[start : start + step] = x[start : start + step] @ m
         return x
     if x.flags.f_contiguous:  # x = yᵀ for a C-ordered y: x m = (mᵀ y)ᵀ, by column blocks of y
         y, mt = x.T, m.T
-        step = max(1, _BLOCK_ENTRIES // max(y.shape[0], 1))
+        step = max(1, BLOCK_ENTRIES // max(y.shape[0], 1))
         for start in range(0, y.shape[1], step):
             y[:, start : start + step] = mt @ y[:, start : start + step]
         return x

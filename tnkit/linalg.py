@@ -283,7 +283,7 @@ def _residual_sq(a, basis, coefficients, norm_sq: float) -> float:
 def _blocked_residual_sq(a, basis, coefficients) -> float:
     """``‖a − basis @ coefficients‖²`` a block of columns at a time (no ``a``-sized temporary)."""
     m, n = a.shape
-    step = max(1, B._BLOCK_ENTRIES // max(m, 1))
+    step = max(1, B.BLOCK_ENTRIES // max(m, 1))
     blocks = ((j, min(j + step, n)) for j in range(0, n, step))  # strict APIs: no overrun
     return sum(B.frob_sq(a[:, i:j] - basis @ coefficients[:, i:j]) for i, j in blocks)
 
