@@ -315,3 +315,106 @@ def test_safetensors_empty_tensor_and_header_limits(tmp_path):
     path.write_bytes(len(text).to_bytes(8, "little") + text)
     with pytest.raises(ValueError, match=f"^{path}: the safetensors header is not valid JSON"):
         tn.load(path)
+
+
+# ---------------------------------------------------------------------- compress.py
+
+
+def near_dependent(rng, dtype=np.float64):
+    """Columns: 3 independent ones (norms ~10), a multiple of column 0 off by 1e-3 of its
+    norm, a combination of columns 1 and 2 off by 1e-3, and a zero column."""
+    base = rng.standard_normal((8, 3)) * 10
+    if np.dtype(dtype).kind == "c":
+        base = base + 1j * rng.standard_normal((8, 3)) * 10
+    off = rng.standard_normal((8, 2))
+    off = 1e-3 * off / np.linalg.norm(off, axis=0)
+    parallel = 2.5 * base[:, 0] + off[:, 0] * np.linalg.norm(2.5 * base[:, 0])
+    combo = base[:, 1] - 0.5 * base[:, 2]
+    combo = combo + off[:, 1] * np.linalg.norm(combo)
+    return np.column_stack([base, parallel, combo, np.zeros(8)]).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("kind", ["deparallelise", "delinearise"])
+def test_column_basis_reports_the_residual_it_leaves(kind, dtype):
+    """The relaxed-tolerance residual is the measured one (not twice it, its cube, or its
+    norm-scaled variant), the coefficients keep the complex dtype, and only columns within
+    ``tol`` of the kept ones go."""
+    from tnkit.compress import column_basis
+
+    m = near_dependent(np.random.default_rng(3), dtype)
+    keep, coeffs, residual = column_basis(m, kind, 1e-2)
+    assert coeffs.dtype == m.dtype
+    expected_keep = [0, 1, 2, 4] if kind == "deparallelise" else [0, 1, 2]
+    assert keep == expected_keep
+    measured = np.linalg.norm(m - m[:, keep] @ coeffs) / np.linalg.norm(m)
+    assert measured > 1e-6  # something was cut
+    assert residual == pytest.approx(measured, rel=1e-6)
+    strict = column_basis(m, kind, 1e-5)  # below the 1e-3 offsets: nothing dependent goes
+    assert strict[0] == [0, 1, 2, 3, 4]
+
+
+def test_relaxed_exact_compression_reports_its_change_and_keeps_the_tolerance():
+    """reduce_exactly passes ``tol`` to both sweeps and reports one residual per bond."""
+    from tnkit.compress import reduce_exactly
+
+    rng = np.random.default_rng(4)
+    first = near_dependent(rng)[:, :5].reshape(1, 8, 5)
+    second = rng.standard_normal((5, 8, 1))
+    strict = reduce_exactly((first, second), kind="delinearise", tol=None)
+    relaxed = reduce_exactly((first, second), kind="delinearise", tol=1e-2)
+    assert strict.cores[0].shape[-1] == 5 and relaxed.cores[0].shape[-1] == 3
+    assert len(relaxed.discarded) == 1
+    assert relaxed.rel_error > 1e-6 > strict.rel_error
+    single = reduce_exactly((rng.standard_normal((1, 8, 1)),), kind="deparallelise", tol=None)
+    assert single.cores[0].shape == (1, 8, 1) and single.discarded == []
+
+
+# ---------------------------------------------------------------------- linalg.py
+
+
+def test_randomized_split_is_reproducible_and_handles_large_caps_and_complex():
+    """A fixed sketch (bitwise the same twice), an integer oversampling for caps of 44 and
+    more, and a complex sketch: each within a few percent of the optimal cut."""
+    from tnkit.linalg import truncated_split
+
+    rng = np.random.default_rng(5)
+    spectrum = np.exp(-np.arange(256) / 20.0)
+    for dtype in (np.float64, np.complex128):
+        shift = 1j if dtype is np.complex128 else 0
+        u = np.linalg.qr(rng.standard_normal((256, 256)) + shift * rng.standard_normal((256, 256)))[
+            0
+        ]
+        v = np.linalg.qr(rng.standard_normal((300, 256)) + shift * rng.standard_normal((300, 256)))[
+            0
+        ]
+        a = (u * spectrum) @ np.conj(v).T
+        first = truncated_split(a, max_bond=48, method="randomized")
+        again = truncated_split(a, max_bond=48, method="randomized")
+        assert np.array_equal(first.left, again.left) and first.rank == 48
+        assert first.left.dtype == a.dtype
+        optimal = float(np.sum(spectrum[48:] ** 2))
+        assert optimal <= first.discarded <= 1.05 * optimal
+
+
+def test_randomized_without_a_cap_is_the_qr_split():
+    """No ``max_bond``: the randomized method has nothing to sketch for and runs QR + SVD
+    with the same budget."""
+    from tnkit.linalg import truncated_split
+
+    a = np.random.default_rng(6).standard_normal((40, 70)) * np.exp(-np.arange(70) / 5.0)
+    budget = 1e-3 * float(np.sum(a**2))
+    split = truncated_split(a, budget=budget, method="randomized")
+    reference = truncated_split(a, budget=budget, method="qr")
+    assert split.method == "qr" and split.rank == reference.rank < 40
+    assert split.discarded <= budget
+
+
+# ---------------------------------------------------------------------- canonical.py
+
+
+def test_is_canonical_does_not_ask_the_centre_core_to_be_an_isometry():
+    """The centre core carries the norm: a middle centre of an unnormalised train."""
+    m = (tn.MPS.random([2] * 5, 3, seed=7) * 3.0).canonicalize(2)
+    assert m.is_canonical(2)
+    assert not m.is_canonical(1) and not m.is_canonical(3)
