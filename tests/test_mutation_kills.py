@@ -418,3 +418,39 @@ def test_is_canonical_does_not_ask_the_centre_core_to_be_an_isometry():
     m = (tn.MPS.random([2] * 5, 3, seed=7) * 3.0).canonicalize(2)
     assert m.is_canonical(2)
     assert not m.is_canonical(1) and not m.is_canonical(3)
+
+
+def test_exact_compression_reports_nothing_discarded_and_the_tolerance_met():
+    """Exact methods report zero discarded weight per bond and ``tolerance_met``."""
+    h = tn.models.heisenberg(6)
+    for method in ("deparallelise", "delinearise"):
+        report = (h + h).compress(method=method).report
+        assert report.discarded == (0.0,) * 5 and report.tolerance_met
+        assert report.bond_dims_after == h.bond_dims
+
+
+def test_the_leftward_sweep_reaches_the_first_bond():
+    """Only the rows of the last core are dependent: the right-to-left sweep must reach
+    bond 0 (site 1) to shrink it."""
+    from tnkit.compress import reduce_exactly
+
+    rng = np.random.default_rng(8)
+    first = rng.standard_normal((1, 8, 3))
+    rows = rng.standard_normal((2, 8))
+    second = np.vstack([rows, rows[0] + rows[1]]).reshape(3, 8, 1)
+    reduced = reduce_exactly((first, second), kind="delinearise", tol=None)
+    assert reduced.cores[0].shape == (1, 8, 2)
+    dense = np.einsum("apb,bqc->pq", *reduced.cores)
+    assert np.allclose(dense, np.einsum("apb,bqc->pq", first, second))
+
+
+def test_the_strict_tolerance_follows_the_dtype():
+    """The default tolerance is 10·rows·ε of the matrix's own dtype: a column dependent up
+    to float32 rounding goes in float32."""
+    from tnkit.compress import column_basis
+
+    m = np.random.default_rng(9).standard_normal((6, 2)).astype(np.float32)
+    m = np.column_stack([m, m[:, 0] + m[:, 1]]).astype(np.float32)
+    assert len(column_basis(m, "delinearise", None)[0]) == 2
+    # the float32 rounding of the sum is far above float64's tolerance: independent there
+    assert len(column_basis(m.astype(np.float64), "delinearise", None)[0]) == 3
