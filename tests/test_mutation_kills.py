@@ -454,3 +454,50 @@ def test_the_strict_tolerance_follows_the_dtype():
     assert len(column_basis(m, "delinearise", None)[0]) == 2
     # the float32 rounding of the sum is far above float64's tolerance: independent there
     assert len(column_basis(m.astype(np.float64), "delinearise", None)[0]) == 3
+
+
+@pytest.mark.parametrize("scale", [2.0**-700, 1e-3, 1e250])
+def test_rescaled_report_at_any_scale(scale):
+    """Rescaled compression of ``scale·(H + H)`` under ``atol``/``max_bond`` gives the bonds
+    of the unscaled case, a report in the caller's units (relative bound = absolute bound /
+    norm; discarded weights scale with scale²) and names the SVD method it used."""
+    h = tn.models.heisenberg(8)
+    reference = ((h + h) * 1.0).compress(method="rescaled", max_bond=3)
+    scaled = ((h + h) * scale).compress(method="rescaled", max_bond=3)
+    r, s = reference.report, scaled.report
+    assert scaled.bond_dims == reference.bond_dims
+    assert s.method.startswith("rescaled/") and r.method == s.method
+    assert s.rel_error_bound == pytest.approx(r.rel_error_bound, rel=1e-9)
+    assert s.rel_error_bound == pytest.approx(s.abs_error_bound / s.norm, rel=1e-12)
+    assert s.rel_error_bound > 0
+    if scale < 1e150:  # squared weights of larger scales are beyond double range (inf)
+        assert sum(s.discarded) == pytest.approx(sum(r.discarded) * scale**2, rel=1e-9)
+    tolerance = 0.5 * r.abs_error_bound
+    by_atol = ((h + h) * scale).compress(method="rescaled", atol=tolerance * scale)
+    assert (
+        by_atol.bond_dims == ((h + h) * 1.0).compress(method="rescaled", atol=tolerance).bond_dims
+    )
+    assert by_atol.report.abs_error_bound <= tolerance * scale * (1 + 1e-9)
+
+
+def test_rescaled_compression_of_the_zero_operator():
+    """A zero operator: nothing to scale, relative bound 0."""
+    zero = tn.models.heisenberg(4) * 0.0
+    report = zero.compress(method="rescaled", max_bond=2).report
+    assert report.rel_error_bound == 0.0 and report.norm == 0.0
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-3])
+def test_column_basis_of_zero_and_small_matrices(scale):
+    """All-zero columns keep one zero column (bond 1) with residual 0; a small matrix
+    (Frobenius norm below 1) still reports its relative residual."""
+    from tnkit.compress import column_basis
+
+    for dtype in (np.float32, np.complex128):
+        keep, coeffs, residual = column_basis(np.zeros((4, 3), dtype=dtype), "delinearise", None)
+        assert keep == [0] and coeffs.shape == (1, 3) and coeffs.dtype == dtype
+        assert not coeffs.any() and residual == 0.0
+    m = near_dependent(np.random.default_rng(10)) * scale * 1e-3
+    keep, coeffs, residual = column_basis(m, "deparallelise", 1e-2)
+    measured = np.linalg.norm(m - m[:, keep] @ coeffs) / np.linalg.norm(m)
+    assert residual == pytest.approx(measured, rel=1e-6)
