@@ -501,3 +501,34 @@ def test_column_basis_of_zero_and_small_matrices(scale):
     keep, coeffs, residual = column_basis(m, "deparallelise", 1e-2)
     measured = np.linalg.norm(m - m[:, keep] @ coeffs) / np.linalg.norm(m)
     assert residual == pytest.approx(measured, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["deparallelise", "delinearise"])
+def test_columns_below_the_zero_threshold_count_in_the_residual(kind):
+    """A column of norm 1e-3·max under tol 1e-2 is dropped as zero: its squared norm is the
+    residual (not twice its norm, nor its cube)."""
+    from tnkit.compress import column_basis
+
+    m = np.random.default_rng(11).standard_normal((6, 3)) * 10
+    tiny = np.random.default_rng(12).standard_normal(6)
+    tiny *= 1e-3 * np.linalg.norm(m, axis=0).max() / np.linalg.norm(tiny)
+    m = np.column_stack([m, tiny])
+    keep, coeffs, residual = column_basis(m, kind, 1e-2)
+    assert keep == [0, 1, 2]
+    assert residual == pytest.approx(np.linalg.norm(tiny) / np.linalg.norm(m), rel=1e-9)
+
+
+def test_delinearise_counts_the_conditioning_of_the_kept_columns():
+    """Nothing dropped, but the kept columns are ill conditioned: the residual estimate is
+    ε / (smallest pivot of the unit-column QR), the rounding the coefficients may amplify."""
+    from scipy.linalg import qr
+
+    from tnkit.compress import column_basis
+
+    rng = np.random.default_rng(13)
+    a = rng.standard_normal((8, 2))
+    m = np.column_stack([a, a[:, 0] + a[:, 1] + 1e-6 * rng.standard_normal(8)]) * 5
+    keep, _, residual = column_basis(m, "delinearise", 1e-9)
+    assert keep == [0, 1, 2]
+    pivots = np.abs(np.diag(qr(m / np.linalg.norm(m, axis=0), pivoting=True)[1]))
+    assert residual == pytest.approx(np.finfo(np.float64).eps / pivots[-1], rel=1e-6)
