@@ -478,6 +478,7 @@ def test_rescaled_report_at_any_scale(scale):
         by_atol.bond_dims == ((h + h) * 1.0).compress(method="rescaled", atol=tolerance).bond_dims
     )
     assert by_atol.report.abs_error_bound <= tolerance * scale * (1 + 1e-9)
+    assert by_atol.report.abs_error_bound > 0.1 * tolerance * scale  # the atol did cut
 
 
 def test_rescaled_compression_of_the_zero_operator():
@@ -532,3 +533,21 @@ def test_delinearise_counts_the_conditioning_of_the_kept_columns():
     assert keep == [0, 1, 2]
     pivots = np.abs(np.diag(qr(m / np.linalg.norm(m, axis=0), pivoting=True)[1]))
     assert residual == pytest.approx(np.finfo(np.float64).eps / pivots[-1], rel=1e-6)
+
+
+def test_rescaled_spreads_a_norm_beyond_double_range_evenly():
+    """A train whose norm is 2^1600 (cores 2^200 each): the scale goes back as exact powers
+    of two on every core, summing to the whole exponent, each near its share (not all on
+    one core, which would overflow), and the centre is lost."""
+    unit = tn.MPS.random([2] * 8, 4, seed=14)
+    huge = tn.MPS([c * 2.0**200 for c in unit.cores])
+    reference = unit.compress(method="rescaled", max_bond=2)
+    result = huge.compress(method="rescaled", max_bond=2)
+    assert result.centre is None and result.bond_dims == reference.bond_dims
+    shifts = []
+    for big, small in zip(result.cores, reference.cores, strict=True):
+        shift = math.log2(np.abs(big).max() / np.abs(small).max())
+        assert shift == round(shift)
+        assert np.array_equal(big, small * 2.0**shift)
+        shifts.append(round(shift))
+    assert sum(shifts) == 1600 and max(shifts) - min(shifts) <= 2
