@@ -551,3 +551,27 @@ def test_rescaled_spreads_a_norm_beyond_double_range_evenly():
         assert np.array_equal(big, small * 2.0**shift)
         shifts.append(round(shift))
     assert sum(shifts) == 1600 and max(shifts) - min(shifts) <= 2
+
+
+def test_train_compress_dispatches_parker_and_the_exact_tolerance():
+    """``compress(method="parker")`` reaches the regular-form compression, and ``tol``
+    reaches the exact methods."""
+    h = tn.models.heisenberg(6)
+    parker = (h + h).compress(method="parker")
+    assert parker.report.method.startswith("parker") and parker.bond_dims == h.bond_dims
+    rng = np.random.default_rng(15)
+    first = near_dependent(rng)[:, :5].reshape(1, 8, 5)
+    train = tn.MPS([first, rng.standard_normal((5, 8, 1))])
+    assert train.compress(method="delinearise").bond_dims == (5,)
+    assert train.compress(method="delinearise", tol=1e-2).bond_dims == (3,)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0])
+def test_svd_compression_relative_bound(scale):
+    """The relative bound is the absolute bound over the norm, also for norms below 1;
+    the zero train's is 0."""
+    m = tn.MPS.random([2] * 6, 4, seed=16) * scale
+    report = m.compress(max_bond=2).report
+    assert report.rel_error_bound > 0
+    assert report.rel_error_bound == pytest.approx(report.abs_error_bound / report.norm)
+    assert (m * 0.0).compress(max_bond=2).report.rel_error_bound == 0.0
