@@ -145,7 +145,7 @@ def _exact(a, max_bond, budget) -> Split:
 
 def _qr(a, max_bond, budget) -> Split:
     try:
-        u, s, vh, row_basis = _thin_svd_via_qr(a, lazy_rows=True)
+        u, s, vh, row_basis = _thin_svd_via_qr(a)
     except np.linalg.LinAlgError:  # LAPACK's SVD failed with both drivers: as in _exact
         return _last_resort(a, max_bond, budget)
     return _finish(u, s, vh, a, max_bond, budget, "qr", row_basis=row_basis)
@@ -161,23 +161,22 @@ def _last_resort(a, max_bond, budget) -> Split:
         ) from exc
 
 
-def _thin_svd_via_qr(a, lazy_rows: bool = False):
-    """Thin SVD, reducing a far-from-square matrix by QR first (cheaper than gesdd on it).
-
-    ``lazy_rows=True`` returns ``(u, s, vh_small, q)`` with ``vh = vh_small @ qᴴ`` left
-    unformed for a wide ``a`` (``q`` None otherwise), so only the kept rows are built."""
+def _thin_svd_via_qr(a):
+    """Thin SVD ``(u, s, vh, row_basis)``, reducing a far-from-square matrix by QR first
+    (cheaper than gesdd on it). For a wide ``a`` the right factors are ``vh @ row_basisᴴ``,
+    left unformed so that only the kept rows are built (``row_basis`` None otherwise)."""
     m, n = a.shape
     if m >= 2 * n:
         q, r = orthonormalize(a)
         u, s, vh = B.svd(r)
         owned = isinstance(q, np.ndarray) and not np.may_share_memory(q, a)
         left = B.times_small_inplace(q, u) if owned else B.times_small(q, u)
-        return (left, s, vh, None) if lazy_rows else (left, s, vh)
+        return left, s, vh, None
     if n >= 2 * m:
         q, r = orthonormalize(B.conj_t(a))  # a = r^H q^H
         u, s, vh = B.svd(B.conj_t(r))
-        return (u, s, vh, q) if lazy_rows else (u, s, vh @ B.conj_t(q))
-    return (*B.svd(a), None) if lazy_rows else B.svd(a)
+        return u, s, vh, q
+    return (*B.svd(a), None)
 
 
 def _gram(a, max_bond, budget, fallback: bool = True) -> Split:
@@ -248,10 +247,13 @@ def _randomized(a, max_bond, budget) -> Split:
     sketch = B.conj_t(q) @ a
     residual = _residual_sq(a, q, sketch, B.frob_sq(a))
     try:
-        u_sketch, s, vh = _thin_svd_via_qr(sketch)
+        u_sketch, s, vh, sketch_rows = _thin_svd_via_qr(sketch)
     except np.linalg.LinAlgError:  # LAPACK's SVD failed with both drivers: as in _exact
         return _last_resort(a, max_bond, budget)
-    split = _finish(q @ u_sketch, s, vh, a, max_bond, budget, "randomized", floor=residual)
+    left = q @ u_sketch
+    split = _finish(
+        left, s, vh, a, max_bond, budget, "randomized", floor=residual, row_basis=sketch_rows
+    )
     capped = split.rank >= max_bond
     if budget is not None and not capped and split.discarded > budget:
         return _qr(a, max_bond, budget)
