@@ -575,3 +575,69 @@ def test_svd_compression_relative_bound(scale):
     assert report.rel_error_bound > 0
     assert report.rel_error_bound == pytest.approx(report.abs_error_bound / report.norm)
     assert (m * 0.0).compress(max_bond=2).report.rel_error_bound == 0.0
+
+
+def spectrum_matrix(singular_values, n=200, seed=17):
+    """A 64×n matrix with the given singular values (descending)."""
+    rng = np.random.default_rng(seed)
+    k = len(singular_values)
+    u = np.linalg.qr(rng.standard_normal((64, k)))[0]
+    v = np.linalg.qr(rng.standard_normal((n, k)))[0]
+    return (u * np.asarray(singular_values)) @ v.T
+
+
+def test_gram_hands_over_to_qr_exactly_when_it_must():
+    """Gram keeps its split unless it cannot resolve it: a kept singular value below its
+    noise floor (the last one, relative to the largest), an exact request that cuts, or a
+    cap-only cut too small to trust (below 1e-12 of the weight); a cap that binds may miss
+    the budget without a hand-over."""
+    from tnkit.linalg import truncated_split
+
+    def used(a, **request):
+        return truncated_split(a, method="gram", **request).method
+
+    values = np.linspace(1.0, 0.5, 64)
+    assert used(spectrum_matrix(values)) == "gram"  # full rank, nothing cut: exact
+    tiny_last = values.copy()
+    tiny_last[-1] = 1e-7  # kept (above numerical zero) but below Gram's noise floor
+    assert used(spectrum_matrix(tiny_last) * 1e6) == "qr"
+    assert used(spectrum_matrix(values[:40], n=200)) == "qr"  # exact request that cuts zeros
+    small_cut = np.concatenate([values[:8], np.full(56, 1e-8)])  # cut weight ~ 1e-15
+    medium_cut = np.concatenate([values[:8], np.full(56, 3e-5)])  # cut weight ~ 1e-9
+    assert used(spectrum_matrix(small_cut), max_bond=8) == "qr"
+    assert used(spectrum_matrix(medium_cut), max_bond=8) == "gram"
+    a = spectrum_matrix(values)
+    assert used(a, max_bond=4, budget=1e-9) == "gram"  # capped: the budget may be missed
+
+
+def test_randomized_with_cap_and_budget():
+    """Both given: the budget picks the rank below the cap; a binding cap keeps the sketch's
+    split even though the budget is missed."""
+    from tnkit.linalg import truncated_split
+
+    a = spectrum_matrix(np.exp(-np.arange(64) / 3.0), n=256)
+    total = float(np.sum(a**2))
+    loose = truncated_split(a, max_bond=48, budget=1e-2 * total, method="randomized")
+    assert loose.method == "randomized" and loose.rank < 48
+    assert loose.discarded <= 1e-2 * total
+    capped = truncated_split(a, max_bond=4, budget=1e-12 * total, method="randomized")
+    assert capped.method == "randomized" and capped.rank == 4
+
+
+def test_randomized_lapack_failure_keeps_cap_and_budget(monkeypatch):
+    """When LAPACK's SVD fails inside the randomized splitter, the Gram last resort gets the
+    same cap and budget."""
+    from tnkit import _backend
+    from tnkit.linalg import truncated_split
+
+    def fail(a):
+        raise np.linalg.LinAlgError("injected")
+
+    a = spectrum_matrix(np.exp(-np.arange(64) / 3.0), n=256)
+    total = float(np.sum(a**2))
+    monkeypatch.setattr(_backend, "svd", fail)
+    capped = truncated_split(a, max_bond=3, method="randomized")
+    assert capped.method == "gram" and capped.rank == 3
+    budgeted = truncated_split(a, max_bond=40, budget=1e-2 * total, method="randomized")
+    assert budgeted.method == "gram" and budgeted.rank < 40
+    assert budgeted.discarded <= 1e-2 * total
