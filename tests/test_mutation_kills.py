@@ -466,6 +466,8 @@ def test_rescaled_report_at_any_scale(scale):
     scaled = ((h + h) * scale).compress(method="rescaled", max_bond=3)
     r, s = reference.report, scaled.report
     assert scaled.bond_dims == reference.bond_dims
+    assert scaled.centre == 0 and scaled.is_canonical(0)  # the scale went onto core 0
+    assert s.tolerance_met and r.tolerance_met
     assert s.method.startswith("rescaled/") and r.method == s.method
     assert s.rel_error_bound == pytest.approx(r.rel_error_bound, rel=1e-9)
     assert s.rel_error_bound == pytest.approx(s.abs_error_bound / s.norm, rel=1e-12)
@@ -519,20 +521,25 @@ def test_columns_below_the_zero_threshold_count_in_the_residual(kind):
     assert residual == pytest.approx(np.linalg.norm(tiny) / np.linalg.norm(m), rel=1e-9)
 
 
-def test_delinearise_counts_the_conditioning_of_the_kept_columns():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_delinearise_counts_the_conditioning_of_the_kept_columns(dtype):
     """Nothing dropped, but the kept columns are ill conditioned: the residual estimate is
-    ε / (smallest pivot of the unit-column QR), the rounding the coefficients may amplify."""
+    ε / (smallest pivot of the unit-column QR), the rounding the coefficients may amplify,
+    with the ε of the matrix's dtype."""
     from scipy.linalg import qr
 
     from tnkit.compress import column_basis
 
     rng = np.random.default_rng(13)
     a = rng.standard_normal((8, 2))
-    m = np.column_stack([a, a[:, 0] + a[:, 1] + 1e-6 * rng.standard_normal(8)]) * 5
-    keep, _, residual = column_basis(m, "delinearise", 1e-9)
+    offset = 1e-6 if dtype == np.float64 else 1e-2
+    m = (np.column_stack([a, a[:, 0] + a[:, 1] + offset * rng.standard_normal(8)]) * 5).astype(
+        dtype
+    )
+    keep, _, residual = column_basis(m, "delinearise", 1e-4 if dtype == np.float32 else 1e-9)
     assert keep == [0, 1, 2]
     pivots = np.abs(np.diag(qr(m / np.linalg.norm(m, axis=0), pivoting=True)[1]))
-    assert residual == pytest.approx(np.finfo(np.float64).eps / pivots[-1], rel=1e-6)
+    assert residual == pytest.approx(np.finfo(dtype).eps / pivots[-1], rel=1e-3)
 
 
 def test_rescaled_spreads_a_norm_beyond_double_range_evenly():
@@ -641,3 +648,21 @@ def test_randomized_lapack_failure_keeps_cap_and_budget(monkeypatch):
     budgeted = truncated_split(a, max_bond=40, budget=1e-2 * total, method="randomized")
     assert budgeted.method == "gram" and budgeted.rank < 40
     assert budgeted.discarded <= 1e-2 * total
+
+
+def test_deparallelise_adds_up_every_merge():
+    """Two columns merged into their parallel partners: the residual is the root of the sum
+    of both misses' squares (each merge adds to it)."""
+    from tnkit.compress import column_basis
+
+    rng = np.random.default_rng(18)
+    base = rng.standard_normal((8, 2)) * 10
+    off = rng.standard_normal((8, 2))
+    off = 1e-3 * off / np.linalg.norm(off, axis=0)
+    first = 2.0 * base[:, 0] + off[:, 0] * np.linalg.norm(2.0 * base[:, 0])
+    second = -3.0 * base[:, 1] + off[:, 1] * np.linalg.norm(3.0 * base[:, 1])
+    m = np.column_stack([base, first, second])
+    keep, coeffs, residual = column_basis(m, "deparallelise", 1e-2)
+    assert keep == [0, 1]
+    measured = np.linalg.norm(m - m[:, keep] @ coeffs) / np.linalg.norm(m)
+    assert residual == pytest.approx(measured, rel=1e-6)
