@@ -1,9 +1,11 @@
 """tnkit: tensor trains (MPS/MPO) with honest truncation reports, on any array-API library."""
 
 from . import models
+from ._factorize import factorize_dims
+from ._version import __version__ as __version__
 from .apply import apply
 from .contract import distance, expectation, inner
-from .decompose import factorize_dims, from_matrix, tt_svd
+from .decompose import from_matrix, tt_svd
 from .measure import correlation, local_expectation
 from .mpo import MPO
 from .mps import MPS
@@ -11,8 +13,6 @@ from .operators import OpSum
 from .storage import load, save
 from .tensortrain import TensorTrain
 from .truncation import Truncation, TruncationReport
-
-__version__ = "0.1.0"
 
 __all__ = [
     "MPO",

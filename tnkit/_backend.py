@@ -112,22 +112,6 @@ def eps(dtype: Any) -> float:
 # ----------------------------------------------------------------------------- checks
 
 
-def is_int(value: Any) -> bool:
-    """A Python or NumPy integer, but not a bool."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def check_int(value: Any, name: str, *, minimum: int, maximum: int | None = None) -> int:
-    """``value`` as an int in ``[minimum, maximum]``, or a TypeError/ValueError naming ``name``."""
-    if not is_int(value):
-        raise TypeError(f"{name}: expected an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name}: must be <= {maximum}, got {value}")
-    return int(value)
-
-
 def rng(seed: Any) -> np.random.Generator:
     """``numpy.random.default_rng(seed)``, with errors that name ``seed``."""
     try:
@@ -136,27 +120,6 @@ def rng(seed: Any) -> np.random.Generator:
         raise TypeError(f"seed: {exc} (got {seed!r})") from exc
     except ValueError as exc:
         raise ValueError(f"seed: {exc} (got {seed!r})") from exc
-
-
-# Operators and models hold a Python object per site: longer chains cannot fit in memory.
-MAX_SITES = 10**7
-
-
-def check_array(x: Array, name: str, *, ndim: int | None = None) -> Any:
-    """Validate a numeric array (dtype, rank, non-empty, finite); return its namespace."""
-    if isinstance(x, np.ndarray) and x.dtype == object:
-        raise TypeError(f"{name}: object arrays are not supported")
-    if not aac.is_array_api_obj(x):
-        raise TypeError(f"{name}: expected an array, got {type(x).__name__}")
-    xp = namespace(x, name=name)
-    dtype_name(x.dtype)  # raises TypeError on unsupported dtypes
-    if ndim is not None and x.ndim != ndim:
-        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {tuple(x.shape)}")
-    if any(s == 0 for s in x.shape):
-        raise ValueError(f"{name}: empty array of shape {tuple(x.shape)}")
-    if not is_tracer(x) and not bool(xp.all(xp.isfinite(x))):
-        raise ValueError(f"{name}: contains NaN or Inf")
-    return xp
 
 
 # ----------------------------------------------------------------------------- linear algebra

@@ -1,5 +1,5 @@
-"""Integer factorisation for ``factorize_dims``: primes by Miller–Rabin and Pollard's rho,
-divisors from them, and the balanced ``k``-factor split searched over divisors only.
+"""``factorize_dims`` and the integer factorisation behind it: primes by Miller–Rabin and
+Pollard's rho, divisors from them, the balanced ``k``-factor split searched over divisors only.
 """
 
 from __future__ import annotations
@@ -7,6 +7,9 @@ from __future__ import annotations
 import functools
 import math
 import random
+from typing import Any
+
+from ._checks import check_int, is_int
 
 _SMALL_PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41)
 
@@ -129,3 +132,54 @@ def ceil_root(n: int, k: int) -> int:
     while a > 1 and (a - 1) ** k >= n:
         a -= 1
     return a
+
+
+def factorize_dims(n: int, k: int, *, pad: bool = False) -> tuple[int, ...]:
+    """``k`` factors of ``n`` as equal as possible (smallest largest factor), ascending.
+
+    With ``pad=True`` an awkward ``n`` (largest factor above ``2·n**(1/k)``, e.g. a prime)
+    is replaced by the size in ``[n, max(n + k, ceil(1.1·n))]`` with the smallest largest
+    factor (the smallest such size on ties). Where that range holds more than 10⁴ sizes
+    (``n`` above 10⁵) only the balanced sizes ``a**(k-j)·(a-1)**j`` in it are tried
+    (``a = ceil(n**(1/k))``, the least largest factor any size ``>= n`` can have). ``n``
+    must fit an int64 and ``k`` is at most 4096; factorisation is by Miller–Rabin and
+    Pollard's rho, so any such ``n`` is quick.
+
+    Example:
+        >>> factorize_dims(4096, 4)
+        (8, 8, 8, 8)
+        >>> factorize_dims(784, 4)
+        (4, 4, 7, 7)
+        >>> factorize_dims(97, 2), factorize_dims(97, 2, pad=True)
+        ((1, 97), (10, 10))
+        >>> factorize_dims(10**18 + 9, 2, pad=True)
+        (1000000000, 1000000001)
+    """
+    n = _check_count(n, "n", _MAX_SIZE)
+    k = _check_count(k, "k", _MAX_FACTORS)
+    exact = balanced(n, k)
+    if not pad or exact[-1] <= 2 * n ** (1.0 / k):
+        return exact
+    # Awkward size (a prime, twice a prime, ...): pad by at most 10% to balance the factors.
+    top = max(n + k, math.ceil(1.1 * n))
+    sizes = range(n, top + 1) if top - n <= _PAD_SEARCH else _balanced_sizes(n, k, top)
+    return min((balanced(size, k) for size in sizes), key=lambda f: (f[-1], math.prod(f)))
+
+
+_MAX_SIZE = 2**63 - 1
+_MAX_FACTORS = 4096
+_PAD_SEARCH = 10**4
+
+
+def _check_count(value: Any, name: str, maximum: int) -> int:
+    if not is_int(value) and not (hasattr(value, "__index__") and not isinstance(value, bool)):
+        raise TypeError(f"{name}: expected an int, got {value!r}")
+    return check_int(int(value), name, minimum=1, maximum=maximum)
+
+
+def _balanced_sizes(n: int, k: int, top: int) -> list[int]:
+    """Sizes ``a**(k-j)·(a-1)**j`` in ``[n, top]``: ``k`` factors no larger than the least
+    possible largest factor ``a`` of any size ``>= n``."""
+    a = ceil_root(n, k)
+    sizes = (a ** (k - j) * (a - 1) ** j for j in range(k + 1))
+    return [size for size in sizes if n <= size <= top]

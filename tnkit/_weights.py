@@ -19,6 +19,7 @@ from typing import IO, Any
 import numpy as np
 
 from ._executor import Jobs, check_executor
+from ._version import __version__
 from .decompose import from_matrix
 from .mpo import MPO
 from .storage import _MAX_HEADER, _parse_json, _write_atomic
@@ -242,8 +243,6 @@ def compress_file(
     )
     if clashes:
         raise ValueError(f"{source}: MPO core names clash with tensors of the file: {clashes}")
-    from . import __version__
-
     description = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _backend as B
+from . import _backend as backend
+from ._checks import check_int
 from ._einsum import contract
 from ._progress import logger, steps
 from .compress import compress_cores
@@ -135,7 +136,7 @@ def apply(
     else:
         source = t.canonicalize(0) if method in ("zipup", "fit") else t
         ops = _Operands.build(o, source)
-        with B.blas_threads(_thread_limit(ops)):
+        with backend.blas_threads(_thread_limit(ops)):
             if method == "zipup":
                 run = _zipup(ops, truncation, **opts)
             elif method == "density":
@@ -166,7 +167,7 @@ def _check_operands(o: Any, t: Any) -> None:
             f"t: dims {dims} do not match the operator's in_dims {o.in_dims} (o.in_dims must "
             f"equal t.phys_dims for an MPS, t.out_dims for an MPO)"
         )
-    B.namespace(o.cores[0], t.cores[0], name="apply")
+    backend.namespace(o.cores[0], t.cores[0], name="apply")
 
 
 def _check_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -185,10 +186,10 @@ def _check_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
         _check_number(opts["tol"], "tol", minimum=0.0)
     guess_bond = opts.get("guess_bond")
     if guess_bond is not None:
-        B.check_int(guess_bond, "guess_bond", minimum=1)
+        check_int(guess_bond, "guess_bond", minimum=1)
     for name in ("max_sweeps", "two_site_sweeps"):
         if name in opts:
-            B.check_int(opts[name], name, minimum=0)
+            check_int(opts[name], name, minimum=0)
     return opts
 
 
@@ -204,9 +205,10 @@ def _common_dtype(o: Any, t: Any) -> tuple[Any, Any]:
     becomes complex; different precisions are refused (no silent upcast)."""
     if o.dtype == t.dtype:
         return o, t
-    if B.eps(o.dtype) != B.eps(t.dtype):
+    if backend.eps(o.dtype) != backend.eps(t.dtype):
         raise TypeError(
-            f"t: dtype {B.dtype_name(t.dtype)} and o's {B.dtype_name(o.dtype)} differ in "
+            f"t: dtype {backend.dtype_name(t.dtype)} and o's {backend.dtype_name(o.dtype)} "
+            "differ in "
             "precision; convert one of them first"
         )
     xp = o.xp
@@ -236,7 +238,7 @@ class _Operands:
             c if c.ndim == 4 else xp.reshape(c, (c.shape[0], c.shape[1], 1, c.shape[2]))
             for c in t.cores
         )
-        return cls(xp, tuple(o.cores), states, B.eps(o.dtype))
+        return cls(xp, tuple(o.cores), states, backend.eps(o.dtype))
 
     @property
     def length(self) -> int:
@@ -257,10 +259,10 @@ class _Operands:
 
     def ones(self, ndim: int) -> Any:
         like = self.ops[0]
-        return self.xp.ones((1,) * ndim, dtype=like.dtype, device=B.device(like))
+        return self.xp.ones((1,) * ndim, dtype=like.dtype, device=backend.device(like))
 
     def conj(self, x: Any) -> Any:
-        return self.xp.conj(x) if B.is_complex(x.dtype) else x
+        return self.xp.conj(x) if backend.is_complex(x.dtype) else x
 
 
 def _thread_limit(ops: _Operands) -> int | None:
@@ -270,7 +272,7 @@ def _thread_limit(ops: _Operands) -> int | None:
         (w.shape[0] * c.shape[0]) ** 2 * w.shape[1] * c.shape[2]
         for w, c in zip(ops.ops, ops.states, strict=True)
     )
-    return B.small_work_threads(largest, B.is_numpy(ops.xp))
+    return backend.small_work_threads(largest, backend.is_numpy(ops.xp))
 
 
 # ---------------------------------------------------------------------- results
@@ -296,7 +298,7 @@ def _assemble(t: Any, ops: _Operands, run: _Run, truncation: Truncation) -> Any:
     else:
         cores = tuple(run.cores)
     norm = math.sqrt(max(run.norm_sq, 0.0))
-    y_norm_sq = B.frob_sq(run.cores[0])
+    y_norm_sq = backend.frob_sq(run.cores[0])
     allowance = _allowance(ops, max(run.norm_sq, y_norm_sq))
     bound = math.sqrt(max(run.err_sq, 0.0) + allowance)
     total = truncation.total_budget(norm)
@@ -340,7 +342,7 @@ def _norm_sq(ops: _Operands) -> float:
     env = ops.ones(4)
     for w, c in zip(ops.ops, ops.states, strict=True):
         env = contract(_NORM, env, c, ops.conj(c), w, ops.conj(w))
-    return float(np.real(B.to_numpy(env)).reshape(-1)[0])
+    return float(np.real(backend.to_numpy(env)).reshape(-1)[0])
 
 
 def _overlap(ops: _Operands, cores: list) -> complex:
@@ -348,7 +350,7 @@ def _overlap(ops: _Operands, cores: list) -> complex:
     env = ops.ones(3)
     for k in range(ops.length - 1, -1, -1):
         env = contract(_RIGHT_ENV, env, ops.conj(cores[k]), ops.ops[k], ops.states[k])
-    return complex(B.to_numpy(env).reshape(-1)[0])
+    return complex(backend.to_numpy(env).reshape(-1)[0])
 
 
 # ---------------------------------------------------------------------- zip-up
@@ -392,7 +394,7 @@ def _zipup(
     # caller measures it from environments of its own).
     err_sq = math.nan
     if measure:
-        err_sq = norm_sq - 2 * _overlap(ops, result).real + B.frob_sq(result[0])
+        err_sq = norm_sq - 2 * _overlap(ops, result).real + backend.frob_sq(result[0])
     return _Run(
         result, norm_sq, err_sq, list(discarded), "zipup", {"intermediate_bond_dims": intermediate}
     )
@@ -421,7 +423,7 @@ def _zip(ops: _Operands, cap: int | None, total: float | None) -> tuple[list, fl
             cut_by_tolerance = True
         cores.append(xp.reshape(split.left, (r, s, u, split.rank)))
         carry = xp.reshape(split.right, (split.rank, b, z))
-    return cores, B.frob_sq(cores[-1]), cut_by_tolerance
+    return cores, backend.frob_sq(cores[-1]), cut_by_tolerance
 
 
 # ---------------------------------------------------------------------- density matrix
@@ -445,13 +447,13 @@ def _density(ops: _Operands, truncation: Truncation) -> _Run:
         x, a, s, u, r = y.shape
         y_mat = xp.reshape(y, (x * a, s * u * r))
         env = xp.reshape(envs[k], (x * a, x * a))  # rows ket, columns bra
-        rho = B.conj_t(y_mat) @ (xp.matrix_transpose(env) @ y_mat)  # Ψ^H Ψ right of bond k-1
-        rho = (rho + B.conj_t(rho)) / 2
-        evals, evecs = B.eigh(rho)
+        rho = backend.conj_t(y_mat) @ (xp.matrix_transpose(env) @ y_mat)  # Ψ^H Ψ right of bond k-1
+        rho = (rho + backend.conj_t(rho)) / 2
+        evals, evecs = backend.eigh(rho)
         if norm_sq is None:  # trace of the last site's density matrix: ‖Ot‖² (4-layer sweep)
-            norm_sq = float(np.sum(B.to_numpy(evals)))
+            norm_sq = float(np.sum(backend.to_numpy(evals)))
             budget = Budget(truncation.total_budget(math.sqrt(max(norm_sq, 0.0))), n_sites - 1)
-        weights = np.clip(np.asarray(B.to_numpy(evals), dtype=np.float64)[::-1], 0.0, None)
+        weights = np.clip(np.asarray(backend.to_numpy(evals), dtype=np.float64)[::-1], 0.0, None)
         structural = int(min(weights.size, a * x, left_phys[k]))
         if truncation.is_exact:
             rank = structural  # eigh cannot tell tiny weights from zero: keep every direction
@@ -467,15 +469,15 @@ def _density(ops: _Operands, truncation: Truncation) -> _Run:
         discarded[k - 1] = float(np.sum(weights[rank:]))
         budget.spend(discarded[k - 1])
         kept = xp.flip(evecs, axis=1)[:, :rank]
-        cores[k] = xp.reshape(B.conj_t(kept), (rank, s, u, r))
+        cores[k] = xp.reshape(backend.conj_t(kept), (rank, s, u, r))
         block = xp.reshape(y_mat @ kept, (x, a, rank))
     first = contract(_RIGHT_BLOCK, ops.ops[0], ops.states[0], block)
     _, _, s, u, r = first.shape
     cores[0] = xp.reshape(first, (1, s, u, r))
     # ⟨y, Ot⟩ = Σ conj(y_0)·(O_0 T_0 · block) = ‖y_0‖²: the blocks are the 3-layer environment.
     if norm_sq is None:
-        norm_sq = B.frob_sq(cores[0])
-    err_sq = norm_sq - B.frob_sq(cores[0])
+        norm_sq = backend.frob_sq(cores[0])
+    err_sq = norm_sq - backend.frob_sq(cores[0])
     return _Run(cores, norm_sq, err_sq, discarded, "density", {})
 
 
@@ -501,7 +503,7 @@ def _fit(
     guess = _zipup(ops, start, **_DEFAULT_OPTIONS["zipup"], measure=False)
     norm_sq = guess.norm_sq
     sweeper = _Fitter(ops, list(guess.cores))  # its right environments give ⟨guess, Ot⟩
-    guess.err_sq = norm_sq - 2 * sweeper.overlap().real + B.frob_sq(guess.cores[0])
+    guess.err_sq = norm_sq - 2 * sweeper.overlap().real + backend.frob_sq(guess.cores[0])
     allowance = _allowance(ops, norm_sq)
     info = {"sweeps": 0, "converged": True, "history": [_dist(guess.err_sq)], "fallback": False}
     growing = guess_bond is not None and guess_bond != max_bond
@@ -559,7 +561,7 @@ class _Fitter:
         """⟨y, Ot⟩ from the right environment of site 0 (valid before any pass)."""
         ops = self.ops
         theta = contract(_ONE_SITE, self.left[0], ops.ops[0], ops.states[0], self.right[0])
-        return complex(B.to_numpy(ops.xp.sum(ops.conj(self.cores[0]) * theta)))
+        return complex(backend.to_numpy(ops.xp.sum(ops.conj(self.cores[0]) * theta)))
 
     def _update_left(self, k: int) -> None:
         ops = self.ops
@@ -602,7 +604,7 @@ class _Fitter:
                 self._update_left(k)
             else:
                 self._update_right(k + 1)
-            kept_sq = B.frob_sq(split.right if rightward else split.left)
+            kept_sq = backend.frob_sq(split.right if rightward else split.left)
         return kept_sq
 
     def one_site_pass(self, *, rightward: bool) -> float:
@@ -615,13 +617,13 @@ class _Fitter:
             r, s, u, q = theta.shape
             if k == last:
                 self.cores[k] = theta
-                return B.frob_sq(theta)
+                return backend.frob_sq(theta)
             if rightward:
                 iso, _ = orthonormalize(xp.reshape(theta, (r * s * u, q)))
                 self.cores[k] = xp.reshape(iso, (r, s, u, iso.shape[1]))
                 self._update_left(k)
             else:
-                iso, _ = orthonormalize(B.conj_t(xp.reshape(theta, (r, s * u * q))))
-                self.cores[k] = xp.reshape(B.conj_t(iso), (iso.shape[1], s, u, q))
+                iso, _ = orthonormalize(backend.conj_t(xp.reshape(theta, (r, s * u * q))))
+                self.cores[k] = xp.reshape(backend.conj_t(iso), (iso.shape[1], s, u, q))
                 self._update_right(k)
         raise AssertionError("unreachable")

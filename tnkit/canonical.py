@@ -9,7 +9,7 @@ from __future__ import annotations
 import array_api_compat as aac
 import numpy as np
 
-from . import _backend as B
+from . import _backend as backend
 from .linalg import orthonormalize
 
 Cores = tuple
@@ -22,7 +22,7 @@ def move_centre(cores: Cores, centre: int | None, target: int) -> Cores:
     where a thin QR shows they were larger than the rank (an exact operation).
     """
     last = len(cores) - 1
-    with B.blas_threads(B.sweep_threads(cores)):
+    with backend.blas_threads(backend.sweep_threads(cores)):
         if centre is None:
             cores = left_sweep(cores, 0, target)
             return right_sweep(cores, last, target)
@@ -47,9 +47,9 @@ def right_sweep(cores: Cores, start: int, stop: int) -> Cores:
     cores = list(cores)
     for k in range(start, stop, -1):
         dl, p, dr = cores[k].shape
-        q, r = orthonormalize(B.conj_t(_reshape(cores[k], (dl, p * dr))))
-        cores[k] = _reshape(B.conj_t(q), (q.shape[1], p, dr))
-        cores[k - 1] = _absorb_right(cores[k - 1], B.conj_t(r))
+        q, r = orthonormalize(backend.conj_t(_reshape(cores[k], (dl, p * dr))))
+        cores[k] = _reshape(backend.conj_t(q), (q.shape[1], p, dr))
+        cores[k - 1] = _absorb_right(cores[k - 1], backend.conj_t(r))
     return tuple(cores)
 
 
@@ -61,11 +61,11 @@ def is_canonical(cores: Cores, centre: int, tol: float) -> bool:
         dl, p, dr = core.shape
         if k < centre:
             mat = _reshape(core, (dl * p, dr))
-            gram = B.conj_t(mat) @ mat
+            gram = backend.conj_t(mat) @ mat
         else:
             mat = _reshape(core, (dl, p * dr))
-            gram = mat @ B.conj_t(mat)
-        deviation = np.max(np.abs(B.to_numpy(gram) - np.eye(gram.shape[0])))
+            gram = mat @ backend.conj_t(mat)
+        deviation = np.max(np.abs(backend.to_numpy(gram) - np.eye(gram.shape[0])))
         if not deviation <= tol:
             return False
     return True

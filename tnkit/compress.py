@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from . import _backend as B
+from . import _backend as backend
 from .canonical import _absorb_left, _absorb_right, _reshape, move_centre
 from .linalg import orthonormalize, truncated_split
 from .truncation import Budget, Truncation
@@ -96,14 +96,14 @@ def compress_cores(
     right-canonical (centre 0) and ``discarded[k]`` the squared weight cut at bond k.
     """
     last = len(cores) - 1
-    with B.blas_threads(B.sweep_threads(cores)):
+    with backend.blas_threads(backend.sweep_threads(cores)):
         return _truncating_sweep(move_centre(cores, centre, last), truncation, svd_method)
 
 
 def _truncating_sweep(cores: tuple, truncation: Truncation, svd_method: str):
     last = len(cores) - 1
     cores = list(cores)
-    norm = B.frob_sq(cores[last]) ** 0.5
+    norm = backend.frob_sq(cores[last]) ** 0.5
     budget = Budget(truncation.total_budget(norm), last)
     discarded = [0.0] * last
     methods = set()
@@ -131,7 +131,7 @@ def _rescaled(cores: tuple, centre: int | None, truncation: Truncation, svd_meth
     """Left-canonical sweep that pulls a power of two out of every core before its QR (so no
     Gram matrix or R factor leaves double range), the truncating sweep on the scaled train
     (norm O(1); an ``atol`` is scaled alike), then the scale 2**exponent back into the cores."""
-    with B.blas_threads(B.sweep_threads(cores)):
+    with backend.blas_threads(backend.sweep_threads(cores)):
         scaled, exponent = _scaled_left_sweep(cores)
         request = truncation
         if truncation.atol is not None:
@@ -169,7 +169,7 @@ def _scaled_left_sweep(cores: tuple) -> tuple[tuple, int]:
 
 def _pull_power_of_two(core):
     """``(core / 2**shift, shift)`` with the largest entry in [0.5, 1) (exact; 0 for zeros)."""
-    largest = float(np.max(np.abs(B.to_numpy(core)))) if math.prod(core.shape) else 0.0
+    largest = float(np.max(np.abs(backend.to_numpy(core)))) if math.prod(core.shape) else 0.0
     if largest == 0.0 or not math.isfinite(largest):
         return core, 0
     shift = math.frexp(largest)[1]
@@ -181,7 +181,7 @@ def _restore_scale(cores: tuple, exponent: int) -> tuple[tuple, int | None]:
     its entries stay in the normal range, else spread evenly over all cores (centre None)."""
     if exponent == 0:
         return cores, 0
-    largest = float(np.max(np.abs(B.to_numpy(cores[0]))))
+    largest = float(np.max(np.abs(backend.to_numpy(cores[0]))))
     if largest > 0 and abs(math.frexp(largest)[1] + exponent) < 900:
         return (cores[0] * _power(exponent), *cores[1:]), 0
     n = len(cores)
@@ -213,7 +213,7 @@ def reduce_exactly(cores: tuple, *, kind: str, tol: float | None) -> Compressed:
     removed columns' residuals relative to their core, summed over bonds (rounding level
     for the strict default ``tol``)."""
     like = cores[0]
-    host = [np.asarray(B.to_numpy(c)) for c in cores]
+    host = [np.asarray(backend.to_numpy(c)) for c in cores]
     residual = [0.0] * (len(host) - 1)
     while True:
         bonds = [c.shape[-1] for c in host[:-1]]
@@ -221,7 +221,7 @@ def reduce_exactly(cores: tuple, *, kind: str, tol: float | None) -> Compressed:
         host = _reduction_pass(host, kind, tol, residual, rightward=False)
         if [c.shape[-1] for c in host[:-1]] == bonds:
             break
-    cores = tuple(B.from_numpy(np.ascontiguousarray(c), like) for c in host)
+    cores = tuple(backend.from_numpy(np.ascontiguousarray(c), like) for c in host)
     rel = float(sum(residual))
     return Compressed(cores, None, math.nan, [0.0] * len(residual), rel, True, kind)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _backend as B
+from . import _backend as backend
 from . import _kernels
 from ._einsum import contract
 from .canonical import _absorb_left
@@ -37,7 +37,7 @@ def check_compatible(a: Any, b: Any, what: str) -> None:
         )
     if a.phys_dims != b.phys_dims:
         raise ValueError(f"{what}: phys_dims differ: {a.phys_dims} and {b.phys_dims}")
-    B.namespace(a.cores[0], b.cores[0], name=what)
+    backend.namespace(a.cores[0], b.cores[0], name=what)
 
 
 # ---------------------------------------------------------------------- overlaps
@@ -72,7 +72,7 @@ def _transfer(xp: Any, env: Any, ca: Any, cb: Any) -> Any:
     dlb, _, drb = cb.shape
     right = cb if env is None else xp.reshape(env @ xp.reshape(cb, (dlb, p * drb)), (dla, p, drb))
     left = xp.reshape(ca, (dla * p, dra))
-    if B.is_complex(ca.dtype):
+    if backend.is_complex(ca.dtype):
         left = xp.conj(left)
     return xp.matrix_transpose(left) @ xp.reshape(right, (dla * p, drb))
 
@@ -96,12 +96,12 @@ def log_norm(t: Any) -> float:
     for k in range(len(cores) - 1):
         dl, p, dr = cores[k].shape
         _, r = orthonormalize(xp.reshape(cores[k], (dl * p, dr)))
-        scale = B.frob_sq(r) ** 0.5
+        scale = backend.frob_sq(r) ** 0.5
         if scale == 0.0:
             return -math.inf
         total += math.log(scale)
         cores[k + 1] = _absorb_left(r / scale, cores[k + 1])
-    last = B.frob_sq(cores[-1]) ** 0.5
+    last = backend.frob_sq(cores[-1]) ** 0.5
     return total + (math.log(last) if last > 0 else -math.inf)
 
 
@@ -157,7 +157,7 @@ def expectation(m: Any, o: Any, *, normalize: bool = False) -> Any:
         xp = m.xp
         env = xp.ones((1, 1, 1), dtype=m.dtype)
         for cm, co in zip(m.cores, o.cores, strict=True):
-            bra = xp.conj(cm) if B.is_complex(cm.dtype) else cm
+            bra = xp.conj(cm) if backend.is_complex(cm.dtype) else cm
             env = contract("awb,asc,wstv,btd->cvd", env, bra, co, cm)
         value = env[0, 0, 0]
     if normalize:
@@ -168,7 +168,7 @@ def expectation(m: Any, o: Any, *, normalize: bool = False) -> Any:
 def _nonzero(norm_sq: Any) -> Any:
     """``norm_sq`` of a state being normalised, or a ValueError for the zero state (whose
     expectation values are undefined: 0/0)."""
-    if not B.is_tracer(norm_sq) and complex(B.to_numpy(norm_sq)) == 0:
+    if not backend.is_tracer(norm_sq) and complex(backend.to_numpy(norm_sq)) == 0:
         raise ValueError("m: the state is zero, so normalize=True is undefined (0/0)")
     return norm_sq
 
@@ -183,7 +183,9 @@ def add(a: Any, b: Any) -> Any:
     ca, cb = a._fused(), b._fused()
     n = len(ca)
     if a.dtype != b.dtype:
-        raise TypeError(f"add: dtypes differ: {B.dtype_name(a.dtype)} and {B.dtype_name(b.dtype)}")
+        raise TypeError(
+            f"add: dtypes differ: {backend.dtype_name(a.dtype)} and {backend.dtype_name(b.dtype)}"
+        )
     if n == 1:
         return a._evolve(a._unfused((ca[0] + cb[0],)), None, None)
     cores = []
@@ -201,7 +203,7 @@ def add(a: Any, b: Any) -> Any:
 
 
 def _zeros(xp: Any, shape: tuple[int, ...], like: Any) -> Any:
-    return xp.zeros(shape, dtype=like.dtype, device=B.device(like))
+    return xp.zeros(shape, dtype=like.dtype, device=backend.device(like))
 
 
 def scale(t: Any, factor: Any) -> Any:
@@ -210,19 +212,19 @@ def scale(t: Any, factor: Any) -> Any:
         raise TypeError(f"factor: expected a Python or NumPy scalar, got {type(factor).__name__}")
     if not math.isfinite(abs(complex(factor))):
         raise ValueError(f"factor: must be finite, got {factor}")
-    if isinstance(factor, (complex, np.complexfloating)) and not B.is_complex(t.dtype):
+    if isinstance(factor, (complex, np.complexfloating)) and not backend.is_complex(t.dtype):
         if complex(factor).imag != 0:
             raise TypeError(
-                f"factor: complex {factor} would change the dtype {B.dtype_name(t.dtype)}"
+                f"factor: complex {factor} would change the dtype {backend.dtype_name(t.dtype)}"
             )
         factor = complex(factor).real
     site = 0 if t.centre is None else t.centre
     cores = list(t.cores)
     cores[site] = cores[site] * factor
     xp = t.xp
-    if not B.is_tracer(cores[site]) and not bool(xp.all(xp.isfinite(cores[site]))):
+    if not backend.is_tracer(cores[site]) and not bool(xp.all(xp.isfinite(cores[site]))):
         raise ValueError(
-            f"factor: {factor} times the train overflows {B.dtype_name(t.dtype)} (scale the "
+            f"factor: {factor} times the train overflows {backend.dtype_name(t.dtype)} (scale the "
             "train in steps spread over its cores, or use a wider dtype)"
         )
     return t._evolve(tuple(cores), t.centre, None)
@@ -231,7 +233,7 @@ def scale(t: Any, factor: Any) -> Any:
 def conj(t: Any) -> Any:
     """Complex conjugate of every core (a no-op copy for real trains)."""
     xp = t.xp
-    if not B.is_complex(t.dtype):
+    if not backend.is_complex(t.dtype):
         return t._evolve(t.cores, t.centre, None)
     return t._evolve(tuple(xp.conj(c) for c in t.cores), t.centre, None)
 
@@ -253,7 +255,7 @@ def matmul(o: Any, t: Any) -> Any:
         raise ValueError(
             f"@: operator in_dims {o.in_dims} do not match the right side's dims {dims}"
         )
-    B.namespace(o.cores[0], t.cores[0], name="@")
+    backend.namespace(o.cores[0], t.cores[0], name="@")
     xp = o.xp
     cores = []
     for co, ct in zip(o.cores, t.cores, strict=True):
@@ -283,7 +285,7 @@ def trace(o: Any) -> Any:
     env = None
     for c in o.cores:
         d = c.shape[1]
-        eye = xp.reshape(xp.eye(d, dtype=c.dtype, device=B.device(c)), (d, d))
+        eye = xp.reshape(xp.eye(d, dtype=c.dtype, device=backend.device(c)), (d, d))
         m = contract("asub,su->ab", c, eye)
         env = m if env is None else env @ m
     return env[0, 0]

@@ -13,16 +13,16 @@ from typing import Any
 import array_api_compat as aac
 import numpy as np
 
-from . import _backend as B
-from ._factorize import balanced, ceil_root
+from . import _backend as backend
+from ._checks import check_array, check_dim_pair, check_dims
+from ._factorize import factorize_dims
 from ._progress import logger, steps
 from .linalg import METHODS, truncated_split
-from .mpo import MPO, _check_pair
+from .mpo import MPO
 from .mps import MPS
-from .tensortrain import check_dims
 from .truncation import Budget, Truncation, make_report
 
-__all__ = ["tt_svd", "from_matrix", "factorize_dims"]
+__all__ = ["tt_svd", "from_matrix"]
 
 
 def tt_svd(
@@ -69,7 +69,7 @@ def tt_svd(
         return tt_svd_dask(
             x, dims, max_bond=max_bond, rtol=rtol, atol=atol, method=method, progress=progress
         )
-    xp = B.check_array(x, "x")
+    xp = check_array(x, "x")
     dims, truncation = _check_request(x, dims, max_bond, rtol, atol, method)
     # Entries far from 1 would over- or underflow the squares behind norms, Gram matrices and
     # discarded weights: decompose x·2^-k instead and give the last core 2^k back (both exact).
@@ -77,7 +77,7 @@ def tt_svd(
     if exponent:
         x = _times_pow2(x, -exponent)
         truncation = _scaled(truncation, exponent)
-    norm = B.frob_sq(x) ** 0.5
+    norm = backend.frob_sq(x) ** 0.5
     sweep = Sweep(dims, truncation, norm, method)
     sweep.run(xp.reshape(x, (dims[0], -1)), rank=1, start=0, progress=progress)
     return sweep.result(exponent, x.dtype)
@@ -159,9 +159,9 @@ class Sweep:
         if exponent:
             cores[-1] = _times_pow2(cores[-1], exponent)
             xp = aac.array_namespace(cores[-1])
-            if not B.is_tracer(cores[-1]) and not bool(xp.all(xp.isfinite(cores[-1]))):
+            if not backend.is_tracer(cores[-1]) and not bool(xp.all(xp.isfinite(cores[-1]))):
                 raise ValueError(
-                    f"x: its norm overflows {B.dtype_name(dtype)}, so the canonical cores "
+                    f"x: its norm overflows {backend.dtype_name(dtype)}, so the canonical cores "
                     "cannot hold it; scale x down first"
                 )
         report = make_report(
@@ -190,9 +190,9 @@ _FLOAT_MAX = float(np.finfo(np.float64).max)
 def _scale_exponent(xp: Any, x: Any) -> int:
     """k with max|x| = m·2^k (0.5 <= m < 1) when that is far from 1 for the dtype, else 0
     (inputs of ordinary size are decomposed bit for bit as they are)."""
-    if B.is_tracer(x):
+    if backend.is_tracer(x):
         return 0
-    return exponent_for(float(B.to_numpy(xp.max(xp.abs(x)))), x.dtype)
+    return exponent_for(float(backend.to_numpy(xp.max(xp.abs(x)))), x.dtype)
 
 
 def exponent_for(largest: float, dtype: Any) -> int:
@@ -201,7 +201,7 @@ def exponent_for(largest: float, dtype: Any) -> int:
     if largest == 0.0:
         return 0
     exponent = math.frexp(largest)[1]
-    limit = np.finfo(np.dtype(B.dtype_name(dtype))).maxexp // 4
+    limit = np.finfo(np.dtype(backend.dtype_name(dtype))).maxexp // 4
     return exponent if abs(exponent) > limit else 0
 
 
@@ -257,13 +257,13 @@ def from_matrix(
         >>> o.report.rel_error_bound <= 0.5
         True
     """
-    xp = B.check_array(W, "W", ndim=2)
+    xp = check_array(W, "W", ndim=2)
     rows, cols = (int(s) for s in W.shape)
     if pad is None:
         pad = _is_int(out_dims) or _is_int(in_dims)
     outs = factorize_dims(rows, out_dims, pad=True) if _is_int(out_dims) else out_dims
     ins = factorize_dims(cols, in_dims, pad=True) if _is_int(in_dims) else in_dims
-    outs, ins = _check_pair(outs, ins)
+    outs, ins = check_dim_pair(outs, ins)
     padded_shape = (math.prod(outs), math.prod(ins))
     for name, dims, size, have in (
         ("out_dims", outs, rows, padded_shape[0]),
@@ -303,11 +303,12 @@ def _zero_pad(xp: Any, W: Any, shape: tuple[int, int]) -> Any:
     rows, cols = W.shape
     if shape[1] > cols:
         W = xp.concat(
-            [W, xp.zeros((rows, shape[1] - cols), dtype=W.dtype, device=B.device(W))], axis=1
+            [W, xp.zeros((rows, shape[1] - cols), dtype=W.dtype, device=backend.device(W))], axis=1
         )
     if shape[0] > rows:
         W = xp.concat(
-            [W, xp.zeros((shape[0] - rows, shape[1]), dtype=W.dtype, device=B.device(W))], axis=0
+            [W, xp.zeros((shape[0] - rows, shape[1]), dtype=W.dtype, device=backend.device(W))],
+            axis=0,
         )
     return W
 
@@ -316,57 +317,3 @@ def _replace(report, **changes):
     changed = dataclasses.replace(report, **changes)
     ratio = changed.params_before / changed.params_after
     return dataclasses.replace(changed, compression_ratio=ratio)
-
-
-# ---------------------------------------------------------------------- factorize_dims
-
-
-def factorize_dims(n: int, k: int, *, pad: bool = False) -> tuple[int, ...]:
-    """``k`` factors of ``n`` as equal as possible (smallest largest factor), ascending.
-
-    With ``pad=True`` an awkward ``n`` (largest factor above ``2·n**(1/k)``, e.g. a prime)
-    is replaced by the size in ``[n, max(n + k, ceil(1.1·n))]`` with the smallest largest
-    factor (the smallest such size on ties). Where that range holds more than 10⁴ sizes
-    (``n`` above 10⁵) only the balanced sizes ``a**(k-j)·(a-1)**j`` in it are tried
-    (``a = ceil(n**(1/k))``, the least largest factor any size ``>= n`` can have). ``n``
-    must fit an int64 and ``k`` is at most 4096; factorisation is by Miller–Rabin and
-    Pollard's rho, so any such ``n`` is quick.
-
-    Example:
-        >>> factorize_dims(4096, 4)
-        (8, 8, 8, 8)
-        >>> factorize_dims(784, 4)
-        (4, 4, 7, 7)
-        >>> factorize_dims(97, 2), factorize_dims(97, 2, pad=True)
-        ((1, 97), (10, 10))
-        >>> factorize_dims(10**18 + 9, 2, pad=True)
-        (1000000000, 1000000001)
-    """
-    n = _check_count(n, "n", _MAX_SIZE)
-    k = _check_count(k, "k", _MAX_FACTORS)
-    exact = balanced(n, k)
-    if not pad or exact[-1] <= 2 * n ** (1.0 / k):
-        return exact
-    # Awkward size (a prime, twice a prime, ...): pad by at most 10% to balance the factors.
-    top = max(n + k, math.ceil(1.1 * n))
-    sizes = range(n, top + 1) if top - n <= _PAD_SEARCH else _balanced_sizes(n, k, top)
-    return min((balanced(size, k) for size in sizes), key=lambda f: (f[-1], math.prod(f)))
-
-
-_MAX_SIZE = 2**63 - 1
-_MAX_FACTORS = 4096
-_PAD_SEARCH = 10**4
-
-
-def _check_count(value: Any, name: str, maximum: int) -> int:
-    if not _is_int(value) and not (hasattr(value, "__index__") and not isinstance(value, bool)):
-        raise TypeError(f"{name}: expected an int, got {value!r}")
-    return B.check_int(int(value), name, minimum=1, maximum=maximum)
-
-
-def _balanced_sizes(n: int, k: int, top: int) -> list[int]:
-    """Sizes ``a**(k-j)·(a-1)**j`` in ``[n, top]``: ``k`` factors no larger than the least
-    possible largest factor ``a`` of any size ``>= n``."""
-    a = ceil_root(n, k)
-    sizes = (a ** (k - j) * (a - 1) ** j for j in range(k + 1))
-    return [size for size in sizes if n <= size <= top]

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _backend as B
+from . import _backend as backend
 from .mpo import MPO
 from .mps import MPS
 
@@ -64,7 +64,7 @@ def _copy(array: Any) -> Any:
         return np.array(array, copy=True)
     if type(array).__module__.split(".")[0] == "torch":
         return array.detach().clone()
-    xp = B.namespace(array, name="array")
+    xp = backend.namespace(array, name="array")
     return xp.asarray(array, copy=True)
 
 
@@ -151,7 +151,7 @@ def from_quimb(q: Any) -> MPS | MPO:
         data = tensor.transpose(*order).data
         shape = tuple(int(s) for s in data.shape)
         full = ((1,) if not left else ()) + shape + ((1,) if not right else ())
-        xp = B.namespace(data, name="q")
+        xp = backend.namespace(data, name="q")
         cores.append(_copy(xp.reshape(data, full)))
     return cls(cores)
 
@@ -248,7 +248,7 @@ def to_tltorch(x: MPS | MPO) -> Any:
     cores = [
         _copy(c)
         if isinstance(c, torch.Tensor)
-        else torch.from_numpy(np.array(B.to_numpy(c), copy=True))
+        else torch.from_numpy(np.array(backend.to_numpy(c), copy=True))
         for c in x.cores
     ]
     rank = (1, *x.bond_dims, 1)
@@ -335,8 +335,8 @@ def to_tenpy(m: MPS, sites: Any = None) -> Any:
     norm = float(m.norm())
     if norm == 0.0:
         raise ValueError("m: the zero state has no TeNPy canonical form")
-    dtype = np.dtype(B.dtype_name(m.dtype))
-    bflat = [np.transpose(B.to_numpy(c), (1, 0, 2)) for c in m.cores]
+    dtype = np.dtype(backend.dtype_name(m.dtype))
+    bflat = [np.transpose(backend.to_numpy(c), (1, 0, 2)) for c in m.cores]
     # Unit cores: the scale lives in psi.norm, and TeNPy's canonical form then stays inside
     # the dtype's range (a float32 train of norm 1e-90 divided by zero there).
     bflat = [b / np.max(np.abs(b)) for b in bflat]  # first by max: b² may underflow

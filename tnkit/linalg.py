@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import array_api_compat as aac
 import numpy as np
 
-from . import _backend as B
+from . import _backend as backend
 from .truncation import choose_rank
 
 __all__ = ["Split", "truncated_split", "orthonormalize", "METHODS"]
@@ -37,8 +37,8 @@ class Split:
     for ``"right"`` the rows of ``right`` are orthonormal and ``left = U S``.
     """
 
-    left: B.Array
-    right: B.Array
+    left: backend.Array
+    right: backend.Array
     singular_values: np.ndarray
     discarded: float
     method: str
@@ -49,7 +49,7 @@ class Split:
 
 
 def truncated_split(
-    a: B.Array,
+    a: backend.Array,
     *,
     max_bond: int | None = None,
     budget: float | None = None,
@@ -72,11 +72,11 @@ def truncated_split(
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     if isometry == "right":
         flipped = truncated_split(
-            B.conj_t(a), max_bond=max_bond, budget=budget, method=method, isometry="left"
+            backend.conj_t(a), max_bond=max_bond, budget=budget, method=method, isometry="left"
         )
         return Split(
-            B.conj_t(flipped.right),
-            B.conj_t(flipped.left),
+            backend.conj_t(flipped.right),
+            backend.conj_t(flipped.left),
             flipped.singular_values,
             flipped.discarded,
             flipped.method,
@@ -84,11 +84,11 @@ def truncated_split(
     if isometry != "left":
         raise ValueError(f"isometry: expected 'left' or 'right', got {isometry!r}")
     chosen = _choose_method(a, max_bond, budget) if method == "auto" else method
-    with B.blas_threads(B.split_threads(a)):
+    with backend.blas_threads(backend.split_threads(a)):
         return _SPLITTERS[chosen](a, max_bond, budget)
 
 
-def _choose_method(a: B.Array, max_bond: int | None, budget: float | None) -> str:
+def _choose_method(a: backend.Array, max_bond: int | None, budget: float | None) -> str:
     """Fastest method that still honours the request (plain data: tests inspect it).
 
     Randomized when the cap is far below the matrix size; Gram for wide matrices, for loose
@@ -102,7 +102,7 @@ def _choose_method(a: B.Array, max_bond: int | None, budget: float | None) -> st
     small, large = min(m, n), max(m, n)
     if small >= 64 and max_bond is not None and max_bond + _oversample(max_bond) <= small // 4:
         return "randomized"
-    loose = budget is not None and budget >= (GRAM_RELATIVE_FLOOR**2) * B.frob_sq(a)
+    loose = budget is not None and budget >= (GRAM_RELATIVE_FLOOR**2) * backend.frob_sq(a)
     exact_large = budget is None and (max_bond is not None or m >= GRAM_EXACT_MIN_ROWS)
     if m <= n and (n >= 4 * m or loose or exact_large):
         return "gram"
@@ -116,11 +116,11 @@ def _oversample(max_bond: int) -> int:
 def _finish(u, s, vh, a, max_bond, budget, method, floor=0.0, row_basis=None) -> Split:
     """Truncate a (possibly partial) SVD ``u diag(s) vh`` of ``a``; ``floor`` = weight outside.
     With ``row_basis`` the right factors are ``vh @ row_basisᴴ``, formed for kept rows only."""
-    s_host = np.asarray(B.to_numpy(s), dtype=np.float64)
+    s_host = np.asarray(backend.to_numpy(s), dtype=np.float64)
     rank = choose_rank(
         s_host,
         shape=tuple(a.shape),
-        eps=B.eps(a.dtype),
+        eps=backend.eps(a.dtype),
         max_bond=max_bond,
         budget=budget,
         floor=floor,
@@ -130,14 +130,14 @@ def _finish(u, s, vh, a, max_bond, budget, method, floor=0.0, row_basis=None) ->
     left = u[:, :rank]
     right = scale[:, None] * vh[:rank, :]
     if row_basis is not None:
-        right = right @ B.conj_t(row_basis)
+        right = right @ backend.conj_t(row_basis)
     discarded = floor + float(np.sum(s_host[rank:] ** 2))
     return Split(left, right, s_host[:rank], discarded, method)
 
 
 def _exact(a, max_bond, budget) -> Split:
     try:
-        u, s, vh = B.svd(a)
+        u, s, vh = backend.svd(a)
     except Exception:  # noqa: BLE001 - LAPACK failed twice: last resort before giving up
         return _last_resort(a, max_bond, budget)
     return _finish(u, s, vh, a, max_bond, budget, "exact")
@@ -168,15 +168,15 @@ def _thin_svd_via_qr(a):
     m, n = a.shape
     if m >= 2 * n:
         q, r = orthonormalize(a)
-        u, s, vh = B.svd(r)
+        u, s, vh = backend.svd(r)
         owned = isinstance(q, np.ndarray) and not np.may_share_memory(q, a)
-        left = B.times_small_inplace(q, u) if owned else B.times_small(q, u)
+        left = backend.times_small_inplace(q, u) if owned else backend.times_small(q, u)
         return left, s, vh, None
     if n >= 2 * m:
-        q, r = orthonormalize(B.conj_t(a))  # a = r^H q^H
-        u, s, vh = B.svd(B.conj_t(r))
+        q, r = orthonormalize(backend.conj_t(a))  # a = r^H q^H
+        u, s, vh = backend.svd(backend.conj_t(r))
         return u, s, vh, q
-    return (*B.svd(a), None)
+    return (*backend.svd(a), None)
 
 
 def _gram(a, max_bond, budget, fallback: bool = True) -> Split:
@@ -193,16 +193,18 @@ def _gram(a, max_bond, budget, fallback: bool = True) -> Split:
         # orthonormal basis; capping the rank at n drops only eigh's rounding noise.
         max_bond = n if max_bond is None else min(max_bond, n)
     xp = aac.array_namespace(a)
-    evals, evecs = B.eigh(B.gram_upper(B.conj_t(a)), overwrite=True)
-    evals_host = np.clip(B.to_numpy(evals)[::-1].astype(np.float64), 0.0, None)
+    evals, evecs = backend.eigh(backend.gram_upper(backend.conj_t(a)), overwrite=True)
+    evals_host = np.clip(backend.to_numpy(evals)[::-1].astype(np.float64), 0.0, None)
     s_host = np.sqrt(evals_host)
-    rank = choose_rank(s_host, shape=(m, n), eps=B.eps(a.dtype), max_bond=max_bond, budget=budget)
+    rank = choose_rank(
+        s_host, shape=(m, n), eps=backend.eps(a.dtype), max_bond=max_bond, budget=budget
+    )
     u = xp.flip(evecs, axis=1)[:, :rank]
     if isinstance(u, np.ndarray):  # a compact copy now, so the full eigenvector matrix can go
         u = np.ascontiguousarray(u)
         del evecs
-    right = B.conj_t(u) @ a
-    norm_sq = B.frob_sq(a)
+    right = backend.conj_t(u) @ a
+    norm_sq = backend.frob_sq(a)
     discarded = _residual_sq(a, u, right, norm_sq)
     if fallback and _gram_inadequate(s_host, rank, discarded, norm_sq, max_bond, budget, a):
         return _qr(a, max_bond, budget)
@@ -226,7 +228,7 @@ def _gram_inadequate(s, rank, discarded, norm_sq, max_bond, budget, a) -> bool:
 
 def _gram_noise(m: int, dtype) -> float:
     """Relative size below which Gram-derived singular values are rounding noise."""
-    return float(np.sqrt(100.0 * m * B.eps(dtype)))
+    return float(np.sqrt(100.0 * m * backend.eps(dtype)))
 
 
 def _randomized(a, max_bond, budget) -> Split:
@@ -236,16 +238,16 @@ def _randomized(a, max_bond, budget) -> Split:
     k = min(max_bond + _oversample(max_bond), m, n)
     rng = np.random.default_rng(0x7E5)
     omega = rng.standard_normal((n, k))
-    if B.is_complex(a.dtype):
+    if backend.is_complex(a.dtype):
         omega = omega + 1j * rng.standard_normal((n, k))
     xp = aac.array_namespace(a)
-    omega = xp.astype(B.from_numpy(omega, like=a), a.dtype)
-    q, _ = B.qr(a @ omega)
+    omega = xp.astype(backend.from_numpy(omega, like=a), a.dtype)
+    q, _ = backend.qr(a @ omega)
     for _ in range(_POWER_ITERATIONS):
-        z, _ = B.qr(B.conj_t(a) @ q)
-        q, _ = B.qr(a @ z)
-    sketch = B.conj_t(q) @ a
-    residual = _residual_sq(a, q, sketch, B.frob_sq(a))
+        z, _ = backend.qr(backend.conj_t(a) @ q)
+        q, _ = backend.qr(a @ z)
+    sketch = backend.conj_t(q) @ a
+    residual = _residual_sq(a, q, sketch, backend.frob_sq(a))
     try:
         u_sketch, s, vh, sketch_rows = _thin_svd_via_qr(sketch)
     except np.linalg.LinAlgError:  # LAPACK's SVD failed with both drivers: as in _exact
@@ -272,28 +274,28 @@ def _residual_sq(a, basis, coefficients, norm_sq: float) -> float:
     rank = basis.shape[1]
     if rank == basis.shape[0]:
         return 0.0  # a square unitary basis loses nothing beyond rounding
-    difference = norm_sq - B.frob_sq(coefficients)
+    difference = norm_sq - backend.frob_sq(coefficients)
     if difference >= _PYTHAGORAS_SAFE * norm_sq:
-        return difference + 4.0 * (rank + 1) * B.eps(a.dtype) * norm_sq
+        return difference + 4.0 * (rank + 1) * backend.eps(a.dtype) * norm_sq
     residual = _blocked_residual_sq(a, basis, coefficients)
     # What a product's rounding alone leaves (~ε·‖a‖ per entry) is not a cut: the library's
     # bounds hold "up to rounding", so counting it would only fail tolerances below ε.
-    rounding = (4.0 * (rank + 1) * B.eps(a.dtype)) ** 2 * norm_sq
+    rounding = (4.0 * (rank + 1) * backend.eps(a.dtype)) ** 2 * norm_sq
     return 0.0 if residual <= rounding else residual
 
 
 def _blocked_residual_sq(a, basis, coefficients) -> float:
     """``‖a − basis @ coefficients‖²`` a block of columns at a time (no ``a``-sized temporary)."""
     m, n = a.shape
-    step = max(1, B.BLOCK_ENTRIES // max(m, 1))
+    step = max(1, backend.BLOCK_ENTRIES // max(m, 1))
     blocks = ((j, min(j + step, n)) for j in range(0, n, step))  # strict APIs: no overrun
-    return sum(B.frob_sq(a[:, i:j] - basis @ coefficients[:, i:j]) for i, j in blocks)
+    return sum(backend.frob_sq(a[:, i:j] - basis @ coefficients[:, i:j]) for i, j in blocks)
 
 
 _SPLITTERS = {"exact": _exact, "qr": _qr, "gram": _gram, "randomized": _randomized}
 
 
-def orthonormalize(a: B.Array) -> tuple[B.Array, B.Array]:
+def orthonormalize(a: backend.Array) -> tuple[backend.Array, backend.Array]:
     """Thin QR ``a = q @ r`` for canonical sweeps, BLAS-3 where it is safe.
 
     Tall matrices use Cholesky QR twice (CholeskyQR2: two Gram products and triangular
@@ -309,11 +311,11 @@ def orthonormalize(a: B.Array) -> tuple[B.Array, B.Array]:
         True
     """
     m, n = a.shape
-    if m >= n and not B.is_tracer(a):  # the CholeskyQR2 check reads values; tracers have none
+    if m >= n and not backend.is_tracer(a):  # the CholeskyQR2 check reads values; tracers have none
         cholesky = _cholesky_qr2(a)
         if cholesky is not None:
             return cholesky
-    return B.qr(a)
+    return backend.qr(a)
 
 
 def _cholesky_qr2(a):
@@ -324,17 +326,17 @@ def _cholesky_qr2(a):
     identity (condition number beyond ~1e7) the caller falls back to Householder.
     """
     n = a.shape[1]
-    r1 = B.cholesky_upper(B.gram_upper(a))
+    r1 = backend.cholesky_upper(backend.gram_upper(a))
     if r1 is None:
         return None
-    q1 = B.times_small(a, B.inv_upper(r1))
-    g2 = B.gram_upper(q1)
-    deviation = float(np.max(np.abs(np.triu(B.to_numpy(g2)) - np.eye(n))))
-    if deviation <= 16 * B.eps(a.dtype):
+    q1 = backend.times_small(a, backend.inv_upper(r1))
+    g2 = backend.gram_upper(q1)
+    deviation = float(np.max(np.abs(np.triu(backend.to_numpy(g2)) - np.eye(n))))
+    if deviation <= 16 * backend.eps(a.dtype):
         return q1, r1
     if deviation > 0.1:
         return None
-    r2 = B.cholesky_upper(g2)
+    r2 = backend.cholesky_upper(g2)
     if r2 is None:
         return None
-    return B.times_small_inplace(q1, B.inv_upper(r2)), r2 @ r1
+    return backend.times_small_inplace(q1, backend.inv_upper(r2)), r2 @ r1

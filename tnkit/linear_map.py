@@ -14,10 +14,11 @@ from typing import Any
 
 import array_api_compat as aac
 
-from . import _backend as B
+from . import _backend as backend
+from ._checks import check_dims, check_int
+from ._factorize import factorize_dims
 from .canonical import move_centre
-from .decompose import _full_rank_bonds, factorize_dims
-from .tensortrain import check_dims
+from .decompose import _full_rank_bonds
 
 __all__ = [
     "Contraction",
@@ -55,15 +56,15 @@ def linear_layout(
         >>> linear_layout(97, 10, n_cores=2)  # 97 is prime: padded to 100
         ((2, 5), (10, 10), (20,))
     """
-    in_features = B.check_int(in_features, "in_features", minimum=1)
-    out_features = B.check_int(out_features, "out_features", minimum=1)
+    in_features = check_int(in_features, "in_features", minimum=1)
+    out_features = check_int(out_features, "out_features", minimum=1)
     given = {
         name: check_dims(dims, name)
         for name, dims in (("in_dims", in_dims), ("out_dims", out_dims))
         if dims is not None
     }
     if n_cores is not None:
-        n_cores = B.check_int(n_cores, "n_cores", minimum=1)
+        n_cores = check_int(n_cores, "n_cores", minimum=1)
     for name, dims in given.items():
         if n_cores is not None and len(dims) != n_cores:
             raise ValueError(f"{name}: {dims} has {len(dims)} sites, but n_cores is {n_cores}")
@@ -94,7 +95,7 @@ def linear_layout(
         )
     if bond_dims is None:
         if max_bond is not None:
-            max_bond = B.check_int(max_bond, "max_bond", minimum=1)
+            max_bond = check_int(max_bond, "max_bond", minimum=1)
             full = tuple(min(b, max_bond) for b in full)
         return outs, ins, full
     bonds = _check_bonds(bond_dims)
@@ -547,10 +548,10 @@ def rescale_cores(cores: Any, norm: float, *, matrix_shape: Any = None) -> tuple
     ]
     full = (math.prod(c.shape[1] for c in cores), math.prod(c.shape[2] for c in cores))
     if matrix_shape is None or tuple(matrix_shape) == full:
-        current = B.frob_sq(cores[centre]) ** 0.5
+        current = backend.frob_sq(cores[centre]) ** 0.5
     else:
-        current = B.frob_sq(dense_matrix(cores, matrix_shape)) ** 0.5
-    if not B.is_tracer(current) and current == 0:  # traced (jit/eval_shape init): no value
+        current = backend.frob_sq(dense_matrix(cores, matrix_shape)) ** 0.5
+    if not backend.is_tracer(current) and current == 0:  # traced (jit/eval_shape init): no value
         raise ValueError("cores: the matrix is zero, it cannot be rescaled to a norm")
     cores[centre] = cores[centre] * (float(norm) / current)
     return tuple(cores)
@@ -562,6 +563,6 @@ def _zero_pad(xp: Any, core: Any, shape: Any) -> Any:
         if missing > 0:
             pad_shape = list(core.shape)
             pad_shape[axis] = missing
-            zeros = xp.zeros(tuple(pad_shape), dtype=core.dtype, device=B.device(core))
+            zeros = xp.zeros(tuple(pad_shape), dtype=core.dtype, device=backend.device(core))
             core = xp.concat([core, zeros], axis=axis)
     return core

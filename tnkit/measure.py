@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import _backend as B
+from . import _backend as backend
 from . import _kernels
+from ._checks import check_array, check_entries, is_int
 from ._einsum import contract
 from .contract import _nonzero
 
@@ -63,7 +64,7 @@ def singular_values(t: TensorTrain, bond: int) -> np.ndarray:
     dl, p, dr = cores[target].shape
     shape = (dl * p, dr) if target == bond else (dl, p * dr)
     xp = t.xp
-    s = B.to_numpy(B.svd(xp.reshape(cores[target], shape))[1]).astype(np.float64)
+    s = backend.to_numpy(backend.svd(xp.reshape(cores[target], shape))[1]).astype(np.float64)
     sizes = [math.prod(site_shape) for site_shape in t._site_shapes]
     length = min(t.bond_dims[bond], math.prod(sizes[: bond + 1]), math.prod(sizes[bond + 1 :]))
     padded = np.zeros(length)
@@ -108,11 +109,11 @@ def entropies(t: TensorTrain, alpha: float = 1) -> np.ndarray:
     xp = t.xp
     cores = list(t.canonicalize(0)._fused())
     values = np.zeros(len(cores) - 1)
-    with B.blas_threads(B.sweep_threads(cores)):
+    with backend.blas_threads(backend.sweep_threads(cores)):
         for k in range(len(cores) - 1):
             dl, p, dr = cores[k].shape
-            u, s, vh = B.svd(xp.reshape(cores[k], (dl * p, dr)))
-            values[k] = _entropy_of(B.to_numpy(s).astype(np.float64), alpha)
+            u, s, vh = backend.svd(xp.reshape(cores[k], (dl * p, dr)))
+            values[k] = _entropy_of(backend.to_numpy(s).astype(np.float64), alpha)
             rest = xp.astype(s, vh.dtype)[:, None] * vh
             nxt = cores[k + 1]
             cores[k + 1] = xp.reshape(
@@ -238,10 +239,10 @@ def _string_ops(m: MPS, factors: list, site_type: str) -> dict:
             raise type(exc)(str(exc).replace("op:", f"{name}:", 1)) from None
     parity = local_operators(site_type).get("F")
     pieces = jordan_wigner_pieces(resolved, [parity] * len(m))
-    dtype = np.dtype(B.dtype_name(m.dtype))  # the train's precision: no silent upcast
+    dtype = np.dtype(backend.dtype_name(m.dtype))  # the train's precision: no silent upcast
     if any(np.iscomplexobj(matrix) for _, matrix in pieces):
         dtype = np.result_type(dtype, np.complex64)
-    return {k: B.from_numpy(np.asarray(mat, dtype=dtype), m.cores[0]) for k, mat in pieces}
+    return {k: backend.from_numpy(np.asarray(mat, dtype=dtype), m.cores[0]) for k, mat in pieces}
 
 
 def _measure(m: MPS, ops: dict, normalize: bool) -> Any:
@@ -274,7 +275,7 @@ def _sandwich(xp: Any, cores: list, ops: dict, start: int, stop: int) -> Any:
         ket = contract("st,atb->asb", ops[k], bra) if k in ops else bra
         if env is not None:
             ket = contract("ab,bsc->asc", env, ket)
-        if B.is_complex(bra.dtype):
+        if backend.is_complex(bra.dtype):
             bra = xp.conj(bra)
         if k == stop:
             return xp.sum(bra * ket)
@@ -303,25 +304,23 @@ def sample(m: MPS, n: int, *, seed: Any = None) -> np.ndarray:
     """
     _check_mps(m, "m")
     n = _check_count(n, "n")
-    from .tensortrain import check_entries
-
     check_entries(n * len(m), "n")  # the (L, n) uniforms and (n, L) samples are allocated
     right = m.canonicalize(0)
-    uniforms = B.rng(seed).random((len(m), n))  # row k: the draws at site k
+    uniforms = backend.rng(seed).random((len(m), n))  # row k: the draws at site k
     pack = right._kernel_pack()
     if _kernels.applies(pack):
         return _kernels.sample(pack, uniforms)
     xp = m.xp
     cores = right._fused()
     samples = np.zeros((n, len(cores)), dtype=np.int64)
-    real = {"complex64": "float32", "complex128": "float64"}.get(B.dtype_name(m.dtype))
-    real = real or B.dtype_name(m.dtype)
+    real = {"complex64": "float32", "complex128": "float64"}.get(backend.dtype_name(m.dtype))
+    real = real or backend.dtype_name(m.dtype)
     left = None  # (n, Dl) left vectors of unit norm; None is the boundary vector 1
     for k, core in enumerate(cores):
         dl, d, dr = core.shape
         flat = xp.reshape(core, (dl, d * dr))
         candidates = xp.reshape(flat if left is None else left @ flat, (-1, dr))
-        weights = B.to_numpy(xp.sum(xp.abs(candidates) ** 2, axis=1)).astype(np.float64)
+        weights = backend.to_numpy(xp.sum(xp.abs(candidates) ** 2, axis=1)).astype(np.float64)
         weights = np.broadcast_to(np.reshape(weights, (-1, d)), (n, d))
         totals = weights.sum(axis=1)
         if not np.all(totals > 0):
@@ -330,8 +329,8 @@ def sample(m: MPS, n: int, *, seed: Any = None) -> np.ndarray:
         samples[:, k] = outcome
         rows = outcome if left is None else np.arange(n) * d + outcome
         scale = 1.0 / np.sqrt(weights[np.arange(n), outcome])
-        picked = xp.take(candidates, B.from_numpy(rows, core), axis=0)
-        left = picked * B.from_numpy(scale[:, None].astype(real), core)
+        picked = xp.take(candidates, backend.from_numpy(rows, core), axis=0)
+        left = picked * backend.from_numpy(scale[:, None].astype(real), core)
     return samples
 
 
@@ -366,7 +365,7 @@ def probabilities(m: MPS) -> Any:
     xp = m.xp
     magnitudes = xp.abs(m.to_dense())
     top = xp.max(magnitudes)
-    if not float(B.to_numpy(top)) > 0:
+    if not float(backend.to_numpy(top)) > 0:
         raise ValueError("m: the state is zero, so its distribution is undefined")
     weights = (magnitudes / top) ** 2
     return weights / xp.sum(weights)
@@ -390,7 +389,7 @@ def _check_mps(m: Any, name: str) -> None:
 
 
 def _check_bond(t: TensorTrain, bond: Any) -> int:
-    if not B.is_int(bond):
+    if not is_int(bond):
         raise TypeError(f"bond: expected an int bond index, got {bond!r}")
     bonds = len(t) - 1
     if bonds == 0:
@@ -411,7 +410,7 @@ def _check_alpha(alpha: Any) -> float:
 
 
 def _check_count(n: Any, name: str) -> int:
-    if not B.is_int(n):
+    if not is_int(n):
         raise TypeError(f"{name}: expected an int number of samples, got {n!r}")
     if n < 0:
         raise ValueError(f"{name}: the number of samples must be >= 0, got {n}")
@@ -424,15 +423,15 @@ def _check_op(m: MPS, op: Any, site: int, name: str) -> Any:
 
     if not is_array_api_obj(op) or (isinstance(op, np.ndarray) and op.dtype == object):
         raise TypeError(f"{name}: expected a (d, d) array, got {type(op).__name__}")
-    xp = B.namespace(m.cores[0], op, name=name)
+    xp = backend.namespace(m.cores[0], op, name=name)
     if xp.isdtype(op.dtype, ("integral", "bool")):
         op = xp.astype(op, m.dtype)
-    B.check_array(op, name)
+    check_array(op, name)
     d = m.phys_dims[site]
     if tuple(op.shape) != (d, d):
         raise ValueError(
             f"{name}: expected shape ({d}, {d}) for site {site}, got {tuple(op.shape)}"
         )
-    if B.device(op) != B.device(m.cores[0]):
-        raise ValueError(f"{name}: on device {B.device(op)}, but the train is on another")
+    if backend.device(op) != backend.device(m.cores[0]):
+        raise ValueError(f"{name}: on device {backend.device(op)}, but the train is on another")
     return op

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _backend as B
+from ._checks import MAX_SITES, check_int
 from .mpo import MPO
 from .operators import OpSum, check_coef, check_site_type, resolve_op
 
@@ -26,7 +26,7 @@ def _check_real(value: Any, name: str) -> float:
 
 
 def _check_length(L: Any) -> int:
-    return B.check_int(L, "L", minimum=2, maximum=B.MAX_SITES)
+    return check_int(L, "L", minimum=2, maximum=MAX_SITES)
 
 
 def heisenberg(L: int, J: float = 1.0, Jz: float = 1.0, h: float = 0.0) -> MPO:

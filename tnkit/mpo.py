@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from . import _backend as B
+from . import _backend as backend
 from . import contract as _contract
-from .tensortrain import TensorTrain, check_dims, check_entries, random_cores
+from ._checks import check_dim_pair, check_dims, check_entries, is_int
+from .tensortrain import TensorTrain, random_cores
 
 
 class MPO(TensorTrain):
@@ -141,7 +142,7 @@ class MPO(TensorTrain):
             >>> tn.MPO.random([2, 2, 2], [3, 3, 3], 5, seed=0).bond_dims
             (5, 5)
         """
-        outs, ins = _check_pair(out_dims, in_dims)
+        outs, ins = check_dim_pair(out_dims, in_dims)
         cores = random_cores(
             list(zip(outs, ins, strict=True)), max_bond, seed=seed, dtype=dtype, like=like
         )
@@ -158,12 +159,12 @@ class MPO(TensorTrain):
         """
         dims = check_dims(dims, "dims")
         check_entries(sum(d * d for d in dims), "dims")
-        xp = B.namespace(like, name="like") if like is not None else None
+        xp = backend.namespace(like, name="like") if like is not None else None
         import numpy as np
 
-        target = B.resolve_dtype(np, dtype)
+        target = backend.resolve_dtype(np, dtype)
         cores = tuple(
-            B.from_numpy(np.eye(d, dtype=target).reshape(1, d, d, 1), like, xp) for d in dims
+            backend.from_numpy(np.eye(d, dtype=target).reshape(1, d, d, 1), like, xp) for d in dims
         )
         return cls._trusted(cores)
 
@@ -185,21 +186,12 @@ class MPO(TensorTrain):
         return from_matrix(W, out_dims, in_dims, **kwargs)
 
 
-def _check_pair(out_dims: Any, in_dims: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    outs, ins = check_dims(out_dims, "out_dims"), check_dims(in_dims, "in_dims")
-    if len(outs) != len(ins):
-        raise ValueError(
-            f"out_dims and in_dims: need the same number of sites, got {outs} and {ins}"
-        )
-    return outs, ins
-
-
 def _check_matrix_shape(mpo: MPO, shape: Any) -> tuple[int, int]:
     try:
         pair = tuple(shape)
     except TypeError as exc:
         raise TypeError(f"matrix_shape: expected a pair of ints, got {shape!r}") from exc
-    if len(pair) != 2 or not all(B.is_int(s) for s in pair):
+    if len(pair) != 2 or not all(is_int(s) for s in pair):
         raise TypeError(f"matrix_shape: expected a pair of ints, got {shape!r}")
     rows, cols = (int(s) for s in pair)
     full = (math.prod(mpo.out_dims), math.prod(mpo.in_dims))

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import measure as _measure
-from .tensortrain import TensorTrain, check_dims, random_cores
+from ._checks import check_dims
+from .tensortrain import TensorTrain, random_cores
 
 
 class MPS(TensorTrain):

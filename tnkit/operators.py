@@ -13,7 +13,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _backend as B
+from . import _backend as backend
+from ._checks import MAX_SITES, check_int, is_int
 from .mpo import MPO
 
 __all__ = ["OpSum", "SITE_TYPES", "automaton", "local_operators", "min_vertex_cover"]
@@ -122,7 +123,7 @@ def check_site_type(site: Any, L: int) -> tuple[str | None, tuple[int, ...]]:
         dims = tuple(site)
     except TypeError:
         dims = (None,)
-    if not all(B.is_int(d) for d in dims):
+    if not all(is_int(d) for d in dims):
         raise TypeError(f"site: expected one of {SITE_TYPES} or a list of ints, got {site!r}")
     if len(dims) != L or min(dims, default=1) < 1:
         raise ValueError(f"site: need {L} positive local dims (one per site), got {list(dims)}")
@@ -164,7 +165,7 @@ def resolve_op(op: Any, site: int, site_type: str | None, dims: Sequence[int]) -
 
 
 def _check_position(site: Any, L: int) -> int:
-    if not B.is_int(site):
+    if not is_int(site):
         raise TypeError(f"site: expected an int position, got {site!r}")
     if not 0 <= site < L:
         raise ValueError(f"site: {site} is out of range for L={L} (0 <= site < {L})")
@@ -197,7 +198,7 @@ class OpSum:
     __slots__ = ("_L", "_site", "_dims", "_terms")
 
     def __init__(self, L: int, site: str | Sequence[int] = "spin-half") -> None:
-        self._L = B.check_int(L, "L", minimum=1, maximum=B.MAX_SITES)
+        self._L = check_int(L, "L", minimum=1, maximum=MAX_SITES)
         self._site, self._dims = check_site_type(site, self._L)
         self._terms: list[tuple[complex | float, tuple[Factor, ...], tuple]] = []
 
@@ -564,7 +565,7 @@ def _build(plan: Plan, table: _MatrixTable, dtype: Any) -> MPO:
 def _cast(core: np.ndarray, dtype: Any) -> np.ndarray:
     if dtype is None:
         return core
-    target = B.resolve_dtype(np, dtype)
+    target = backend.resolve_dtype(np, dtype)
     if np.iscomplexobj(core) and not np.issubdtype(target, np.complexfloating):
         raise ValueError(f"dtype: the operator has complex entries, cannot be {dtype!r}")
     return core.astype(target)

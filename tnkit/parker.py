@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from . import _backend as B
+from . import _backend as backend
 from .compress import Compressed
 from .truncation import Budget, Truncation
 
@@ -92,7 +92,7 @@ def regular_form(cores) -> RegularForm:
         >>> form.has_start, form.has_done, [c.shape[-1] for c in form.cores[:-1]]
         ((True, True, True), (True, True, True), [3, 3, 3])
     """
-    host = [np.asarray(B.to_numpy(c)) for c in cores]
+    host = [np.asarray(backend.to_numpy(c)) for c in cores]
     _check_cores(host)
     n = len(host)
     if n == 1:
@@ -440,12 +440,12 @@ def compress_fused(cores3: tuple, site_shapes, truncation: Truncation) -> Compre
     if site_shapes is None or any(len(shape) != 2 for shape in site_shapes):
         raise ValueError("method: 'parker' compresses MPOs (two physical legs per site)")
     host = [
-        np.asarray(B.to_numpy(c)).reshape(c.shape[0], *shape, c.shape[-1])
+        np.asarray(backend.to_numpy(c)).reshape(c.shape[0], *shape, c.shape[-1])
         for c, shape in zip(cores3, site_shapes, strict=True)
     ]
     result = compress_regular(host, truncation, like=cores3[0])
     fused = tuple(
-        B.namespace(c).reshape(c, (c.shape[0], c.shape[1] * c.shape[2], c.shape[-1]))
+        backend.namespace(c).reshape(c, (c.shape[0], c.shape[1] * c.shape[2], c.shape[-1]))
         for c in result.cores
     )
     return dataclasses.replace(result, cores=fused)
@@ -470,19 +470,19 @@ def compress_regular(cores, truncation: Truncation, *, like=None) -> Compressed:
     log_dim = sum(math.log(c.shape[1]) for c in form.cores)  # log Π d
     if len(form.cores) == 1:
         norm = normalised_norm(form)
-        new = tuple(B.from_numpy(np.ascontiguousarray(c), like) for c in form.cores)
+        new = tuple(backend.from_numpy(np.ascontiguousarray(c), like) for c in form.cores)
         return Compressed(new, None, _grow(norm, log_dim / 2), [], 0.0, True, "parker")
     norm = normalised_norm(form)
     request = truncation
     if truncation.atol is not None:  # absolute Frobenius → normalised units
         request = dataclasses.replace(truncation, atol=_grow(truncation.atol, -log_dim / 2))
-    with B.blas_threads(B.sweep_threads(form.cores)):
+    with backend.blas_threads(backend.sweep_threads(form.cores)):
         left = _left_sweep(_scaled(form))
         result, discarded, met = _right_sweep(left, request, norm)
     host = _unscaled(result).cores
     total = math.sqrt(max(sum(discarded), 0.0))
     rel = total / norm if norm > 0 else 0.0
-    new = tuple(B.from_numpy(np.ascontiguousarray(c), like) for c in host)
+    new = tuple(backend.from_numpy(np.ascontiguousarray(c), like) for c in host)
     absolute = [_grow(w, log_dim) for w in discarded]
     return Compressed(new, None, _grow(norm, log_dim / 2), absolute, rel, met, "parker")
 

@@ -19,7 +19,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from . import _backend as B
+from . import _backend as backend
+from ._checks import is_int
+from ._version import __version__
 from .mpo import MPO
 from .mps import MPS
 from .truncation import TruncationReport
@@ -115,8 +117,6 @@ def _check_path(path: Any) -> tuple[Path, str]:
 
 
 def _header(cls_name: str) -> dict[str, Any]:
-    from . import __version__
-
     return {
         "format": _MARKER,
         "format_version": FORMAT_VERSION,
@@ -127,7 +127,7 @@ def _header(cls_name: str) -> dict[str, Any]:
 
 def _encode_train(train: MPS | MPO) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     cls_name = "MPO" if isinstance(train, MPO) else "MPS"
-    dtype = B.dtype_name(train.dtype)
+    dtype = backend.dtype_name(train.dtype)
     meta = _header(cls_name)
     meta.update(
         layout=train._layout,
@@ -142,8 +142,8 @@ def _encode_train(train: MPS | MPO) -> tuple[dict[str, Any], dict[str, np.ndarra
         meta["matrix_shape"] = list(train.matrix_shape)
     tensors = {}
     for k, core in enumerate(train.cores):
-        array = np.ascontiguousarray(B.to_numpy(core))
-        if B.is_complex(array.dtype):
+        array = np.ascontiguousarray(backend.to_numpy(core))
+        if backend.is_complex(array.dtype):
             array = array.view(array.real.dtype).reshape(*array.shape, 2)
         tensors[f"core_{k}"] = array.astype(_STORED[dtype], copy=False)
     return meta, tensors
@@ -286,7 +286,7 @@ def _offsets(item: tuple[str, Any], path: Path) -> tuple[int, int]:
     if (
         not isinstance(offsets, list)
         or len(offsets) != 2
-        or not all(B.is_int(o) and o >= 0 for o in offsets)
+        or not all(is_int(o) and o >= 0 for o in offsets)
         or offsets[0] > offsets[1]
     ):
         raise ValueError(f"{path}: tensor {name!r} has malformed data_offsets {offsets!r}")
@@ -294,7 +294,7 @@ def _offsets(item: tuple[str, Any], path: Path) -> tuple[int, int]:
 
 
 def _declared_bytes(shape: Any, dtype: np.dtype, name: str, path: Path) -> int:
-    if not isinstance(shape, (list, tuple)) or not all(B.is_int(s) and s >= 0 for s in shape):
+    if not isinstance(shape, (list, tuple)) or not all(is_int(s) and s >= 0 for s in shape):
         raise ValueError(f"{path}: tensor {name!r} has malformed shape {shape!r}")
     return math.prod(shape) * dtype.itemsize
 
@@ -402,7 +402,7 @@ def _decode_train(cls: type, meta: dict, tensors: dict, path: Path, like: Any) -
     if meta["layout"] != cls._layout:
         raise ValueError(f"{path}: layout {meta['layout']!r} is not {cls.__name__} {cls._layout}")
     n_cores, dtype = meta["n_cores"], meta["dtype"]
-    if not B.is_int(n_cores) or n_cores < 1:
+    if not is_int(n_cores) or n_cores < 1:
         raise ValueError(f"{path}: n_cores must be an int >= 1, got {n_cores!r}")
     if not isinstance(dtype, str) or dtype not in _STORED:
         raise ValueError(f"{path}: unsupported dtype {dtype!r}; expected one of {list(_STORED)}")
@@ -419,7 +419,7 @@ def _decode_train(cls: type, meta: dict, tensors: dict, path: Path, like: Any) -
     if cls is MPO:
         kwargs["matrix_shape"] = _int_list(meta["matrix_shape"], "matrix_shape", path)
     try:
-        train = cls(tuple(B.from_numpy(core, like) for core in cores), **kwargs)
+        train = cls(tuple(backend.from_numpy(core, like) for core in cores), **kwargs)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: invalid cores: {exc}") from exc
     if not isinstance(meta["dims"], list):
@@ -434,7 +434,7 @@ def _decode_train(cls: type, meta: dict, tensors: dict, path: Path, like: Any) -
         )
     centre = meta["centre"]
     if centre is not None:
-        if not B.is_int(centre) or not 0 <= centre < len(train):
+        if not is_int(centre) or not 0 <= centre < len(train):
             raise ValueError(
                 f"{path}: centre {centre!r} is not a site of a {len(train)}-site train"
             )
@@ -452,7 +452,7 @@ def _decode_core(array: np.ndarray, dtype: str, name: str, path: Path) -> np.nda
             f"{path}: tensor {name!r} is stored as {array.dtype}, expected {_STORED[dtype]} "
             f"for {dtype} cores"
         )
-    if not B.is_complex(dtype):
+    if not backend.is_complex(dtype):
         return array
     if array.ndim < 1 or array.shape[-1] != 2:
         raise ValueError(
@@ -524,6 +524,6 @@ _FIELD_TYPES = {
 
 
 def _int_list(value: Any, name: str, path: Path) -> list[int]:
-    if not isinstance(value, list) or not all(B.is_int(v) for v in value):
+    if not isinstance(value, list) or not all(is_int(v) for v in value):
         raise ValueError(f"{path}: metadata {name} must be a list of ints, got {value!r}")
     return value

@@ -13,10 +13,11 @@ from typing import Any, ClassVar, TypeVar
 import array_api_compat as aac
 import numpy as np
 
-from . import _backend as B
+from . import _backend as backend
 from . import _kernels
 from . import contract as _contract
 from . import measure as _measure
+from ._checks import check_array, check_entries, is_int
 from .canonical import is_canonical as _is_canonical
 from .canonical import move_centre
 from .compress import COMPRESS_METHODS, EXACT_METHODS, compress_train
@@ -144,7 +145,7 @@ class TensorTrain:
             f"L={len(self)}",
             f"{self._dims_repr()}",
             f"bond_dims={list(self.bond_dims)}",
-            f"dtype={B.dtype_name(self.dtype)}",
+            f"dtype={backend.dtype_name(self.dtype)}",
             f"backend={lib}",
             f"params={self.num_params}",
             f"centre={self.centre}",
@@ -203,9 +204,9 @@ class TensorTrain:
         # The centre core carries the norm, and an overflow anywhere ends up in it (the other
         # cores are isometries): checking it alone is enough, and costs one core.
         core = cores[centre]
-        if not B.is_tracer(core) and not bool(self.xp.all(self.xp.isfinite(core))):
+        if not backend.is_tracer(core) and not bool(self.xp.all(self.xp.isfinite(core))):
             raise self._out_of_range()
-        if not B.is_tracer(core) and not bool(self.xp.any(core != 0)) and self._underflowed():
+        if not backend.is_tracer(core) and not bool(self.xp.any(core != 0)) and self._underflowed():
             raise self._out_of_range()
         new = self._evolve(self._unfused(cores), centre, self._report)
         object.__setattr__(new, "_packed", packed)
@@ -218,7 +219,7 @@ class TensorTrain:
     def _out_of_range(self) -> ValueError:
         return ValueError(
             f"centre: the canonical form cannot hold this train's norm in "
-            f"{B.dtype_name(self.dtype)} (log_norm {self.log_norm():.6g}); rescale it first, "
+            f"{backend.dtype_name(self.dtype)} (log_norm {self.log_norm():.6g}); rescale it first, "
             "or use log_norm() and compress(method='rescaled')"
         )
 
@@ -229,7 +230,7 @@ class TensorTrain:
         """
         centre = self._check_site(centre, "centre")
         if tol is None:
-            tol = 1e3 * B.eps(self.dtype)
+            tol = 1e3 * backend.eps(self.dtype)
         elif isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)):
             raise TypeError(f"tol: expected a float, got {tol!r}")
         elif not (math.isfinite(tol) and tol >= 0):
@@ -249,7 +250,7 @@ class TensorTrain:
             return _kernels.norm(self._kernel_pack())
         centre = len(self) - 1 if self._centre is None else self._centre
         cores = move_centre(self._fused(), self._centre, centre)
-        return B.frob_sq(cores[centre]) ** 0.5
+        return backend.frob_sq(cores[centre]) ** 0.5
 
     def _kernel_pack(self) -> _kernels.Packed:
         """The cores as kernel input, built once per train (trains are immutable)."""
@@ -338,9 +339,9 @@ class TensorTrain:
         )
         new_cores = self._unfused(result.cores)
         xp = self.xp
-        if not all(B.is_tracer(c) or bool(xp.all(xp.isfinite(c))) for c in new_cores):
+        if not all(backend.is_tracer(c) or bool(xp.all(xp.isfinite(c))) for c in new_cores):
             raise ValueError(
-                f"method: {method!r} met numbers beyond the {B.dtype_name(self.dtype)} range "
+                f"method: {method!r} met numbers beyond the {backend.dtype_name(self.dtype)} range "
                 f"(log_norm {self.log_norm():.6g}); "
                 + ("use a wider dtype" if method == "rescaled" else "use method='rescaled'")
             )
@@ -417,7 +418,7 @@ class TensorTrain:
     # ------------------------------------------------------------------ helpers
 
     def _check_site(self, site: Any, name: str) -> int:
-        if not B.is_int(site):
+        if not is_int(site):
             raise TypeError(f"{name}: expected an int site index, got {site!r}")
         site = int(site)
         if not -len(self) <= site < len(self):
@@ -451,18 +452,18 @@ def _validate_cores(cores: Any, n_phys: int, kind: str, layout: str) -> tuple:
         raise ValueError("cores: need at least one core")
     ndim = n_phys + 2
     for k, core in enumerate(cores):
-        B.check_array(core, f"cores[{k}]")
+        check_array(core, f"cores[{k}]")
         if core.ndim != ndim:
             raise ValueError(
                 f"cores[{k}]: {kind} cores have {ndim} dimensions {layout}, "
                 f"got shape {tuple(core.shape)}"
             )
-    B.namespace(*cores, name="cores")
-    devices = [B.device(c) for c in cores]
+    backend.namespace(*cores, name="cores")
+    devices = [backend.device(c) for c in cores]
     for k, dev in enumerate(devices):
         if dev != devices[0]:
             raise ValueError(f"cores[{k}]: on device {dev}, but cores[0] is on {devices[0]}")
-    dtypes = {B.dtype_name(c.dtype) for c in cores}
+    dtypes = {backend.dtype_name(c.dtype) for c in cores}
     if len(dtypes) > 1:
         raise TypeError(f"cores: mixed dtypes {sorted(dtypes)}; convert them to one dtype first")
     if cores[0].shape[0] != 1:
@@ -494,9 +495,9 @@ def random_cores(
 ) -> tuple:
     """Gaussian cores with bonds min(max_bond, dims to either side) and E‖x‖² = 1."""
     Truncation(max_bond=max_bond)  # validates max_bond
-    xp = np if like is None else B.namespace(like, name="like")
-    target = B.resolve_dtype(np, dtype)
-    rng = B.rng(seed)
+    xp = np if like is None else backend.namespace(like, name="like")
+    target = backend.resolve_dtype(np, dtype)
+    rng = backend.rng(seed)
     sizes = [math.prod(s) for s in site_shapes]
     bonds = [1]
     for k in range(1, len(sizes)):
@@ -511,36 +512,5 @@ def random_cores(
         core = rng.standard_normal(full)
         if np.issubdtype(target, np.complexfloating):
             core = (core + 1j * rng.standard_normal(full)) / math.sqrt(2)
-        cores.append(B.from_numpy((scale * core).astype(target), like, xp))
+        cores.append(backend.from_numpy((scale * core).astype(target), like, xp))
     return tuple(cores)
-
-
-# No machine holds 2**40 entries (8 TiB of float64): refuse before NumPy tries to allocate.
-_ENTRIES_LIMIT = 2**40
-
-
-def check_entries(entries: int, name: str = "phys_dims") -> None:
-    """ValueError naming ``name`` when cores of ``entries`` entries could never be allocated."""
-    if entries > _ENTRIES_LIMIT:
-        raise ValueError(
-            f"{name}: the cores would hold {entries} entries, beyond any memory "
-            f"(limit {_ENTRIES_LIMIT})"
-        )
-
-
-def check_dims(dims: Any, name: str) -> tuple[int, ...]:
-    """A non-empty tuple of positive ints, or a ValueError/TypeError naming ``name``."""
-    if isinstance(dims, (int, np.integer)):
-        raise TypeError(f"{name}: expected a sequence of ints, got the int {dims}")
-    try:
-        dims = tuple(dims)
-    except TypeError as exc:
-        raise TypeError(f"{name}: expected a sequence of ints, got {dims!r}") from exc
-    if not dims:
-        raise ValueError(f"{name}: must not be empty")
-    for d in dims:
-        if not B.is_int(d):
-            raise TypeError(f"{name}: expected ints, got {d!r} in {dims}")
-        if d < 1:
-            raise ValueError(f"{name}: dimensions must be >= 1, got {dims}")
-    return tuple(int(d) for d in dims)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._backend import check_int
+from ._checks import check_int
 
 __all__ = ["TruncationReport", "Truncation"]
 

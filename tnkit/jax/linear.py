@@ -20,7 +20,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("tnkit.jax.MPOLinear needs Flax: pip install tnkit[jax] or flax") from exc
 
-from .. import _backend as B
+from .. import _backend as backend
 from ..linear_map import (
     LinearMapPlan,
     dense_matrix,
@@ -261,7 +261,7 @@ def _initial_cores(key: jax.Array, layout: tuple, matrix_shape: tuple, dtype: An
     # The QR sweep runs in float32 for half types.
     work = jnp.float32 if _is_half(dtype) else dtype
     flat = jax.random.normal(key, (sum(sizes),), work)
-    if not B.is_tracer(flat):
+    if not backend.is_tracer(flat):
         flat = np.asarray(flat)
     offsets = np.cumsum([0, *sizes])
     raw = [
@@ -274,7 +274,7 @@ def _initial_cores(key: jax.Array, layout: tuple, matrix_shape: tuple, dtype: An
 
 def _host_array(value: Any, name: str, ndim: int) -> np.ndarray:
     """``value`` as a finite NumPy array with ``ndim`` dims (half types in float32)."""
-    if B.is_tracer(value):
+    if backend.is_tracer(value):
         raise TypeError(f"{name}: from_dense reads values on the host; call it outside jit")
     array = np.asarray(value)
     if array.ndim != ndim:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import _backend as B
+from .._checks import check_int
 from ..linear_map import linear_map
 from ._common import MPOMatrix, check_module, convert, dense_module
 
@@ -71,8 +71,8 @@ class MPOConv2d(MPOMatrix):
             raise ValueError(f"groups: only groups=1 is supported, got {groups!r}")
         if padding_mode != "zeros":
             raise ValueError(f"padding_mode: only 'zeros' is supported, got {padding_mode!r}")
-        in_channels = B.check_int(in_channels, "in_channels", minimum=1)
-        out_channels = B.check_int(out_channels, "out_channels", minimum=1)
+        in_channels = check_int(in_channels, "in_channels", minimum=1)
+        out_channels = check_int(out_channels, "out_channels", minimum=1)
         # nn.Conv2d normalises and checks kernel, stride, padding and dilation: a meta twin.
         twin = nn.Conv2d(
             in_channels, out_channels, kernel_size, stride, padding, dilation, device="meta"

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import _backend as B
+from .._checks import check_int, is_int
 from ._common import MPOMatrix, check_module, convert, dense_module
 
 
@@ -56,10 +56,10 @@ class MPOEmbedding(MPOMatrix):
         dtype: Any = None,
         **layout: Any,
     ) -> None:
-        num_embeddings = B.check_int(num_embeddings, "num_embeddings", minimum=1)
-        embedding_dim = B.check_int(embedding_dim, "embedding_dim", minimum=1)
+        num_embeddings = check_int(num_embeddings, "num_embeddings", minimum=1)
+        embedding_dim = check_int(embedding_dim, "embedding_dim", minimum=1)
         if padding_idx is not None:
-            if not B.is_int(padding_idx) or not -num_embeddings <= padding_idx < num_embeddings:
+            if not is_int(padding_idx) or not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(
                     f"padding_idx: must be an int in [-{num_embeddings}, {num_embeddings}), "
                     f"got {padding_idx!r}"

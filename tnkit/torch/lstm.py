@@ -16,10 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import _backend as B
-from ..decompose import factorize_dims
+from .._checks import check_dims, check_int
+from .._factorize import factorize_dims
 from ..linear_map import LinearMapPlan, linear_map
-from ..tensortrain import check_dims
 from ..truncation import TruncationReport
 from ._common import MPOMatrix, check_module, decompose, pick_options
 
@@ -74,9 +73,9 @@ class MPOLSTM(nn.Module):
         **layout: Any,
     ) -> None:
         super().__init__()
-        self.input_size = B.check_int(input_size, "input_size", minimum=1)
-        self.hidden_size = B.check_int(hidden_size, "hidden_size", minimum=1)
-        self.num_layers = B.check_int(num_layers, "num_layers", minimum=1)
+        self.input_size = check_int(input_size, "input_size", minimum=1)
+        self.hidden_size = check_int(hidden_size, "hidden_size", minimum=1)
+        self.num_layers = check_int(num_layers, "num_layers", minimum=1)
         if proj_size != 0:
             raise ValueError(f"proj_size: only 0 is supported, got {proj_size!r}")
         if isinstance(dropout, bool) or not 0 <= dropout <= 1:
@@ -93,7 +92,7 @@ class MPOLSTM(nn.Module):
         n_cores = layout.get("n_cores")
         if n_cores is None:
             n_cores = len(next(iter(given.values()))) if given else 4
-        n_cores = B.check_int(n_cores, "n_cores", minimum=1)
+        n_cores = check_int(n_cores, "n_cores", minimum=1)
         hidden = given.get("hidden_dims") or factorize_dims(self.hidden_size, n_cores, pad=True)
         gate_dims = (4 * hidden[0], *hidden[1:])
         factory = {"device": device, "dtype": dtype}

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import _backend as B
+from .._checks import check_int
 from .._executor import Jobs, check_executor
 from ..truncation import Truncation
 from ._common import MPOMatrix, convert
@@ -543,7 +543,7 @@ def compress_model(
     """
     _check_root(model, "compress_model")
     Truncation(max_bond=max_bond, rtol=rtol)
-    n_cores = B.check_int(n_cores, "n_cores", minimum=2)
+    n_cores = check_int(n_cores, "n_cores", minimum=2)
     if target_ratio is not None:
         if max_bond is not None:
             raise ValueError(

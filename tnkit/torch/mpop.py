@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import _backend as B
+from .._checks import check_int
 from ._common import MPOMatrix
 from .model import check_model, format_table, mpo_groups, num_params, tie
 
@@ -177,7 +177,7 @@ def squeeze(
     check_model(model)
     if not callable(metric):
         raise TypeError(f"metric: expected a callable metric(model) -> float, got {metric!r}")
-    step = B.check_int(step, "step", minimum=1)
+    step = check_int(step, "step", minimum=1)
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)):
         raise TypeError(f"tolerance: expected a number, got {tolerance!r}")
     if not (math.isfinite(tolerance) and tolerance >= 0):
@@ -185,7 +185,7 @@ def squeeze(
     if mode not in ("max", "min"):
         raise ValueError(f"mode: expected 'max' or 'min', got {mode!r}")
     if max_steps is not None:
-        max_steps = B.check_int(max_steps, "max_steps", minimum=1)
+        max_steps = check_int(max_steps, "max_steps", minimum=1)
     if finetune is not None and not callable(finetune):
         raise TypeError(f"finetune: expected a callable finetune(model), got {finetune!r}")
     groups = mpo_groups(model)

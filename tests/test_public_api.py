@@ -1,0 +1,92 @@
+"""The public API is a contract (DESIGN §1): names and signatures that code outside calls.
+
+A change here is a change of the contract: refactors must leave these lists as they are.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+import tnkit as tn
+
+TOP_LEVEL = [
+    "MPO", "MPS", "OpSum", "TensorTrain", "Truncation", "TruncationReport", "apply",
+    "correlation", "distance", "expectation", "factorize_dims", "from_matrix", "inner", "load",
+    "local_expectation", "models", "save", "tt_svd",
+]  # fmt: skip
+TORCH = [
+    "ADTNLinear", "CompressionReport", "MPOConv2d", "MPOEmbedding", "MPOLSTM", "MPOLinear",
+    "SqueezeReport", "TaylorLayer", "apply_structure", "compress_model", "densify_model",
+    "freeze_central", "mpo_structure", "squeeze",
+]  # fmt: skip
+JAX = ["MPOLinear", "register_pytree"]
+TRAIN_METHODS = [
+    "bond_dims", "canonicalize", "centre", "compress", "conj", "cores", "dtype", "entropies",
+    "entropy", "is_canonical", "log_norm", "norm", "num_params", "report", "singular_values",
+    "xp",
+]  # fmt: skip
+MPS_METHODS = sorted([*TRAIN_METHODS, "phys_dims", "probabilities", "random", "sample", "to_dense"])
+MPO_METHODS = sorted(
+    [*TRAIN_METHODS, "H", "T", "from_matrix", "identity", "in_dims", "matrix_shape", "out_dims"]
+    + ["phys_dims", "random", "to_dense", "to_matrix", "trace"]
+)
+MODELS = ["heisenberg", "hubbard", "ising", "long_range_exp"]
+MEASURE = ["entropies", "entropy", "probabilities", "sample", "singular_values"]
+
+
+def public(obj) -> list[str]:
+    return sorted(name for name in dir(obj) if not name.startswith("_"))
+
+
+def test_top_level_names():
+    assert sorted(tn.__all__) == sorted(TOP_LEVEL)
+    for name in TOP_LEVEL:
+        assert getattr(tn, name) is not None
+    assert isinstance(tn.__version__, str)
+
+
+def test_train_methods():
+    assert public(tn.TensorTrain) == sorted(TRAIN_METHODS)
+    assert public(tn.MPS) == MPS_METHODS
+    assert public(tn.MPO) == MPO_METHODS
+
+
+def test_models_and_measure_functions():
+    for name in MODELS:
+        assert callable(getattr(tn.models, name))
+    for name in MEASURE:
+        assert callable(getattr(tn.measure, name))
+    assert callable(tn.contract.log_norm)
+    assert callable(tn.operators.local_operators)
+
+
+def test_signatures():
+    """Keyword names of the most used entry points (DESIGN §1)."""
+    params = {
+        tn.tt_svd: ["x", "dims", "max_bond", "rtol", "atol", "method"],
+        tn.from_matrix: ["W", "out_dims", "in_dims", "max_bond", "rtol", "atol", "method"],
+        tn.MPS.random: ["phys_dims", "max_bond", "seed", "dtype", "like"],
+        tn.MPO.random: ["out_dims", "in_dims", "max_bond", "seed", "dtype", "like"],
+        tn.TensorTrain.compress: ["self", "max_bond", "rtol", "atol", "method"],
+        tn.apply: ["o", "t", "method"],
+        tn.expectation: ["m", "o", "normalize"],
+    }
+    for fn, names in params.items():
+        got = list(inspect.signature(fn).parameters)
+        assert got[: len(names)] == names or set(names) <= set(got), (fn, got)
+
+
+def test_torch_names():
+    torch_pkg = pytest.importorskip("tnkit.torch")
+    assert sorted(torch_pkg.__all__) == sorted(TORCH)
+    for name in TORCH:
+        assert getattr(torch_pkg, name) is not None
+
+
+def test_jax_names():
+    jax_pkg = pytest.importorskip("tnkit.jax")
+    assert sorted(jax_pkg.__all__) == sorted(JAX)
+    for name in JAX:
+        assert getattr(jax_pkg, name) is not None
