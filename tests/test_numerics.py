@@ -306,7 +306,6 @@ def test_results_do_not_depend_on_blas_threads(name):
     assert _agree(one, two) < 1e-11
 
 
-@pytest.mark.xfail(strict=True, reason="finding: 'rescaled' overflows in single precision")
 def test_rescaled_compress_spreads_a_large_norm_in_float32():
     m = tn.MPS(
         [c * np.float32(1e25) for c in tn.MPS.random([3, 2, 2], 2, seed=0, dtype="float32").cores]

@@ -197,7 +197,7 @@ def test_the_bound_is_rigorous_and_max_bond_binds():
     h = power_law(8) + tn.models.ising(8)
     norm = np.linalg.norm(h.to_matrix())
     for request in ({"rtol": 1e-3}, {"max_bond": 3}, {"max_bond": 4, "rtol": 1e-12}):
-        result = parker.compress_regular(h.cores, Truncation(**request))
+        result = parker.truncate_regular(h.cores, Truncation(**request))
         c = tn.MPO(result.cores)
         measured = np.linalg.norm(c.to_matrix() - h.to_matrix())
         assert measured <= result.rel_error * norm * (1 + 1e-9) + 1e-12 * norm

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tnkit.truncation import Budget, Truncation, choose_rank, make_report
+from tnkit.truncation import Budget, Truncation, TruncationReport, choose_rank
 
 descending = st.lists(st.floats(0, 10), min_size=1, max_size=30).map(
     lambda v: np.sort(np.asarray(v))[::-1]
@@ -55,7 +55,7 @@ def test_tighter_of_rtol_and_atol_wins():
 
 
 def test_report_arithmetic():
-    r = make_report(
+    r = TruncationReport.from_discarded(
         discarded=[0.09, 0.16],
         norm=2.0,
         bond_dims_before=(4, 4),
@@ -72,3 +72,37 @@ def test_report_arithmetic():
     with pytest.raises(AttributeError):
         r.method = "x"
     assert math.isfinite(r.norm)
+
+
+def _report(**changes):
+    fields = dict(
+        norm=4.0,
+        bond_dims_before=(4, 4),
+        bond_dims_after=(2, 2),
+        params_before=64,
+        params_after=16,
+        method="svd",
+        tolerance_met=True,
+    )
+    return TruncationReport.from_discarded([1.0, 3.0], **{**fields, **changes})
+
+
+def test_report_constructors():
+    """The named constructors: each changes what it says and keeps the rest consistent."""
+    r = _report()
+    assert (r.abs_error_bound, r.rel_error_bound, r.compression_ratio) == (2.0, 0.5, 4.0)
+    estimate = _report(rel_error=0.125)  # an estimate in scaled units wins over the weights
+    assert (estimate.rel_error_bound, estimate.abs_error_bound) == (0.125, 0.5)
+    assert _report(rel_error=0.0).abs_error_bound == 0.0
+    big = r.scaled(512)
+    assert big.rel_error_bound == r.rel_error_bound and big.norm == math.ldexp(4.0, 512)
+    assert big.abs_error_bound == math.ldexp(2.0, 512)
+    assert big.discarded == (math.inf, math.inf)  # 2^1024 leaves the double range
+    assert r.scaled(0) == r
+    wider = r.with_bound(3.0)
+    assert (wider.abs_error_bound, wider.rel_error_bound) == (3.0, 0.75)
+    assert wider.discarded == r.discarded
+    assert _report(norm=0.0).with_bound(1.0).rel_error_bound == 0.0
+    counted = r.counting_input(160)
+    assert (counted.params_before, counted.compression_ratio) == (160, 10.0)
+    assert r.renamed("exact/svd").method == "exact/svd" and r.method == "svd"

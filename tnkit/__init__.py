@@ -5,10 +5,9 @@ from ._factorize import factorize_dims
 from ._version import __version__ as __version__
 from .apply import apply
 from .contract import distance, expectation, inner
-from .decompose import from_matrix, tt_svd
 from .measure import correlation, local_expectation
-from .mpo import MPO
-from .mps import MPS
+from .mpo import MPO, from_matrix
+from .mps import MPS, tt_svd
 from .operators import OpSum
 from .storage import load, save
 from .tensortrain import TensorTrain

@@ -90,3 +90,40 @@ def check_dim_pair(out_dims: Any, in_dims: Any) -> tuple[tuple[int, ...], tuple[
             f"out_dims and in_dims: need the same number of sites, got {outs} and {ins}"
         )
     return outs, ins
+
+
+def check_bond(bond: Any, length: int) -> int:
+    """A bond index of a train of ``length`` sites (negative counts from the end), as 0..L-2.
+
+    Example:
+        >>> check_bond(-1, 5)
+        3
+    """
+    if not is_int(bond):
+        raise TypeError(f"bond: expected an int bond index, got {bond!r}")
+    bonds = length - 1
+    if bonds == 0:
+        raise ValueError(f"bond: {bond} out of range: a train of length 1 has no bonds")
+    if not -bonds <= bond < bonds:
+        raise ValueError(
+            f"bond: {bond} out of range for a train of length {length} (bonds 0..{bonds - 1})"
+        )
+    return int(bond) % bonds
+
+
+def check_alpha(alpha: Any) -> float:
+    """A Rényi order > 0 (``math.inf`` allowed) as a float."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
+        raise TypeError(f"alpha: expected a real number, got {alpha!r}")
+    if not alpha > 0:
+        raise ValueError(f"alpha: the Rényi order must be > 0, got {alpha}")
+    return float(alpha)
+
+
+def check_count(n: Any, name: str) -> int:
+    """A number of samples: an int >= 0."""
+    if not is_int(n):
+        raise TypeError(f"{name}: expected an int number of samples, got {n!r}")
+    if n < 0:
+        raise ValueError(f"{name}: the number of samples must be >= 0, got {n}")
+    return int(n)

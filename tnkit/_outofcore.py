@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from ._progress import logger, steps
-from .decompose import Sweep, _check_request, _scaled, _times_pow2, exponent_for
-from .mps import MPS
+from ._scaling import exponent_for, times_pow2
+from .ttsvd import Decomposition, TTSVDSweep, check_request, decompose_array, scaled_truncation
 
 __all__ = ["tt_svd_dask"]
 
@@ -37,8 +37,8 @@ def tt_svd_dask(
     atol: float | None,
     method: str,
     progress: bool,
-) -> MPS:
-    """``tt_svd`` of a dask array (see [tt_svd][tnkit.tt_svd]); NumPy cores.
+) -> Decomposition:
+    """TT-SVD of a dask array (see [tt_svd][tnkit.tt_svd]): NumPy cores and their report.
 
     Example:
         >>> import dask.array as da, numpy as np, tnkit as tn
@@ -50,31 +50,29 @@ def tt_svd_dask(
     import dask.array as da
 
     _check_dask_array(x)
-    dims, truncation = _check_request(x, dims, max_bond, rtol, atol, method)
+    dims, truncation = check_request(x, dims, max_bond, rtol, atol, method)
     chunk_bytes = dask.utils.parse_bytes(dask.config.get("array.chunk-size"))
     itemsize = np.dtype(x.dtype).itemsize
     if len(dims) == 1 or x.size * itemsize <= chunk_bytes:  # fits one block: in memory
-        from .decompose import tt_svd
-
         request = {"max_bond": max_bond, "rtol": rtol, "atol": atol, "method": method}
-        return tt_svd(np.asarray(x.compute()), dims, progress=progress, **request)
+        return decompose_array(np.asarray(x.compute()), dims, progress=progress, **request)
     largest, finite = dask.compute(da.max(da.abs(x)), da.all(da.isfinite(x)))
     if not finite:
         raise ValueError("x: contains NaN or Inf")
     exponent = exponent_for(float(largest), x.dtype)
     if exponent:
-        x = _times_pow2(x, -exponent)
-        truncation = _scaled(truncation, exponent)
+        x = times_pow2(x, -exponent)
+        truncation = scaled_truncation(truncation, exponent)
     leading, block = _layout(dims, itemsize, chunk_bytes)
     pieces = _pieces(x, dims, leading, block)
     trailing = x.size // math.prod(dims[:leading])  # T: the index cut into blocks
-    sweep: Sweep | None = None
+    sweep: TTSVDSweep | None = None
     left = np.ones((1, 1), dtype=x.dtype)  # the cores so far, as a (d0·…·dk-1) × rank matrix
     for k in steps(range(leading), progress=progress, desc="tt_svd out of core"):
         width = math.prod(dims[k + 1 : leading])  # whole modes after k in a block
         r = _r_factor(_unfolding_rows(pieces, left, dims[k], width, block))
         if sweep is None:  # ‖x‖ = ‖R‖ of the first unfolding
-            sweep = Sweep(dims, truncation, float(np.linalg.norm(r)), method)
+            sweep = TTSVDSweep(dims, truncation, float(np.linalg.norm(r)), method)
         rank = left.shape[1]
         split = sweep.split(r.T, rank)  # Aᵀ = QR, so A = Rᵀ Qᵀ has R's singular values
         left = (left @ np.reshape(split.left, (rank, -1))).reshape(-1, split.rank)

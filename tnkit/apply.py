@@ -18,9 +18,11 @@ from . import _backend as backend
 from ._checks import check_int
 from ._einsum import contract
 from ._progress import logger, steps
-from .compress import compress_cores
+from .compress import svd_sweep
 from .linalg import orthonormalize, truncated_split
-from .truncation import Budget, Truncation, choose_rank, make_report
+from .mpo import MPO
+from .mps import MPS
+from .truncation import Budget, Truncation, TruncationReport, choose_rank
 
 __all__ = ["apply", "APPLY_METHODS"]
 
@@ -152,9 +154,6 @@ def apply(
 
 
 def _check_operands(o: Any, t: Any) -> None:
-    from .mpo import MPO
-    from .mps import MPS
-
     if not isinstance(o, MPO):
         raise TypeError(f"o: expected an MPO, got {type(o).__name__}")
     if not isinstance(t, (MPS, MPO)):
@@ -208,15 +207,14 @@ def _common_dtype(o: Any, t: Any) -> tuple[Any, Any]:
     if backend.eps(o.dtype) != backend.eps(t.dtype):
         raise TypeError(
             f"t: dtype {backend.dtype_name(t.dtype)} and o's {backend.dtype_name(o.dtype)} "
-            "differ in "
-            "precision; convert one of them first"
+            "differ in precision; convert one of them first"
         )
     xp = o.xp
     dtype = xp.result_type(o.dtype, t.dtype)
     cast = [
         x
         if x.dtype == dtype
-        else x._evolve(tuple(xp.astype(c, dtype) for c in x.cores), None, None)
+        else x._with_cores(tuple(xp.astype(c, dtype) for c in x.cores), None, None)
         for x in (o, t)
     ]
     return cast[0], cast[1]
@@ -303,8 +301,8 @@ def _assemble(t: Any, ops: _Operands, run: _Run, truncation: Truncation) -> Any:
     bound = math.sqrt(max(run.err_sq, 0.0) + allowance)
     total = truncation.total_budget(norm)
     met = total is None or run.err_sq <= total * (1 + 1e-9) + allowance
-    report = make_report(
-        discarded=run.discarded,
+    report = TruncationReport.from_discarded(
+        run.discarded,
         norm=norm,
         bond_dims_before=ops.bond_dims(),
         bond_dims_after=tuple(int(c.shape[-1]) for c in cores[:-1]),
@@ -313,20 +311,15 @@ def _assemble(t: Any, ops: _Operands, run: _Run, truncation: Truncation) -> Any:
         method=run.method,
         tolerance_met=met,
     )
-    report = dataclasses.replace(
-        report, abs_error_bound=bound, rel_error_bound=bound / norm if norm > 0 else 0.0
-    )
-    return type(t)._trusted(cores, 0, report)
+    return type(t)._trusted(cores, 0, report.with_bound(bound))
 
 
 def _exact(o: Any, t: Any, truncation: Truncation) -> tuple[Any, dict]:
-    from .contract import matmul
-
-    compressed = matmul(o, t).compress(
+    compressed = (o @ t).compress(
         max_bond=truncation.max_bond, rtol=truncation.rtol, atol=truncation.atol
     )
-    report = dataclasses.replace(compressed.report, method=f"exact/{compressed.report.method}")
-    result = compressed._evolve(compressed.cores, compressed.centre, report)
+    report = compressed.report.renamed(f"exact/{compressed.report.method}")
+    result = compressed._with_cores(compressed.cores, compressed.centre, report)
     return result, {"method": "exact", "error": math.nan}
 
 
@@ -384,7 +377,7 @@ def _zipup(
     fused = tuple(
         ops.xp.reshape(c, (c.shape[0], c.shape[1] * c.shape[2], c.shape[3])) for c in cores
     )
-    compressed, _, discarded, _, _ = compress_cores(fused, len(fused) - 1, truncation=final)
+    compressed, _, discarded, _, _ = svd_sweep(fused, len(fused) - 1, truncation=final)
     result = [
         ops.xp.reshape(c, (c.shape[0], s[1], s[2], c.shape[2]))
         for c, s in zip(compressed, shapes, strict=True)

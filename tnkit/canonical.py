@@ -6,6 +6,8 @@ physical legs fused); they never truncate and never see the TensorTrain class.
 
 from __future__ import annotations
 
+import math
+
 import array_api_compat as aac
 import numpy as np
 
@@ -36,9 +38,9 @@ def left_sweep(cores: Cores, start: int, stop: int) -> Cores:
     cores = list(cores)
     for k in range(start, stop):
         dl, p, dr = cores[k].shape
-        q, r = orthonormalize(_reshape(cores[k], (dl * p, dr)))
-        cores[k] = _reshape(q, (dl, p, q.shape[1]))
-        cores[k + 1] = _absorb_left(r, cores[k + 1])
+        q, r = orthonormalize(reshape(cores[k], (dl * p, dr)))
+        cores[k] = reshape(q, (dl, p, q.shape[1]))
+        cores[k + 1] = absorb_left(r, cores[k + 1])
     return tuple(cores)
 
 
@@ -47,9 +49,9 @@ def right_sweep(cores: Cores, start: int, stop: int) -> Cores:
     cores = list(cores)
     for k in range(start, stop, -1):
         dl, p, dr = cores[k].shape
-        q, r = orthonormalize(backend.conj_t(_reshape(cores[k], (dl, p * dr))))
-        cores[k] = _reshape(backend.conj_t(q), (q.shape[1], p, dr))
-        cores[k - 1] = _absorb_right(cores[k - 1], backend.conj_t(r))
+        q, r = orthonormalize(backend.conj_t(reshape(cores[k], (dl, p * dr))))
+        cores[k] = reshape(backend.conj_t(q), (q.shape[1], p, dr))
+        cores[k - 1] = absorb_right(cores[k - 1], backend.conj_t(r))
     return tuple(cores)
 
 
@@ -60,10 +62,10 @@ def is_canonical(cores: Cores, centre: int, tol: float) -> bool:
             continue
         dl, p, dr = core.shape
         if k < centre:
-            mat = _reshape(core, (dl * p, dr))
+            mat = reshape(core, (dl * p, dr))
             gram = backend.conj_t(mat) @ mat
         else:
-            mat = _reshape(core, (dl, p * dr))
+            mat = reshape(core, (dl, p * dr))
             gram = mat @ backend.conj_t(mat)
         deviation = np.max(np.abs(backend.to_numpy(gram) - np.eye(gram.shape[0])))
         if not deviation <= tol:
@@ -71,18 +73,38 @@ def is_canonical(cores: Cores, centre: int, tol: float) -> bool:
     return True
 
 
-def _reshape(x, shape):
+def reshape(x, shape):
+    """``x`` reshaped in its own library's namespace."""
     xp = aac.array_namespace(x)
     return xp.reshape(x, shape)
 
 
-def _absorb_left(r, core):
+def absorb_left(r, core):
     """``r @ core`` over the left bond of a 3-leg core."""
     dl, p, dr = core.shape
-    return _reshape(r @ _reshape(core, (dl, p * dr)), (r.shape[0], p, dr))
+    return reshape(r @ reshape(core, (dl, p * dr)), (r.shape[0], p, dr))
 
 
-def _absorb_right(core, l):
+def absorb_right(core, l):
     """``core @ l`` over the right bond of a 3-leg core."""
     dl, p, dr = core.shape
-    return _reshape(_reshape(core, (dl * p, dr)) @ l, (dl, p, l.shape[1]))
+    return reshape(reshape(core, (dl * p, dr)) @ l, (dl, p, l.shape[1]))
+
+
+def log_norm(cores: Cores) -> float:
+    """``log ‖x‖`` (natural log) of the train, exact also when ‖x‖ leaves the double range.
+
+    A left QR sweep that divides every carried factor by its norm and adds the logs.
+    """
+    cores = list(cores)
+    total = 0.0
+    for k in range(len(cores) - 1):
+        dl, p, dr = cores[k].shape
+        _, r = orthonormalize(reshape(cores[k], (dl * p, dr)))
+        scale = backend.frob_sq(r) ** 0.5
+        if scale == 0.0:
+            return -math.inf
+        total += math.log(scale)
+        cores[k + 1] = absorb_left(r / scale, cores[k + 1])
+    last = backend.frob_sq(cores[-1]) ** 0.5
+    return total + (math.log(last) if last > 0 else -math.inf)

@@ -21,9 +21,18 @@ import math
 import numpy as np
 
 from . import _backend as backend
-from .canonical import _absorb_left, _absorb_right, _reshape, move_centre
+from ._scaling import (
+    binary_exponent,
+    largest_entry,
+    ldexp,
+    pull_power_of_two,
+    spread_power_of_two,
+    times_pow2,
+)
+from .canonical import absorb_left, absorb_right, move_centre, reshape
 from .linalg import orthonormalize, truncated_split
-from .truncation import Budget, Truncation
+from .parker import truncate_regular
+from .truncation import Budget, Compressed, Truncation
 
 COMPRESS_METHODS = ("svd", "rescaled", "deparallelise", "delinearise", "parker")
 EXACT_METHODS = ("deparallelise", "delinearise")
@@ -33,25 +42,12 @@ EXACT_METHODS = ("deparallelise", "delinearise")
 # length, as the SVD's numerical zero is 10·max(m, n)·ε·σ_max.
 _STRICT_FACTOR = 10.0
 
-
-@dataclasses.dataclass(frozen=True)
-class Compressed:
-    """A compression's result: cores, their centre, and what went into the report.
-
-    ``norm`` and ``discarded`` are in absolute units (inf where they leave double range);
-    ``rel_error`` is the relative bound (or estimate) computed in scaled units, always finite.
-    """
-
-    cores: tuple
-    centre: int | None
-    norm: float
-    discarded: list
-    rel_error: float
-    tolerance_met: bool
-    method: str
+# The centre core takes the whole scale back while its largest entry stays below 2**limit
+# (of a maxexp of 1024 in double, 128 in single precision); beyond, the scale is spread.
+_CENTRE_EXPONENT = {float(np.finfo(np.float64).eps): 900, float(np.finfo(np.float32).eps): 112}
 
 
-def compress_train(
+def compress_cores(
     cores: tuple,
     centre: int | None,
     truncation: Truncation,
@@ -61,17 +57,16 @@ def compress_train(
     tol: float | None = None,
     site_shapes: tuple | None = None,
 ) -> Compressed:
-    """Dispatch of ``TensorTrain.compress`` (arguments already validated)."""
-    if method == "parker":  # MPO cores only; local import: parker imports Compressed from here
-        from .parker import compress_fused
-
-        return compress_fused(cores, site_shapes, truncation)
+    """Compress fused cores ``(Dl, p, Dr)`` by ``method`` (the work of ``TensorTrain.compress``;
+    arguments already validated). ``site_shapes``: the unfused physical legs (parker)."""
+    if method == "parker":
+        return _parker(cores, site_shapes, truncation)
     if method in EXACT_METHODS:
         return reduce_exactly(cores, kind=method, tol=tol)
     if method == "rescaled":
         return _rescaled(cores, centre, truncation, svd_method)
     try:
-        new, norm, discarded, met, used = compress_cores(
+        new, norm, discarded, met, used = svd_sweep(
             cores, centre, truncation, svd_method=svd_method
         )
     except np.linalg.LinAlgError as exc:
@@ -87,7 +82,7 @@ def compress_train(
 # ---------------------------------------------------------------------- svd
 
 
-def compress_cores(
+def svd_sweep(
     cores: tuple, centre: int | None, truncation: Truncation, *, svd_method: str = "auto"
 ) -> tuple[tuple, float, list[float], bool, str]:
     """Truncate every bond in one right-to-left sweep from the left-canonical form.
@@ -110,14 +105,14 @@ def _truncating_sweep(cores: tuple, truncation: Truncation, svd_method: str):
     for k in range(last, 0, -1):
         dl, p, dr = cores[k].shape
         split = truncated_split(
-            _reshape(cores[k], (dl, p * dr)),
+            reshape(cores[k], (dl, p * dr)),
             max_bond=truncation.max_bond,
             budget=budget.allowance(),
             method=svd_method,
             isometry="right",
         )
-        cores[k] = _reshape(split.right, (split.rank, p, dr))
-        cores[k - 1] = _absorb_right(cores[k - 1], split.left)
+        cores[k] = reshape(split.right, (split.rank, p, dr))
+        cores[k - 1] = absorb_right(cores[k - 1], split.left)
         discarded[k - 1] = split.discarded
         budget.spend(split.discarded)
         methods.add(split.method)
@@ -135,15 +130,15 @@ def _rescaled(cores: tuple, centre: int | None, truncation: Truncation, svd_meth
         scaled, exponent = _scaled_left_sweep(cores)
         request = truncation
         if truncation.atol is not None:
-            request = dataclasses.replace(truncation, atol=_ldexp(truncation.atol, -exponent))
+            request = dataclasses.replace(truncation, atol=ldexp(truncation.atol, -exponent))
         new, norm, discarded, met, used = _truncating_sweep(scaled, request, svd_method)
     rel = math.sqrt(max(sum(discarded), 0.0)) / norm if norm > 0 else 0.0
     new, centre = _restore_scale(new, exponent)
     return Compressed(
         new,
         centre,
-        _ldexp(norm, exponent),
-        [_ldexp(d, 2 * exponent) for d in discarded],
+        ldexp(norm, exponent),
+        [ldexp(d, 2 * exponent) for d in discarded],
         rel,
         met,
         f"rescaled/{used}" if used else "rescaled",
@@ -156,51 +151,43 @@ def _scaled_left_sweep(cores: tuple) -> tuple[tuple, int]:
     exponent = 0
     last = len(cores) - 1
     for k in range(last + 1):
-        cores[k], shift = _pull_power_of_two(cores[k])
+        cores[k], shift = pull_power_of_two(cores[k])
         exponent += shift
         if k == last:
             break
         dl, p, dr = cores[k].shape
-        q, r = orthonormalize(_reshape(cores[k], (dl * p, dr)))
-        cores[k] = _reshape(q, (dl, p, q.shape[1]))
-        cores[k + 1] = _absorb_left(r, cores[k + 1])
+        q, r = orthonormalize(reshape(cores[k], (dl * p, dr)))
+        cores[k] = reshape(q, (dl, p, q.shape[1]))
+        cores[k + 1] = absorb_left(r, cores[k + 1])
     return tuple(cores), exponent
-
-
-def _pull_power_of_two(core):
-    """``(core / 2**shift, shift)`` with the largest entry in [0.5, 1) (exact; 0 for zeros)."""
-    largest = float(np.max(np.abs(backend.to_numpy(core)))) if math.prod(core.shape) else 0.0
-    if largest == 0.0 or not math.isfinite(largest):
-        return core, 0
-    shift = math.frexp(largest)[1]
-    return core * _power(-shift), shift
 
 
 def _restore_scale(cores: tuple, exponent: int) -> tuple[tuple, int | None]:
     """Multiply the train by 2**exponent: all on the centre core 0 (staying canonical) when
-    its entries stay in the normal range, else spread evenly over all cores (centre None)."""
+    its entries stay well inside the dtype's range, else spread evenly over all cores (centre
+    None)."""
     if exponent == 0:
         return cores, 0
-    largest = float(np.max(np.abs(backend.to_numpy(cores[0]))))
-    if largest > 0 and abs(math.frexp(largest)[1] + exponent) < 900:
-        return (cores[0] * _power(exponent), *cores[1:]), 0
-    n = len(cores)
-    shifts = [exponent * (k + 1) // n - exponent * k // n for k in range(n)]
-    return tuple(c * _power(s) for c, s in zip(cores, shifts, strict=True)), None
+    largest = largest_entry(cores[0])
+    limit = _CENTRE_EXPONENT[backend.eps(cores[0].dtype)]
+    if largest > 0 and abs(binary_exponent(largest) + exponent) < limit:
+        return (times_pow2(cores[0], exponent), *cores[1:]), 0
+    return spread_power_of_two(cores, exponent), None
 
 
-def _power(exponent: int):
-    """2**exponent as a Python float: exact for |exponent| < 1000, and a Python scalar keeps
-    the cores' dtype when it multiplies them."""
-    return float(math.ldexp(1.0, exponent))
-
-
-def _ldexp(value: float, exponent: int) -> float:
-    """``value · 2**exponent`` as a float, inf when it leaves the double range."""
-    try:
-        return math.ldexp(value, exponent)
-    except OverflowError:
-        return math.inf
+def _parker(cores: tuple, site_shapes: tuple | None, truncation: Truncation) -> Compressed:
+    """Parker compression of fused MPO cores: unfused on the host, fused again after."""
+    if site_shapes is None or any(len(shape) != 2 for shape in site_shapes):
+        raise ValueError("method: 'parker' compresses MPOs (two physical legs per site)")
+    host = [
+        np.asarray(backend.to_numpy(c)).reshape(c.shape[0], *shape, c.shape[-1])
+        for c, shape in zip(cores, site_shapes, strict=True)
+    ]
+    result = truncate_regular(host, truncation, like=cores[0])
+    fused = tuple(
+        reshape(c, (c.shape[0], c.shape[1] * c.shape[2], c.shape[-1])) for c in result.cores
+    )
+    return dataclasses.replace(result, cores=fused)
 
 
 # ---------------------------------------------------------------------- exact reduction

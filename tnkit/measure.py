@@ -1,25 +1,24 @@
 """Measurements on trains: Schmidt values, entanglement entropies, local observables, sampling.
 
-Pure functions through the canonical form; they never change a train, and never build an MPO
-or a dense tensor (except ``probabilities``, which is the dense distribution by definition).
+Pure functions through the canonical form (the spectra and sampling are the trains' own
+methods, documented here); they never change a train, and never build an MPO or a dense
+tensor (except ``probabilities``, which is the dense distribution by definition).
 """
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import array_api_compat as aac
 import numpy as np
 
 from . import _backend as backend
-from . import _kernels
-from ._checks import check_array, check_entries, is_int
+from ._checks import check_array
 from ._einsum import contract
-from .contract import _nonzero
-
-if TYPE_CHECKING:
-    from .mps import MPS
-    from .tensortrain import TensorTrain
+from .contract import nonzero_norm_sq
+from .mps import MPS
+from .sites import SITE_TYPES, dimension, jordan_wigner_pieces, parity, resolve_op
+from .tensortrain import TensorTrain
 
 __all__ = [
     "correlation",
@@ -30,8 +29,6 @@ __all__ = [
     "sample",
     "singular_values",
 ]
-
-PROBABILITIES_LIMIT = 2**24
 
 
 # ---------------------------------------------------------------------- Schmidt values
@@ -56,20 +53,8 @@ def singular_values(t: TensorTrain, bond: int) -> np.ndarray:
         >>> bool(np.allclose(s, np.linalg.svd(x, compute_uv=False)[:4]))
         True
     """
-    _check_train(t, "t")
-    bond = _check_bond(t, bond)
-    # A centre at k or k+1 both expose the bond; take the one closer to the known centre.
-    target = bond + 1 if t.centre is not None and t.centre > bond else bond
-    cores = t.canonicalize(target)._fused()
-    dl, p, dr = cores[target].shape
-    shape = (dl * p, dr) if target == bond else (dl, p * dr)
-    xp = t.xp
-    s = backend.to_numpy(backend.svd(xp.reshape(cores[target], shape))[1]).astype(np.float64)
-    sizes = [math.prod(site_shape) for site_shape in t._site_shapes]
-    length = min(t.bond_dims[bond], math.prod(sizes[: bond + 1]), math.prod(sizes[bond + 1 :]))
-    padded = np.zeros(length)
-    padded[: min(length, s.size)] = s[:length]
-    return padded
+    check_train(t, "t")
+    return t.singular_values(bond)
 
 
 def entropy(t: TensorTrain, bond: int, alpha: float = 1) -> float:
@@ -86,10 +71,8 @@ def entropy(t: TensorTrain, bond: int, alpha: float = 1) -> float:
         >>> math.isclose(tn.measure.entropy(m, 0), math.log(2))
         True
     """
-    _check_train(t, "t")
-    bond = _check_bond(t, bond)
-    alpha = _check_alpha(alpha)
-    return _entropy_of(singular_values(t, bond), alpha)
+    check_train(t, "t")
+    return t.entropy(bond, alpha)
 
 
 def entropies(t: TensorTrain, alpha: float = 1) -> np.ndarray:
@@ -104,36 +87,8 @@ def entropies(t: TensorTrain, alpha: float = 1) -> np.ndarray:
         >>> bool(np.allclose(tn.measure.entropies(m), [m.entropy(k) for k in range(5)]))
         True
     """
-    _check_train(t, "t")
-    alpha = _check_alpha(alpha)
-    xp = t.xp
-    cores = list(t.canonicalize(0)._fused())
-    values = np.zeros(len(cores) - 1)
-    with backend.blas_threads(backend.sweep_threads(cores)):
-        for k in range(len(cores) - 1):
-            dl, p, dr = cores[k].shape
-            u, s, vh = backend.svd(xp.reshape(cores[k], (dl * p, dr)))
-            values[k] = _entropy_of(backend.to_numpy(s).astype(np.float64), alpha)
-            rest = xp.astype(s, vh.dtype)[:, None] * vh
-            nxt = cores[k + 1]
-            cores[k + 1] = xp.reshape(
-                rest @ xp.reshape(nxt, (nxt.shape[0], -1)), (rest.shape[0], *nxt.shape[1:])
-            )
-    return values
-
-
-def _entropy_of(s: np.ndarray, alpha: float) -> float:
-    top = float(np.max(s)) if s.size else 0.0
-    if not top > 0:
-        raise ValueError("t: the train is zero, so its Schmidt distribution is undefined")
-    weights = (s / top) ** 2  # scaled first: s² of a huge or tiny train would over/underflow
-    p = weights / np.sum(weights)
-    if alpha == 1:
-        p = p[p > 0]
-        return float(-np.sum(p * np.log(p)))
-    if math.isinf(alpha):
-        return float(-np.log(np.max(p)))
-    return float(np.log(np.sum(p**alpha)) / (1 - alpha))
+    check_train(t, "t")
+    return t.entropies(alpha)
 
 
 # ---------------------------------------------------------------------- local observables
@@ -165,7 +120,7 @@ def local_expectation(
         >>> bool(np.isclose(tn.local_expectation(m, "Sz", 2, site_type="spin-half"), ref / 2))
         True
     """
-    _check_mps(m, "m")
+    check_mps(m, "m")
     site = m._check_site(site, "site")
     if site_type is not None:
         return _measure(m, _string_ops(m, [(op, site, "op")], site_type), normalize)
@@ -204,7 +159,7 @@ def correlation(
         >>> bool(np.isclose(value, tn.expectation(m, hop)))
         True
     """
-    _check_mps(m, "m")
+    check_mps(m, "m")
     i = m._check_site(i, "i")
     j = m._check_site(j, "j")
     if site_type is not None:
@@ -222,11 +177,9 @@ def correlation(
 def _string_ops(m: MPS, factors: list, site_type: str) -> dict:
     """{site: local matrix} of the written-order product of named (or array) factors with
     their Jordan–Wigner strings, as ``OpSum`` builds a term; matrices in m's library."""
-    from .operators import SITE_TYPES, jordan_wigner_pieces, local_operators, resolve_op
-
     if site_type not in SITE_TYPES:
         raise ValueError(f"site_type: expected one of {SITE_TYPES}, got {site_type!r}")
-    d = local_operators(site_type)["Id"].shape[0]
+    d = dimension(site_type)
     if any(dim != d for dim in m.phys_dims):
         raise ValueError(
             f"site_type: {site_type!r} sites have dimension {d}, but m has phys_dims {m.phys_dims}"
@@ -237,8 +190,7 @@ def _string_ops(m: MPS, factors: list, site_type: str) -> dict:
             resolved.append(resolve_op(op, site, site_type, m.phys_dims))
         except (TypeError, ValueError) as exc:
             raise type(exc)(str(exc).replace("op:", f"{name}:", 1)) from None
-    parity = local_operators(site_type).get("F")
-    pieces = jordan_wigner_pieces(resolved, [parity] * len(m))
+    pieces = jordan_wigner_pieces(resolved, [parity(site_type)] * len(m))
     dtype = np.dtype(backend.dtype_name(m.dtype))  # the train's precision: no silent upcast
     if any(np.iscomplexobj(matrix) for _, matrix in pieces):
         dtype = np.result_type(dtype, np.complex64)
@@ -263,7 +215,7 @@ def _measure(m: MPS, ops: dict, normalize: bool) -> Any:
     # core carries the norm.
     value = _sandwich(xp, cores, ops, first, last)
     if normalize:
-        value = value / _nonzero(xp.sum(xp.abs(cores[centre]) ** 2))
+        value = value / nonzero_norm_sq(xp.sum(xp.abs(cores[centre]) ** 2))
     return value
 
 
@@ -302,45 +254,8 @@ def sample(m: MPS, n: int, *, seed: Any = None) -> np.ndarray:
         >>> samples.shape, samples.dtype, bool(np.all(samples == samples[:, :1]))
         ((1000, 3), dtype('int64'), True)
     """
-    _check_mps(m, "m")
-    n = _check_count(n, "n")
-    check_entries(n * len(m), "n")  # the (L, n) uniforms and (n, L) samples are allocated
-    right = m.canonicalize(0)
-    uniforms = backend.rng(seed).random((len(m), n))  # row k: the draws at site k
-    pack = right._kernel_pack()
-    if _kernels.applies(pack):
-        return _kernels.sample(pack, uniforms)
-    xp = m.xp
-    cores = right._fused()
-    samples = np.zeros((n, len(cores)), dtype=np.int64)
-    real = {"complex64": "float32", "complex128": "float64"}.get(backend.dtype_name(m.dtype))
-    real = real or backend.dtype_name(m.dtype)
-    left = None  # (n, Dl) left vectors of unit norm; None is the boundary vector 1
-    for k, core in enumerate(cores):
-        dl, d, dr = core.shape
-        flat = xp.reshape(core, (dl, d * dr))
-        candidates = xp.reshape(flat if left is None else left @ flat, (-1, dr))
-        weights = backend.to_numpy(xp.sum(xp.abs(candidates) ** 2, axis=1)).astype(np.float64)
-        weights = np.broadcast_to(np.reshape(weights, (-1, d)), (n, d))
-        totals = weights.sum(axis=1)
-        if not np.all(totals > 0):
-            raise ValueError("m: cannot sample from a zero state")
-        outcome = _draw(uniforms[k], weights, totals)
-        samples[:, k] = outcome
-        rows = outcome if left is None else np.arange(n) * d + outcome
-        scale = 1.0 / np.sqrt(weights[np.arange(n), outcome])
-        picked = xp.take(candidates, backend.from_numpy(rows, core), axis=0)
-        left = picked * backend.from_numpy(scale[:, None].astype(real), core)
-    return samples
-
-
-def _draw(uniforms: np.ndarray, weights: np.ndarray, totals: np.ndarray) -> np.ndarray:
-    """One outcome per row with probability weights/totals (never a zero-weight outcome)."""
-    thresholds = uniforms * totals
-    outcome = np.sum(np.cumsum(weights, axis=1) <= thresholds[:, None], axis=1)
-    d = weights.shape[1]
-    last_positive = d - 1 - np.argmax(weights[:, ::-1] > 0, axis=1)
-    return np.minimum(outcome, last_positive)
+    check_mps(m, "m")
+    return m.sample(n, seed=seed)
 
 
 def probabilities(m: MPS) -> Any:
@@ -355,73 +270,28 @@ def probabilities(m: MPS) -> Any:
         >>> p.shape, bool(np.isclose(p.sum(), 1.0))
         ((2, 3, 2), True)
     """
-    _check_mps(m, "m")
-    size = math.prod(m.phys_dims)
-    if size > PROBABILITIES_LIMIT:
-        raise ValueError(
-            f"m: phys_dims {m.phys_dims} give {size} outcomes, above the limit of "
-            f"{PROBABILITIES_LIMIT}; sample instead"
-        )
-    xp = m.xp
-    magnitudes = xp.abs(m.to_dense())
-    top = xp.max(magnitudes)
-    if not float(backend.to_numpy(top)) > 0:
-        raise ValueError("m: the state is zero, so its distribution is undefined")
-    weights = (magnitudes / top) ** 2
-    return weights / xp.sum(weights)
+    check_mps(m, "m")
+    return m.probabilities()
 
 
 # ---------------------------------------------------------------------- validation
 
 
-def _check_train(t: Any, name: str) -> None:
-    from .tensortrain import TensorTrain
-
+def check_train(t: Any, name: str) -> None:
+    """TypeError naming ``name`` unless ``t`` is an MPS or MPO."""
     if not isinstance(t, TensorTrain):
         raise TypeError(f"{name}: expected an MPS or MPO, got {type(t).__name__}")
 
 
-def _check_mps(m: Any, name: str) -> None:
-    from .mps import MPS
-
+def check_mps(m: Any, name: str) -> None:
+    """TypeError naming ``name`` unless ``m`` is an MPS."""
     if not isinstance(m, MPS):
         raise TypeError(f"{name}: expected an MPS, got {type(m).__name__}")
 
 
-def _check_bond(t: TensorTrain, bond: Any) -> int:
-    if not is_int(bond):
-        raise TypeError(f"bond: expected an int bond index, got {bond!r}")
-    bonds = len(t) - 1
-    if bonds == 0:
-        raise ValueError(f"bond: {bond} out of range: a train of length 1 has no bonds")
-    if not -bonds <= bond < bonds:
-        raise ValueError(
-            f"bond: {bond} out of range for a train of length {len(t)} (bonds 0..{bonds - 1})"
-        )
-    return int(bond) % bonds
-
-
-def _check_alpha(alpha: Any) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
-        raise TypeError(f"alpha: expected a real number, got {alpha!r}")
-    if not alpha > 0:
-        raise ValueError(f"alpha: the Rényi order must be > 0, got {alpha}")
-    return float(alpha)
-
-
-def _check_count(n: Any, name: str) -> int:
-    if not is_int(n):
-        raise TypeError(f"{name}: expected an int number of samples, got {n!r}")
-    if n < 0:
-        raise ValueError(f"{name}: the number of samples must be >= 0, got {n}")
-    return int(n)
-
-
 def _check_op(m: MPS, op: Any, site: int, name: str) -> Any:
     """A (d, d) array of the train's library for ``site``; integer arrays take m's dtype."""
-    from array_api_compat import is_array_api_obj
-
-    if not is_array_api_obj(op) or (isinstance(op, np.ndarray) and op.dtype == object):
+    if not aac.is_array_api_obj(op) or (isinstance(op, np.ndarray) and op.dtype == object):
         raise TypeError(f"{name}: expected a (d, d) array, got {type(op).__name__}")
     xp = backend.namespace(m.cores[0], op, name=name)
     if xp.isdtype(op.dtype, ("integral", "bool")):

@@ -1,7 +1,7 @@
 """MPO: a tensor train with two physical legs per core, layout (Dl, d_out, d_in, Dr).
 
-Index layout, the matrix round trip (MPO-Net interleaving) and the identity; the algorithms
-are inherited from TensorTrain.
+Index layout, the matrix round trip (MPO-Net interleaving, ``from_matrix``), the identity and
+the exact products; the algorithms are inherited from TensorTrain or live in ``arithmetic``.
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ import math
 from typing import Any
 
 from . import _backend as backend
-from . import contract as _contract
+from . import arithmetic
 from ._checks import check_dim_pair, check_dims, check_entries, is_int
+from .decompose import decompose_matrix
+from .mps import MPS
 from .tensortrain import TensorTrain, random_cores
 
 
@@ -72,17 +74,25 @@ class MPO(TensorTrain):
             >>> y.bond_dims, bool(np.allclose(y.to_dense().ravel(), dense))
             ((4,), True)
         """
-        return _contract.matmul(self, other)
+        if not isinstance(other, (MPS, MPO)):
+            raise TypeError(f"@: expected MPO @ MPS or MPO @ MPO, got MPO @ {type(other).__name__}")
+        dims = other.phys_dims if isinstance(other, MPS) else other.out_dims
+        if self.in_dims != dims or len(self) != len(other):
+            raise ValueError(
+                f"@: operator in_dims {self.in_dims} do not match the right side's dims {dims}"
+            )
+        backend.namespace(self.cores[0], other.cores[0], name="@")
+        return type(other)._trusted(arithmetic.product(self.cores, other.cores))
 
     @property
     def T(self) -> MPO:
         """Transpose: out and in legs swap."""
-        return _contract.transpose(self)
+        return self._with_cores(arithmetic.transposed(self.cores), None, None)
 
     @property
     def H(self) -> MPO:
         """Adjoint (conjugate transpose)."""
-        return _contract.conj(_contract.transpose(self))
+        return self.T.conj()
 
     def trace(self) -> Any:
         """Trace of the operator (needs out_dims == in_dims).
@@ -92,7 +102,11 @@ class MPO(TensorTrain):
             >>> float(tn.MPO.identity([2, 3]).trace())
             6.0
         """
-        return _contract.trace(self)
+        if self.out_dims != self.in_dims:
+            raise ValueError(
+                f"trace: needs out_dims == in_dims, got {self.out_dims} and {self.in_dims}"
+            )
+        return arithmetic.trace(self.cores)
 
     def _dims_repr(self) -> str:
         return f"out_dims={list(self.out_dims)}, in_dims={list(self.in_dims)}"
@@ -172,7 +186,7 @@ class MPO(TensorTrain):
     def from_matrix(cls, W: Any, out_dims: Any, in_dims: Any, **kwargs: Any) -> MPO:
         """MPO of a matrix ``W (out, in)`` by TT-SVD in MPO-Net interleaving.
 
-        See [from_matrix][tnkit.decompose.from_matrix] for the arguments.
+        See [from_matrix][tnkit.mpo.from_matrix] for the arguments.
 
         Example:
             >>> import numpy as np, tnkit as tn
@@ -181,9 +195,8 @@ class MPO(TensorTrain):
             >>> bool(np.allclose(o.to_matrix(), W))
             True
         """
-        from .decompose import from_matrix
-
-        return from_matrix(W, out_dims, in_dims, **kwargs)
+        (cores, centre, report), matrix_shape = decompose_matrix(W, out_dims, in_dims, **kwargs)
+        return cls._trusted(cores, centre, report, _matrix_shape=matrix_shape)
 
 
 def _check_matrix_shape(mpo: MPO, shape: Any) -> tuple[int, int]:
@@ -198,3 +211,35 @@ def _check_matrix_shape(mpo: MPO, shape: Any) -> tuple[int, int]:
     if not (1 <= rows <= full[0] and 1 <= cols <= full[1]):
         raise ValueError(f"matrix_shape: {shape} must fit inside the dims' product {full}")
     return rows, cols
+
+
+def from_matrix(
+    W: Any,
+    out_dims: Any,
+    in_dims: Any,
+    *,
+    max_bond: int | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    method: str = "auto",
+    progress: bool = False,
+    pad: bool | None = None,
+) -> MPO:
+    """MPO of a matrix ``W (out, in)``: core k holds ``(out_dims[k], in_dims[k])``.
+
+    ``out_dims``/``in_dims`` are sequences of ints whose products equal ``W.shape``, or ints
+    (a number of cores: dims from ``factorize_dims(n, k, pad=True)``). With ``pad=True``
+    (the default when a dims argument is an int) products may exceed ``W.shape`` and ``W`` is
+    zero-padded; ``to_matrix()`` then returns the unpadded matrix and
+    ``to_matrix(padded=True)`` the full one. The report counts ``params_before`` as
+    ``W.size``. Truncation, ``method`` and ``progress`` as in [tt_svd][tnkit.tt_svd].
+
+    Example:
+        >>> import numpy as np, tnkit as tn
+        >>> W = np.random.default_rng(0).standard_normal((64, 64))
+        >>> o = tn.MPO.from_matrix(W, (4, 4, 4), (4, 4, 4), rtol=0.5)
+        >>> o.report.rel_error_bound <= 0.5
+        True
+    """
+    request = {"max_bond": max_bond, "rtol": rtol, "atol": atol, "method": method}
+    return MPO.from_matrix(W, out_dims, in_dims, progress=progress, pad=pad, **request)

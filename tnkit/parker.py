@@ -27,16 +27,14 @@ import math
 import numpy as np
 
 from . import _backend as backend
-from .compress import Compressed
-from .truncation import Budget, Truncation
+from .truncation import Budget, Compressed, Truncation
 
 __all__ = [
     "RegularForm",
     "canonical",
-    "compress_fused",
-    "compress_regular",
     "parker_compress",
     "regular_form",
+    "truncate_regular",
 ]
 
 # An entry counts as zero, and a block as a multiple of the identity, up to this many ε
@@ -434,25 +432,8 @@ def normalised_norm(form: RegularForm) -> float:
     return math.sqrt(max(float(env[0, 0].real), 0.0))
 
 
-def compress_fused(cores3: tuple, site_shapes, truncation: Truncation) -> Compressed:
-    """``compress_regular`` for ``compress_train``'s fused cores ``(Dl, d·d, Dr)`` with their
-    ``site_shapes``; the result's cores are fused again."""
-    if site_shapes is None or any(len(shape) != 2 for shape in site_shapes):
-        raise ValueError("method: 'parker' compresses MPOs (two physical legs per site)")
-    host = [
-        np.asarray(backend.to_numpy(c)).reshape(c.shape[0], *shape, c.shape[-1])
-        for c, shape in zip(cores3, site_shapes, strict=True)
-    ]
-    result = compress_regular(host, truncation, like=cores3[0])
-    fused = tuple(
-        backend.namespace(c).reshape(c, (c.shape[0], c.shape[1] * c.shape[2], c.shape[-1]))
-        for c in result.cores
-    )
-    return dataclasses.replace(result, cores=fused)
-
-
-def compress_regular(cores, truncation: Truncation, *, like=None) -> Compressed:
-    """Parker compression of MPO cores ``(Dl, d, d, Dr)``: the dispatch target of
+def truncate_regular(cores, truncation: Truncation, *, like=None) -> Compressed:
+    """Parker compression of MPO cores ``(Dl, d, d, Dr)``: the work of
     ``MPO.compress(method="parker")`` (see [parker_compress][tnkit.parker.parker_compress]).
 
     The result has no canonical centre (``centre=None``), cores 1..L−1 right canonical in
@@ -513,7 +494,7 @@ def parker_compress(cores, *, max_bond=None, rtol=None, atol=None) -> tuple[tupl
         >>> [c.shape[-1] for c in cores[:-1]], rel < 1e-14
         ([4, 5, 5, 5, 5, 5, 4], True)
     """
-    result = compress_regular(cores, Truncation(max_bond=max_bond, rtol=rtol, atol=atol))
+    result = truncate_regular(cores, Truncation(max_bond=max_bond, rtol=rtol, atol=atol))
     log_dim = sum(math.log(c.shape[1]) for c in result.cores)
     return result.cores, [_grow(w, -log_dim) for w in result.discarded], result.rel_error
 

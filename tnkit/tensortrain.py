@@ -6,7 +6,6 @@ which see only tuples of 3-leg cores (an MPO core's two physical legs are fused 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, ClassVar, TypeVar
 
@@ -14,14 +13,10 @@ import array_api_compat as aac
 import numpy as np
 
 from . import _backend as backend
-from . import _kernels
-from . import contract as _contract
-from . import measure as _measure
-from ._checks import check_array, check_entries, is_int
-from .canonical import is_canonical as _is_canonical
-from .canonical import move_centre
-from .compress import COMPRESS_METHODS, EXACT_METHODS, compress_train
-from .truncation import Truncation, TruncationReport, make_report
+from . import _kernels, arithmetic, canonical, spectra
+from ._checks import check_alpha, check_array, check_bond, check_entries, is_int
+from .compress import COMPRESS_METHODS, EXACT_METHODS, compress_cores
+from .truncation import Truncation, TruncationReport
 
 _DENSE_LIMIT = 2**31
 TT = TypeVar("TT", bound="TensorTrain")
@@ -50,10 +45,10 @@ class TensorTrain:
         object.__setattr__(self, "_centre", centre)
         object.__setattr__(self, "_report", report)
         # Cores packed for the Numba kernels, built on first use: every new train starts
-        # empty (_evolve and _trusted come through here), so no two trains share one.
+        # empty (_with_cores and _trusted come through here), so no two trains share one.
         object.__setattr__(self, "_packed", None)
 
-    def _evolve(self, cores: tuple, centre: int | None, report: TruncationReport | None):
+    def _with_cores(self, cores: tuple, centre: int | None, report: TruncationReport | None):
         """A new train of the same class and metadata (trusted cores: no validation)."""
         new = object.__new__(type(self))
         new._init(cores, centre, report)
@@ -198,7 +193,7 @@ class TensorTrain:
             if _kernels.applies(pack):
                 cores, packed = _kernels.move_centre(pack, self._centre, centre)
             else:
-                cores = move_centre(self._fused(), self._centre, centre)
+                cores = canonical.move_centre(self._fused(), self._centre, centre)
         except np.linalg.LinAlgError as exc:  # the kernel's QR met an overflowed core
             raise self._out_of_range() from exc
         # The centre core carries the norm, and an overflow anywhere ends up in it (the other
@@ -208,7 +203,7 @@ class TensorTrain:
             raise self._out_of_range()
         if not backend.is_tracer(core) and not bool(self.xp.any(core != 0)) and self._underflowed():
             raise self._out_of_range()
-        new = self._evolve(self._unfused(cores), centre, self._report)
+        new = self._with_cores(self._unfused(cores), centre, self._report)
         object.__setattr__(new, "_packed", packed)
         return new
 
@@ -235,7 +230,7 @@ class TensorTrain:
             raise TypeError(f"tol: expected a float, got {tol!r}")
         elif not (math.isfinite(tol) and tol >= 0):
             raise ValueError(f"tol: must be a finite number >= 0, got {tol}")
-        return _is_canonical(self._fused(), centre, float(tol))
+        return canonical.is_canonical(self._fused(), centre, float(tol))
 
     def norm(self) -> float:
         """Frobenius norm ‖x‖ (through the canonical form; the train is not changed).
@@ -249,7 +244,7 @@ class TensorTrain:
         if self._centre is None and _kernels.applies(self._kernel_pack()):
             return _kernels.norm(self._kernel_pack())
         centre = len(self) - 1 if self._centre is None else self._centre
-        cores = move_centre(self._fused(), self._centre, centre)
+        cores = canonical.move_centre(self._fused(), self._centre, centre)
         return backend.frob_sq(cores[centre]) ** 0.5
 
     def _kernel_pack(self) -> _kernels.Packed:
@@ -328,7 +323,7 @@ class TensorTrain:
                 raise TypeError(f"tol: expected a float, got {tol!r}")
             if not 0 <= tol < 1:
                 raise ValueError(f"tol: must be in [0, 1), got {tol}")
-        result = compress_train(
+        result = compress_cores(
             self._fused(),
             self._centre,
             truncation,
@@ -341,79 +336,89 @@ class TensorTrain:
         xp = self.xp
         if not all(backend.is_tracer(c) or bool(xp.all(xp.isfinite(c))) for c in new_cores):
             raise ValueError(
-                f"method: {method!r} met numbers beyond the {backend.dtype_name(self.dtype)} range "
-                f"(log_norm {self.log_norm():.6g}); "
+                f"method: {method!r} met numbers beyond the {backend.dtype_name(self.dtype)} "
+                f"range (log_norm {self.log_norm():.6g}); "
                 + ("use a wider dtype" if method == "rescaled" else "use method='rescaled'")
             )
         norm = result.norm
         if math.isnan(norm):  # exact methods: the result's norm (smaller bonds, same tensor)
-            log_norm = self._evolve(new_cores, None, None).log_norm()
+            log_norm = self._with_cores(new_cores, None, None).log_norm()
             norm = math.exp(log_norm) if log_norm < 709 else math.inf
-        report = make_report(
-            discarded=result.discarded,
-            norm=norm,
-            bond_dims_before=self.bond_dims,
-            bond_dims_after=tuple(int(c.shape[-1]) for c in new_cores[:-1]),
-            params_before=self.num_params,
-            params_after=sum(math.prod(c.shape) for c in new_cores),
-            method=result.method,
-            tolerance_met=result.tolerance_met,
-        )
-        if method != "svd":  # the bound was computed in scaled units (or is an estimate)
-            bound = result.rel_error * norm if result.rel_error > 0 else 0.0
-            report = dataclasses.replace(
-                report, rel_error_bound=result.rel_error, abs_error_bound=bound
-            )
-        return self._evolve(new_cores, result.centre, report)
+        # Only the svd method's bound comes from absolute weights; the others computed it in
+        # scaled units (or estimated it).
+        report = result.report(self, new_cores, norm=norm, scaled=method != "svd")
+        return self._with_cores(new_cores, result.centre, report)
 
     def log_norm(self) -> float:
-        """Natural log of the norm, exact also when the norm over- or underflows."""
-        return _contract.log_norm(self)
+        """Natural log of the norm, exact also when the norm over- or underflows; see
+        [log_norm][tnkit.contract.log_norm]."""
+        pack = self._kernel_pack()
+        if _kernels.applies(pack):
+            return _kernels.log_norm(pack)
+        return canonical.log_norm(self._fused())
 
     # ------------------------------------------------------------------ measurements
 
     def singular_values(self, bond: int) -> np.ndarray:
         """Schmidt values across ``bond`` (cut after site ``bond``), descending, as a NumPy
         float64 array; see [singular_values][tnkit.measure.singular_values]."""
-        return _measure.singular_values(self, bond)
+        bond = check_bond(bond, len(self))
+        # A centre at k or k+1 both expose the bond; take the one closer to the known centre.
+        target = bond + 1 if self._centre is not None and self._centre > bond else bond
+        cores = self.canonicalize(target)._fused()
+        sizes = [math.prod(site_shape) for site_shape in self._site_shapes]
+        length = min(
+            self.bond_dims[bond], math.prod(sizes[: bond + 1]), math.prod(sizes[bond + 1 :])
+        )
+        return spectra.schmidt_values(cores[target], left_bond=target != bond, length=length)
 
     def entropy(self, bond: int, alpha: float = 1) -> float:
         """Entanglement entropy across ``bond`` (natural log; ``alpha`` ≠ 1: Rényi); see
         [entropy][tnkit.measure.entropy]."""
-        return _measure.entropy(self, bond, alpha)
+        bond = check_bond(bond, len(self))
+        return spectra.entropy_of(self.singular_values(bond), check_alpha(alpha))
 
     def entropies(self, alpha: float = 1) -> np.ndarray:
         """Entropies of all ``len - 1`` bonds in one sweep; see
         [entropies][tnkit.measure.entropies]."""
-        return _measure.entropies(self, alpha)
+        alpha = check_alpha(alpha)
+        return spectra.bond_entropies(self.canonicalize(0)._fused(), alpha)
 
     # ------------------------------------------------------------------ arithmetic
 
     def __add__(self: TT, other: Any) -> TT:
         """Direct sum of cores: bond dims add, the result has no centre."""
-        return _contract.add(self, other)
+        check_compatible(self, other, "add")
+        if self.dtype != other.dtype:
+            raise TypeError(
+                f"add: dtypes differ: {backend.dtype_name(self.dtype)} and "
+                f"{backend.dtype_name(other.dtype)}"
+            )
+        cores = arithmetic.direct_sum(self._fused(), other._fused())
+        return self._with_cores(self._unfused(cores), None, None)
 
     def __sub__(self: TT, other: Any) -> TT:
-        _contract.check_compatible(self, other, "sub")
-        return _contract.add(self, _contract.scale(other, -1.0))
+        check_compatible(self, other, "sub")
+        return self + (-other)
 
     def __mul__(self: TT, factor: Any) -> TT:
         """``factor · train`` (one core is scaled; the centre is kept)."""
-        return _contract.scale(self, factor)
+        site = 0 if self._centre is None else self._centre
+        return self._with_cores(arithmetic.scaled(self._cores, site, factor), self._centre, None)
 
     __rmul__ = __mul__
 
     def __truediv__(self: TT, factor: Any) -> TT:
         if isinstance(factor, (int, float, complex, np.number)) and factor == 0:
             raise ZeroDivisionError("division of a train by zero")
-        return _contract.scale(self, 1.0 / factor)
+        return self * (1.0 / factor)
 
     def __neg__(self: TT) -> TT:
-        return _contract.scale(self, -1.0)
+        return self * -1.0
 
     def conj(self: TT) -> TT:
         """Complex conjugate (every core conjugated; the centre is kept)."""
-        return _contract.conj(self)
+        return self._with_cores(arithmetic.conjugated(self._cores), self._centre, None)
 
     # ------------------------------------------------------------------ helpers
 
@@ -427,6 +432,21 @@ class TensorTrain:
 
 
 # ---------------------------------------------------------------------- validation
+
+
+def check_compatible(a: Any, b: Any, what: str) -> None:
+    """Same class and same physical dims, else ValueError/TypeError naming the dims."""
+    for name, t in (("a", a), ("b", b)):
+        if not isinstance(t, TensorTrain):
+            raise TypeError(f"{what}: {name} must be an MPS or MPO, got {type(t).__name__}")
+    if type(a) is not type(b):
+        raise ValueError(
+            f"{what}: cannot combine an {type(a).__name__} with an {type(b).__name__} "
+            f"(phys_dims {a.phys_dims} and {b.phys_dims})"
+        )
+    if a.phys_dims != b.phys_dims:
+        raise ValueError(f"{what}: phys_dims differ: {a.phys_dims} and {b.phys_dims}")
+    backend.namespace(a.cores[0], b.cores[0], name=what)
 
 
 def _read_only(core: Any) -> Any:

@@ -1,16 +1,20 @@
 """Truncation rules (max_bond, rtol, atol), the error budget per bond, and TruncationReport.
 
-Plain data and arithmetic on host floats only: no array library and no factorisation here.
+Plain data and arithmetic on host floats only: no factorisation here, and no array library
+(``Compressed`` holds cores but never touches them).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ._checks import check_int
+from ._scaling import ldexp
 
 __all__ = ["TruncationReport", "Truncation"]
 
@@ -58,6 +62,91 @@ class TruncationReport:
     method: str
     tolerance_met: bool = True
     norm: float = float("nan")
+
+    @classmethod
+    def from_discarded(
+        cls,
+        discarded: list[float],
+        *,
+        norm: float,
+        bond_dims_before: tuple[int, ...],
+        bond_dims_after: tuple[int, ...],
+        params_before: int,
+        params_after: int,
+        method: str,
+        tolerance_met: bool,
+        rel_error: float | None = None,
+    ) -> TruncationReport:
+        """The report of a truncation that cut ``discarded[k]`` (squared weight) at bond k.
+
+        The bound is ``sqrt(Σ discarded)``, relative to ``norm``. ``rel_error`` replaces the
+        relative bound where it was computed more accurately than from these (absolute,
+        possibly infinite) numbers — in scaled units, or as an estimate of an exact method;
+        the absolute bound is then ``rel_error · norm``.
+
+        Example:
+            >>> r = TruncationReport.from_discarded(
+            ...     [0.09, 0.16], norm=5.0, bond_dims_before=(4, 4), bond_dims_after=(2, 2),
+            ...     params_before=32, params_after=16, method="svd", tolerance_met=True)
+            >>> r.abs_error_bound, r.rel_error_bound, r.compression_ratio
+            (0.5, 0.1, 2.0)
+        """
+        abs_bound = math.sqrt(max(sum(discarded), 0.0))
+        rel_bound = abs_bound / norm if norm > 0 else 0.0
+        if rel_error is not None:
+            rel_bound = rel_error
+            abs_bound = rel_error * norm if rel_error > 0 else 0.0
+        return cls(
+            discarded=tuple(float(d) for d in discarded),
+            abs_error_bound=abs_bound,
+            rel_error_bound=rel_bound,
+            bond_dims_before=tuple(bond_dims_before),
+            bond_dims_after=tuple(bond_dims_after),
+            params_before=int(params_before),
+            params_after=int(params_after),
+            compression_ratio=_ratio(params_before, params_after),
+            method=method,
+            tolerance_met=tolerance_met,
+            norm=float(norm),
+        )
+
+    def scaled(self, exponent: int) -> TruncationReport:
+        """The same cut of the input times ``2**exponent``: weights, bound and norm scale,
+        the relative bound does not (inf where a number leaves the double range).
+
+        Example:
+            >>> r = TruncationReport.from_discarded(
+            ...     [1.0], norm=4.0, bond_dims_before=(2,), bond_dims_after=(1,),
+            ...     params_before=8, params_after=4, method="svd", tolerance_met=True)
+            >>> s = r.scaled(3)
+            >>> s.discarded, s.abs_error_bound, s.norm, s.rel_error_bound == r.rel_error_bound
+            ((64.0,), 8.0, 32.0, True)
+        """
+        return dataclasses.replace(
+            self,
+            discarded=tuple(ldexp(d, 2 * exponent) for d in self.discarded),
+            abs_error_bound=ldexp(self.abs_error_bound, exponent),
+            norm=ldexp(self.norm, exponent),
+        )
+
+    def with_bound(self, abs_error_bound: float) -> TruncationReport:
+        """The same cut with a wider rigorous bound (e.g. one that adds rounding of a
+        contraction to the discarded weights); the relative bound follows."""
+        rel = abs_error_bound / self.norm if self.norm > 0 else 0.0
+        return dataclasses.replace(self, abs_error_bound=abs_error_bound, rel_error_bound=rel)
+
+    def counting_input(self, params_before: int) -> TruncationReport:
+        """The same cut, with ``params_before`` the entries of the original input (a dense
+        matrix's size rather than its full-rank train's) and the ratio to match."""
+        return dataclasses.replace(
+            self,
+            params_before=int(params_before),
+            compression_ratio=_ratio(params_before, self.params_after),
+        )
+
+    def renamed(self, method: str) -> TruncationReport:
+        """The same cut, reported under another method name (e.g. ``"exact/svd"``)."""
+        return dataclasses.replace(self, method=method)
 
     def __str__(self) -> str:
         return (
@@ -182,29 +271,38 @@ class Budget:
         return self.total is None or sum(discarded) <= self.total * (1 + 1e-9)
 
 
-def make_report(
-    *,
-    discarded: list[float],
-    norm: float,
-    bond_dims_before: tuple[int, ...],
-    bond_dims_after: tuple[int, ...],
-    params_before: int,
-    params_after: int,
-    method: str,
-    tolerance_met: bool,
-) -> TruncationReport:
-    abs_bound = math.sqrt(max(sum(discarded), 0.0))
-    rel_bound = abs_bound / norm if norm > 0 else 0.0
-    return TruncationReport(
-        discarded=tuple(float(d) for d in discarded),
-        abs_error_bound=abs_bound,
-        rel_error_bound=rel_bound,
-        bond_dims_before=tuple(bond_dims_before),
-        bond_dims_after=tuple(bond_dims_after),
-        params_before=int(params_before),
-        params_after=int(params_after),
-        compression_ratio=params_before / params_after if params_after else math.inf,
-        method=method,
-        tolerance_met=tolerance_met,
-        norm=float(norm),
-    )
+def _ratio(params_before: int, params_after: int) -> float:
+    return params_before / params_after if params_after else math.inf
+
+
+@dataclass(frozen=True)
+class Compressed:
+    """A compression's raw result, before it becomes a train and a report.
+
+    ``norm`` and ``discarded`` are in absolute units (inf where they leave double range);
+    ``rel_error`` is the relative bound (or estimate) computed in scaled units, always finite.
+    """
+
+    cores: tuple
+    centre: int | None
+    norm: float
+    discarded: list
+    rel_error: float
+    tolerance_met: bool
+    method: str
+
+    def report(self, before: Any, cores: tuple, *, norm: float, scaled: bool) -> TruncationReport:
+        """The report of this result (new ``cores``) against the train ``before`` (its
+        bonds and parameters) of norm ``norm``. ``scaled``: the relative bound is
+        ``rel_error`` as computed in scaled units (or estimated), not the absolute weights'."""
+        return TruncationReport.from_discarded(
+            self.discarded,
+            norm=norm,
+            bond_dims_before=before.bond_dims,
+            bond_dims_after=tuple(int(c.shape[-1]) for c in cores[:-1]),
+            params_before=before.num_params,
+            params_after=sum(math.prod(c.shape) for c in cores),
+            method=self.method,
+            tolerance_met=self.tolerance_met,
+            rel_error=self.rel_error if scaled else None,
+        )

@@ -1,0 +1,211 @@
+"""Local site types: named operator matrices (spin-half, spin-one, fermion, electron),
+their parity, and factors of operator strings with their Jordan–Wigner images.
+
+NumPy host tables and validation only: nothing here builds an MPO or touches a train.
+"""
+
+from __future__ import annotations
+
+import cmath
+import numbers
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ._checks import is_int
+
+__all__ = [
+    "SITE_TYPES",
+    "Factor",
+    "jordan_wigner_pieces",
+    "local_operators",
+    "parity",
+    "resolve_op",
+]
+
+SITE_TYPES = ("spin-half", "spin-one", "fermion", "electron")
+
+
+def _spin_table(plus: np.ndarray) -> dict[str, np.ndarray]:
+    minus = plus.T.copy()
+    d = plus.shape[0]
+    spin = (d - 1) / 2
+    return {
+        "Id": np.eye(d),
+        "Sx": (plus + minus) / 2,
+        "Sy": (plus - minus) / 2j,
+        "Sz": np.diag(spin - np.arange(d)),
+        "S+": plus,
+        "S-": minus,
+    }
+
+
+def _electron_table() -> dict[str, np.ndarray]:
+    # basis |0>, |up>, |dn>, |up dn> = c†_up c†_dn |0>: c_dn passes the up-parity of its site
+    cdag_up = np.zeros((4, 4))
+    cdag_up[1, 0] = cdag_up[3, 2] = 1.0
+    cdag_dn = np.zeros((4, 4))
+    cdag_dn[2, 0], cdag_dn[3, 1] = 1.0, -1.0
+    n_up, n_dn = np.diag([0.0, 1, 0, 1]), np.diag([0.0, 0, 1, 1])
+    return {
+        "Id": np.eye(4),
+        "Cdagup": cdag_up,
+        "Cup": cdag_up.T.copy(),
+        "Cdagdn": cdag_dn,
+        "Cdn": cdag_dn.T.copy(),
+        "Nup": n_up,
+        "Ndn": n_dn,
+        "N": n_up + n_dn,
+        "NupNdn": n_up @ n_dn,
+        "F": np.diag([1.0, -1, -1, 1]),
+        "Sz": (n_up - n_dn) / 2,
+        "S+": cdag_up @ cdag_dn.T,
+        "S-": cdag_dn @ cdag_up.T,
+    }
+
+
+_TABLES: dict[str, dict[str, np.ndarray]] = {
+    "spin-half": _spin_table(np.array([[0.0, 1.0], [0.0, 0.0]])),
+    "spin-one": _spin_table(np.sqrt(2.0) * np.eye(3, k=1)),
+    "fermion": {
+        "Id": np.eye(2),
+        "Cdag": np.array([[0.0, 0.0], [1.0, 0.0]]),
+        "C": np.array([[0.0, 1.0], [0.0, 0.0]]),
+        "N": np.diag([0.0, 1.0]),
+        "F": np.diag([1.0, -1.0]),
+    },
+    "electron": _electron_table(),
+}
+_ODD = {
+    "fermion": frozenset({"Cdag", "C"}),
+    "electron": frozenset({"Cdagup", "Cup", "Cdagdn", "Cdn"}),
+}
+for _table in _TABLES.values():
+    for _matrix in _table.values():
+        _matrix.flags.writeable = False
+
+
+def local_operators(site: str) -> dict[str, np.ndarray]:
+    """The named local matrices of a site type (fresh, writable copies).
+
+    Example:
+        >>> from tnkit.sites import local_operators
+        >>> ops = local_operators("spin-half")
+        >>> sorted(ops), ops["Sz"].diagonal().tolist()
+        (['Id', 'S+', 'S-', 'Sx', 'Sy', 'Sz'], [0.5, -0.5])
+    """
+    if site not in _TABLES:
+        raise ValueError(f"site: expected one of {SITE_TYPES} or a list of dims, got {site!r}")
+    return {name: matrix.copy() for name, matrix in _TABLES[site].items()}
+
+
+def parity(site: str | None) -> np.ndarray | None:
+    """The fermion parity F of a site type with fermion-odd operators, else None.
+
+    Example:
+        >>> parity("fermion").diagonal().tolist(), parity("spin-half")
+        ([1.0, -1.0], None)
+    """
+    return _TABLES[site]["F"] if site in _ODD else None
+
+
+def dimension(site: str) -> int:
+    """The local dimension of a site type."""
+    return _TABLES[site]["Id"].shape[0]
+
+
+class Factor(NamedTuple):
+    """One factor of a term: its site, local matrix, and whether it is fermion-odd."""
+
+    site: int
+    matrix: np.ndarray
+    odd: bool
+
+
+def check_site_type(site: Any, L: int) -> tuple[str | None, tuple[int, ...]]:
+    """(site type or None for plain dims, the L local dims); ValueError/TypeError on ``site``."""
+    if isinstance(site, str):
+        if site not in _TABLES:
+            raise ValueError(f"site: expected one of {SITE_TYPES} or a list of dims, got {site!r}")
+        return site, (_TABLES[site]["Id"].shape[0],) * L
+    try:
+        dims = tuple(site)
+    except TypeError:
+        dims = (None,)
+    if not all(is_int(d) for d in dims):
+        raise TypeError(f"site: expected one of {SITE_TYPES} or a list of ints, got {site!r}")
+    if len(dims) != L or min(dims, default=1) < 1:
+        raise ValueError(f"site: need {L} positive local dims (one per site), got {list(dims)}")
+    return None, tuple(int(d) for d in dims)
+
+
+def check_coef(value: Any, name: str) -> complex | float:
+    """A finite real or complex number (not a bool), else TypeError/ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Number):
+        raise TypeError(f"{name}: expected a number, got {value!r}")
+    number = complex(value)
+    if not cmath.isfinite(number):
+        raise ValueError(f"{name}: must be finite, got {value!r}")
+    return number.real if number.imag == 0 else number
+
+
+def resolve_op(op: Any, site: int, site_type: str | None, dims: Sequence[int]) -> Factor:
+    """The factor for operator ``op`` (a name or a (d, d) array) on ``site``."""
+    site = _check_position(site, len(dims))
+    d = dims[site]
+    if isinstance(op, str):
+        table = _TABLES[site_type] if site_type is not None else {"Id": np.eye(d)}
+        if op not in table:
+            kind = site_type or "list-of-dims"
+            raise ValueError(
+                f"op: unknown operator {op!r} for site type {kind!r}; valid names: "
+                f"{', '.join(table)}" + ("" if site_type else " (or a (d, d) array)")
+            )
+        return Factor(site, table[op], op in _ODD.get(site_type, ()))
+    matrix = np.array(op)  # a copy: later changes to the caller's array do not leak in
+    if matrix.dtype.kind not in "iufc":
+        raise TypeError(f"op: expected a name or a numeric (d, d) array, got {op!r}")
+    if matrix.shape != (d, d):
+        raise ValueError(f"op: array of shape {matrix.shape} on site {site}, needs ({d}, {d})")
+    if not np.all(np.isfinite(matrix)):
+        raise ValueError(f"op: array on site {site} contains NaN or Inf")
+    matrix.flags.writeable = False
+    return Factor(site, matrix, False)
+
+
+def _check_position(site: Any, L: int) -> int:
+    if not is_int(site):
+        raise TypeError(f"site: expected an int position, got {site!r}")
+    if not 0 <= site < L:
+        raise ValueError(f"site: {site} is out of range for L={L} (0 <= site < {L})")
+    return int(site)
+
+
+def jordan_wigner_pieces(
+    factors: Sequence[Factor], parities: Sequence[np.ndarray | None]
+) -> list[tuple[int, np.ndarray]]:
+    """Per site, the ordered product of the factors' Jordan–Wigner pieces on it.
+
+    A fermion-odd factor on site i acts as F on every site < i, so the product of the
+    images in written order has, on site k, the written-order product of op / F / I pieces.
+    """
+    odd_sites = [f.site for f in factors if f.odd]
+    occupied = {f.site for f in factors}
+    products = []
+    # Between factors the pieces are F^(number of odd factors further right): F² = 1, so only
+    # sites with an odd count carry an F (none at all for an even string left of its factors).
+    for k in range(max(odd_sites, default=0)):
+        if k not in occupied and sum(site > k for site in odd_sites) % 2:
+            products.append((k, parities[k]))
+    for k in sorted(occupied):
+        used = [
+            f.matrix if f.site == k else parities[k]
+            for f in factors
+            if f.site == k or (f.odd and k < f.site)
+        ]
+        product = used[0]
+        for piece in used[1:]:
+            product = product @ piece
+        products.append((k, product))
+    return sorted(products, key=lambda item: item[0])
