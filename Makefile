@@ -21,6 +21,7 @@ demo: $(VENV)/.installed-demo
 	$(PY) examples/demo.py
 
 test: $(VENV)/.installed-test
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 test-slow: $(VENV)/.installed-test

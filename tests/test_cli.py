@@ -12,7 +12,7 @@ import safetensors
 import safetensors.numpy
 
 import tnkit as tn
-from tnkit import _weights, cli
+from tnkit import cli, codec, weight_files
 from tnkit.cli import main
 
 ROUNDING = 1e-5  # measured <= bound up to float32 rounding of the reconstruction
@@ -30,14 +30,14 @@ def _weights_file(path, rng):
         "step": np.arange(3, dtype=np.int64),
     }
     tensors = {name: _raw(array) for name, array in dense.items()}
-    tensors["bf.weight"] = _weights.from_float(rng.standard_normal((40, 64)), "BF16")
-    _weights.write_safetensors(path, tensors, {"author": "test"})
+    tensors["bf.weight"] = codec.from_float(rng.standard_normal((40, 64)), "BF16")
+    codec.write_safetensors(path, tensors, {"author": "test"})
     return tensors
 
 
 def _raw(array):
     code = {"float16": "F16", "float32": "F32", "float64": "F64", "int64": "I64"}
-    return _weights.RawTensor(code[array.dtype.name], array.shape, array.tobytes())
+    return codec.RawTensor(code[array.dtype.name], array.shape, array.tobytes())
 
 
 def _errors(capsys):
@@ -56,7 +56,7 @@ def test_round_trip_compress_info_decompress(tmp_path, capsys):
         assert name in table
     assert "kept: MPO not smaller" in table  # "small"
 
-    metadata, stored = _weights.read_safetensors(packed)
+    metadata, stored = codec.read_safetensors(packed)
     description = json.loads(metadata["tnkit"])
     assert metadata["author"] == "test"
     assert description["format"] == "tnkit-weights" and description["format_version"] == 1
@@ -71,7 +71,7 @@ def test_round_trip_compress_info_decompress(tmp_path, capsys):
     for name, entry in description["tensors"].items():
         assert entry["kind"] == "mpo" and entry["dtype"] == original[name].dtype
         assert entry["params_after"] < entry["params_before"] == original[name].size
-        cores = [stored[core] for core in _weights.core_names(name, entry)]
+        cores = [stored[core] for core in weight_files.core_names(name, entry)]
         assert {core.dtype for core in cores} == {original[name].dtype}  # half stays half
         assert max(max(core.shape[0], core.shape[-1]) for core in cores) <= 4
     for name in ("layer1.bias", "small", "step"):  # copied bit for bit
@@ -84,15 +84,15 @@ def test_round_trip_compress_info_decompress(tmp_path, capsys):
     assert all(name in info for name in original)
 
     assert main(["decompress", str(packed), str(back)]) == 0
-    metadata, restored = _weights.read_safetensors(back)
+    metadata, restored = codec.read_safetensors(back)
     assert metadata == {"author": "test"} and set(restored) == set(original)
     for name, tensor in original.items():
         assert (restored[name].dtype, restored[name].shape) == (tensor.dtype, tensor.shape)
         if name not in converted:
             assert restored[name] == tensor
             continue
-        exact = _weights.to_float(tensor).astype(np.float64)
-        approx = _weights.to_float(restored[name]).astype(np.float64)
+        exact = codec.to_float(tensor).astype(np.float64)
+        approx = codec.to_float(restored[name]).astype(np.float64)
         error = np.linalg.norm(exact - approx) / np.linalg.norm(exact)
         entry = description["tensors"][name]
         assert error == pytest.approx(entry["rel_error"], rel=1e-6)
@@ -105,9 +105,9 @@ def test_rtol_on_an_mpo_shaped_weight(dtype, tmp_path, capsys):
     W = tn.MPO.random([4, 4, 4], [4, 4, 4], 3, seed=2).to_matrix()
     W = W + 1e-3 * np.linalg.norm(W) / 64 * rng.standard_normal(W.shape)
     source, packed = tmp_path / "w.safetensors", tmp_path / "c.safetensors"
-    _weights.write_safetensors(source, {"w": _weights.from_float(W, dtype)}, {})
+    codec.write_safetensors(source, {"w": codec.from_float(W, dtype)}, {})
     assert main(["compress", str(source), str(packed), "--rtol", "0.01", "--n-cores", "3"]) == 0
-    entry = json.loads(_weights.read_safetensors(packed)[0]["tnkit"])["tensors"]["w"]
+    entry = json.loads(codec.read_safetensors(packed)[0]["tnkit"])["tensors"]["w"]
     assert entry["out_dims"] == entry["in_dims"] == [4, 4, 4]
     assert entry["bond_dims"] == [3, 3]
     assert entry["rel_error"] <= entry["rel_error_bound"] + ROUNDING
@@ -126,7 +126,7 @@ def test_include_exclude_and_non_finite(tmp_path, capsys):
     assert main([*argv, "--exclude", "^dec", "-v"]) == 0
     captured = capsys.readouterr()
     assert "enc.nan: kept (contains NaN or Inf)" in captured.err  # -v logs each tensor
-    described = json.loads(_weights.read_safetensors(packed)[0]["tnkit"])["tensors"]
+    described = json.loads(codec.read_safetensors(packed)[0]["tnkit"])["tensors"]
     assert set(described) == {"enc.weight"}
     stored = safetensors.numpy.load(packed.read_bytes())
     np.testing.assert_array_equal(stored["dec.weight"], tensors["dec.weight"])
@@ -154,10 +154,10 @@ def _tampered(tmp_path):
     source, packed = tmp_path / "in.safetensors", tmp_path / "packed.safetensors"
     source.write_bytes(safetensors.numpy.save({"w": np.ones((16, 16))}))
     assert main(["compress", str(source), str(packed), "--n-cores", "2"]) == 0
-    metadata, tensors = _weights.read_safetensors(packed)
+    metadata, tensors = codec.read_safetensors(packed)
     description = json.loads(metadata["tnkit"])
     description["tensors"]["w"]["bond_dims"] = [7]
-    _weights.write_safetensors(packed, tensors, {"tnkit": json.dumps(description)})
+    codec.write_safetensors(packed, tensors, {"tnkit": json.dumps(description)})
     return packed
 
 
@@ -235,7 +235,7 @@ def test_unexpected_exceptions_are_one_line_too(tmp_path, capsys, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(_weights, "decompress_file", broken)
+    monkeypatch.setattr(weight_files, "decompress_file", broken)
     assert main(["decompress", "a.safetensors", "b.safetensors"]) == 2
     assert _errors(capsys) == ["tnkit: error: RuntimeError: boom (--debug: traceback)"]
 

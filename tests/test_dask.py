@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 
 from torch import nn  # noqa: E402
 
-from tnkit import _weights, cli  # noqa: E402
+from tnkit import cli, codec  # noqa: E402
 from tnkit._executor import Jobs  # noqa: E402
 from tnkit.cli import main  # noqa: E402
 from tnkit.torch import compress_model  # noqa: E402
@@ -161,10 +161,10 @@ def weights_file(path) -> None:
     }
     code = {"float16": "F16", "float32": "F32", "float64": "F64", "int64": "I64"}
     tensors = {
-        name: _weights.RawTensor(code[a.dtype.name], a.shape, a.tobytes())
+        name: codec.RawTensor(code[a.dtype.name], a.shape, a.tobytes())
         for name, a in arrays.items()
     }
-    _weights.write_safetensors(path, tensors, {"author": "test"})
+    codec.write_safetensors(path, tensors, {"author": "test"})
 
 
 def test_cli_scheduler_writes_the_serial_file(client, tmp_path, capsys):

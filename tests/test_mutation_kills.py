@@ -124,11 +124,12 @@ def test_make_report_of_a_zero_input_and_an_empty_result():
         method="m",
         tolerance_met=True,
     )
-    r = T.TruncationReport.from_discarded(discarded=[0.0, 0.0], norm=0.0, params_before=8, params_after=0, **kw)
+    make = T.TruncationReport.from_discarded
+    r = make(discarded=[0.0, 0.0], norm=0.0, params_before=8, params_after=0, **kw)
     assert r.rel_error_bound == 0.0 and r.abs_error_bound == 0.0
     assert r.compression_ratio == math.inf
     assert r.discarded == (0.0, 0.0) and type(r.discarded) is tuple
-    r = T.TruncationReport.from_discarded(discarded=[np.float32(0.25)], norm=2.0, params_before=8, params_after=4, **kw)
+    r = make(discarded=[np.float32(0.25)], norm=2.0, params_before=8, params_after=4, **kw)
     assert r.discarded == (0.25,) and type(r.discarded[0]) is float
     assert r.abs_error_bound == 0.5 and r.rel_error_bound == 0.25 and r.compression_ratio == 2.0
     assert r.norm == 2.0 and type(r.params_before) is int

@@ -284,9 +284,11 @@ def forbid(monkeypatch, module, name):
 
 
 def test_safetensors_absurd_shape_is_refused_before_reading(tmp_path, monkeypatch):
+    import safetensors
     import safetensors.numpy
 
     forbid(monkeypatch, safetensors.numpy, "load")
+    forbid(monkeypatch, safetensors, "deserialize")
     meta, _ = good_parts()
     header = {
         "__metadata__": {key: json.dumps(value) for key, value in meta.items()},

@@ -6,6 +6,7 @@ nothing here computes or allocates.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import array_api_compat as aac
@@ -127,3 +128,12 @@ def check_count(n: Any, name: str) -> int:
     if n < 0:
         raise ValueError(f"{name}: the number of samples must be >= 0, got {n}")
     return int(n)
+
+
+def check_number(value: Any, name: str, *, minimum: float) -> float:
+    """A finite real number >= ``minimum`` (not a bool), as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a number, got {value!r}")
+    if not math.isfinite(value) or value < minimum:
+        raise ValueError(f"{name}: must be a finite number >= {minimum}, got {value}")
+    return float(value)

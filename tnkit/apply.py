@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 
 from . import _backend as backend
-from ._checks import check_int
+from ._checks import check_int, check_number
 from ._einsum import contract
 from ._progress import logger, steps
 from .compress import svd_sweep
 from .linalg import orthonormalize, truncated_split
 from .mpo import MPO
 from .mps import MPS
+from .tensortrain import common_dtype
 from .truncation import Budget, Truncation, TruncationReport, choose_rank
 
 __all__ = ["apply", "APPLY_METHODS"]
@@ -132,7 +133,7 @@ def apply(
         opts["progress"] = progress
     if not isinstance(return_info, bool):
         raise TypeError(f"return_info: expected a bool, got {return_info!r}")
-    o, t = _common_dtype(o, t)
+    o, t = common_dtype(o, t)
     if method == "exact":
         result, info = _exact(o, t, truncation)
     else:
@@ -180,9 +181,9 @@ def _check_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
     opts = {**defaults, **options}
     for name in ("oversample", "relax"):
         if name in opts:
-            _check_number(opts[name], name, minimum=1.0)
+            check_number(opts[name], name, minimum=1.0)
     if "tol" in opts:
-        _check_number(opts["tol"], "tol", minimum=0.0)
+        check_number(opts["tol"], "tol", minimum=0.0)
     guess_bond = opts.get("guess_bond")
     if guess_bond is not None:
         check_int(guess_bond, "guess_bond", minimum=1)
@@ -190,34 +191,6 @@ def _check_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
         if name in opts:
             check_int(opts[name], name, minimum=0)
     return opts
-
-
-def _check_number(value: Any, name: str, *, minimum: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a number, got {value!r}")
-    if not math.isfinite(value) or value < minimum:
-        raise ValueError(f"{name}: must be a finite number >= {minimum}, got {value}")
-
-
-def _common_dtype(o: Any, t: Any) -> tuple[Any, Any]:
-    """Both trains in one dtype: a real train meeting a complex one of the same precision
-    becomes complex; different precisions are refused (no silent upcast)."""
-    if o.dtype == t.dtype:
-        return o, t
-    if backend.eps(o.dtype) != backend.eps(t.dtype):
-        raise TypeError(
-            f"t: dtype {backend.dtype_name(t.dtype)} and o's {backend.dtype_name(o.dtype)} "
-            "differ in precision; convert one of them first"
-        )
-    xp = o.xp
-    dtype = xp.result_type(o.dtype, t.dtype)
-    cast = [
-        x
-        if x.dtype == dtype
-        else x._with_cores(tuple(xp.astype(c, dtype) for c in x.cores), None, None)
-        for x in (o, t)
-    ]
-    return cast[0], cast[1]
 
 
 @dataclasses.dataclass(frozen=True)

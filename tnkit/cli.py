@@ -1,7 +1,7 @@
 """The ``tnkit`` command: compress, inspect and decompress weight files; run the bench and demo.
 
 Argument parsing, progress, tables and exit codes only: the file format and the conversions
-live in ``tnkit._weights``. tqdm and rich are optional and imported lazily (plain text without),
+live in ``tnkit.weight_files``. tqdm and rich are optional and imported lazily (plain text without),
 as is dask.distributed (only ``compress --scheduler`` needs it).
 """
 
@@ -20,7 +20,10 @@ from collections.abc import Callable, Iterable, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
-from . import _weights
+from . import codec, weight_files
+from .mpo import MPO
+from .storage import load
+from .truncation import TruncationReport
 
 __all__ = ["main"]
 
@@ -126,22 +129,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="cores per MPO (default 4, >= 2)",
     )
-    compress.add_argument(
-        "--include",
-        action="append",
-        type=_regex,
-        default=[],
-        metavar="REGEX",
-        help="only names matching (repeatable)",
-    )
-    compress.add_argument(
-        "--exclude",
-        action="append",
-        type=_regex,
-        default=[],
-        metavar="REGEX",
-        help="skip names matching (repeatable)",
-    )
+    for flag, says in (("--include", "only names matching"), ("--exclude", "skip names matching")):
+        compress.add_argument(
+            flag,
+            action="append",
+            type=_regex,
+            default=[],
+            metavar="REGEX",
+            help=f"{says} (repeatable)",
+        )
     compress.add_argument(
         "--scheduler",
         metavar="ADDRESS",
@@ -223,7 +219,7 @@ def _compress(args: argparse.Namespace) -> int:
     client = None if args.scheduler is None else _connect(args.scheduler)
     try:
         with _progress("compress") as progress:
-            rows = _weights.compress_file(
+            rows = weight_files.compress_file(
                 args.input,
                 args.output,
                 max_bond=args.max_bond,
@@ -289,7 +285,7 @@ def _connect(address: str) -> Any:
 
 
 def _decompress(args: argparse.Namespace) -> int:
-    rows = _weights.decompress_file(args.input, args.output)
+    rows = weight_files.decompress_file(args.input, args.output)
     print(f"{len(rows)} MPO tensors made dense; wrote {args.output} ({_bytes(args.output)})")
     return 0
 
@@ -301,18 +297,20 @@ def _info(args: argparse.Namespace) -> int:
         raise ValueError(f"{path}: expected a .safetensors or .npz file")
     metadata: dict[str, str] = {}
     if suffix == ".safetensors":
-        metadata, tensors = _weights.read_safetensors(path)
+        metadata, tensors = codec.read_safetensors(path)
     if suffix == ".npz" or {"format", "class"} <= set(metadata):
         return _info_saved(path)
-    if _weights.META_KEY in metadata:
-        description, tensors, _ = _weights.check_compressed(metadata, tensors, path)
+    if weight_files.META_KEY in metadata:
+        description, tensors, _ = weight_files.check_compressed(metadata, tensors, path)
         entries = description["tensors"]
     else:
         entries = {}
     rows, before, after = [], 0, 0
-    hidden = {core for name, entry in entries.items() for core in _weights.core_names(name, entry)}
+    hidden = {
+        core for name, entry in entries.items() for core in weight_files.core_names(name, entry)
+    }
     for name, entry in entries.items():
-        row = _weights.entry_row(name, entry)
+        row = weight_files.entry_row(name, entry)
         rows.append(
             [name, "mpo", _shape(row.shape), row.dtype, _dims(row), _ints(row.bond_dims)]
             + [f"{row.params_after:,}", _ratio(row.params_before, row.params_after)]
@@ -339,10 +337,6 @@ _INFO_HEADER = ["tensor", "kind", "shape", "dtype", "dims", "bonds", "params", "
 
 def _info_saved(path: Path) -> int:
     """``info`` of a file written by ``tn.save``: one train, or one report."""
-    from .mpo import MPO
-    from .storage import load
-    from .truncation import TruncationReport
-
     obj = load(path)
     if isinstance(obj, TruncationReport):
         _print_table(str(path), ["field", "value"], [[k, str(v)] for k, v in vars(obj).items()])
@@ -506,7 +500,7 @@ def _ints(values: Sequence[Any]) -> str:
     return ",".join(str(v) for v in values) if values else "-"
 
 
-def _dims(row: _weights.Row) -> str:
+def _dims(row: weight_files.Row) -> str:
     return f"{_ints(row.out_dims)} x {_ints(row.in_dims)}" if row.out_dims else "-"
 
 

@@ -1,18 +1,14 @@
-"""save/load of MPS, MPO and TruncationReport as .safetensors or .npz, atomically written.
+"""save/load of MPS, MPO and TruncationReport: what their .safetensors and .npz files hold.
 
-Never pickles and never trusts a file: headers are checked against the file size before any
-array is read, and cores go through the normal constructors.
+The bytes (headers, sizes, atomic writes) are ``codec``'s; this module never trusts a file:
+metadata is checked key by key and cores go through the normal constructors.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import math
 import os
-import tempfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -20,6 +16,7 @@ from typing import IO, Any
 import numpy as np
 
 from . import _backend as backend
+from . import codec
 from ._checks import is_int
 from ._version import __version__
 from .mpo import MPO
@@ -41,8 +38,8 @@ _STORED = {
     "complex64": np.dtype("<f4"),
     "complex128": np.dtype("<f8"),
 }
-_SAFETENSORS_DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
-_MAX_HEADER = 100 * 2**20  # the safetensors library's own limit on the JSON header
+_SAFETENSORS_DTYPES = {code: codec.FLOAT_CODES[code] for code in ("F32", "F64")}
+_SAFETENSORS_CODES = {dtype: code for code, dtype in _SAFETENSORS_DTYPES.items()}
 _TRAIN_KEYS = {"layout", "n_cores", "dims", "bond_dims", "centre", "dtype", "report"}
 _COMMON_KEYS = {"format", "format_version", "class", "tnkit_version"}
 
@@ -73,7 +70,7 @@ def save(path: str | os.PathLike, obj: MPS | MPO | TruncationReport) -> None:
     else:
         raise TypeError(f"obj: can save an MPS, MPO or TruncationReport, got {type(obj).__name__}")
     writer = _WRITERS[suffix]
-    _write_atomic(path, lambda handle: writer(handle, tensors, meta))
+    codec.write_atomic(path, lambda handle: writer(handle, tensors, meta))
 
 
 def load(path: str | os.PathLike, *, like: Any = None) -> MPS | MPO | TruncationReport:
@@ -140,12 +137,10 @@ def _encode_train(train: MPS | MPO) -> tuple[dict[str, Any], dict[str, np.ndarra
     )
     if cls_name == "MPO":
         meta["matrix_shape"] = list(train.matrix_shape)
-    tensors = {}
-    for k, core in enumerate(train.cores):
-        array = np.ascontiguousarray(backend.to_numpy(core))
-        if backend.is_complex(array.dtype):
-            array = array.view(array.real.dtype).reshape(*array.shape, 2)
-        tensors[f"core_{k}"] = array.astype(_STORED[dtype], copy=False)
+    tensors = {
+        f"core_{k}": codec.real_pairs(backend.to_numpy(core)).astype(_STORED[dtype], copy=False)
+        for k, core in enumerate(train.cores)
+    }
     return meta, tensors
 
 
@@ -158,19 +153,18 @@ def _encode_report(report: TruncationReport) -> dict[str, Any]:
 
 
 def _write_safetensors(handle: IO[bytes], tensors: dict, meta: dict) -> None:
-    import safetensors.numpy
-
-    strings = {key: json.dumps(value) for key, value in meta.items()}
-    try:
-        data = safetensors.numpy.save(tensors, metadata=strings)
-    except Exception as exc:  # the library's errors are not OSErrors
-        raise ValueError(f"safetensors could not serialise the cores: {exc}") from exc
-    handle.write(data)
+    """Cores as F32/F64 tensors; each metadata value JSON-encoded in ``__metadata__``."""
+    raw = {
+        name: codec.from_float(array, _SAFETENSORS_CODES[array.dtype])
+        for name, array in tensors.items()
+    }
+    codec.serialize_safetensors(
+        handle, raw, {key: json.dumps(value) for key, value in meta.items()}
+    )
 
 
 def _write_npz(handle: IO[bytes], tensors: dict, meta: dict) -> None:
-    text = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    np.savez(handle, **tensors, **{_META_NAME: text})
+    codec.write_npz(handle, tensors, meta, meta_name=_META_NAME)
 
 
 _WRITERS: dict[str, Callable[[IO[bytes], dict, dict], None]] = {
@@ -179,192 +173,27 @@ _WRITERS: dict[str, Callable[[IO[bytes], dict, dict], None]] = {
 }
 
 
-def _write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write through a temporary file in the target's folder, then rename it over the target.
-
-    The rename is atomic on POSIX and Windows, so readers see the old file or the new one,
-    never half of one; on any failure the temporary file is removed.
-    """
-    folder = path.parent
-    temp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - must outlive the with: renamed below
-        dir=folder, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with temp:
-            write(temp)
-            temp.flush()
-            os.fsync(temp.fileno())
-        # NamedTemporaryFile creates mode 0600; give the file the mode a plain open() would.
-        os.chmod(temp.name, _file_mode(path))
-        os.replace(temp.name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp.name)
-        raise
-    with contextlib.suppress(OSError):  # make the rename durable (POSIX; no-op elsewhere)
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _file_mode(path: Path) -> int:
-    with contextlib.suppress(OSError):
-        return os.stat(path).st_mode & 0o7777
-    umask = os.umask(0)  # the only portable way to read the umask is to set it
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 # ---------------------------------------------------------------------- reading
 
 
-def _parse_json(text: bytes | str, what: str, path: Path) -> Any:
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [key for key, _ in pairs]
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"duplicate keys in {keys}")
-        return dict(pairs)
-
-    try:
-        return json.loads(text, object_pairs_hook=no_duplicates)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeError too
-        raise ValueError(f"{path}: {what} is not valid JSON ({exc})") from exc
-
-
 def _read_safetensors(handle: IO[bytes], size: int, path: Path) -> tuple[dict, dict]:
-    """Check the header's declared tensors against the file size, then let the library read."""
-    import safetensors.numpy
-
-    start = handle.read(8)
-    if len(start) < 8:
-        raise ValueError(f"{path}: truncated file ({size} bytes) has no safetensors header")
-    header_len = int.from_bytes(start, "little")
-    if header_len > min(size - 8, _MAX_HEADER):
-        raise ValueError(
-            f"{path}: safetensors header declares {header_len} bytes but the file has {size} "
-            "(truncated or not a safetensors file)"
-        )
-    header = _parse_json(handle.read(header_len), "the safetensors header", path)
-    if not isinstance(header, dict):
-        raise ValueError(f"{path}: the safetensors header is not a JSON object")
+    """Check the header's declared tensors against the file size, then read them."""
+    header = codec.read_header(handle, size, path)
     strings = header.pop("__metadata__", None)
-    if not isinstance(strings, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in strings.items()
-    ):
+    if not codec.is_string_map(strings):
         raise ValueError(f"{path}: not a tnkit file (no string-to-string __metadata__)")
-    meta = {key: _parse_json(value, f"metadata {key!r}", path) for key, value in strings.items()}
-    data_len = size - 8 - header_len
-    end = 0
-    for name, info in sorted(header.items(), key=lambda item: _offsets(item, path)):
-        begin, stop = _offsets((name, info), path)
-        dtype = _SAFETENSORS_DTYPES.get(info.get("dtype"))
-        if dtype is None:
-            raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {info.get('dtype')!r}")
-        declared = _declared_bytes(info.get("shape"), dtype, name, path)
-        if begin != end or stop - begin != declared or stop > data_len:
-            raise ValueError(
-                f"{path}: tensor {name!r} declares {declared} bytes at offsets "
-                f"[{begin}, {stop}) but the file holds {data_len} data bytes "
-                "(truncated, overlapping or absurd shapes)"
-            )
-        end = stop
-    if end != data_len:
-        raise ValueError(f"{path}: {data_len - end} bytes after the last tensor (damaged file)")
+    meta = {
+        key: codec.parse_json(value, f"metadata {key!r}", path) for key, value in strings.items()
+    }
+    codec.check_layout(header, size - handle.tell(), path, _SAFETENSORS_DTYPES)
     handle.seek(0)
-    try:
-        tensors = safetensors.numpy.load(handle.read())
-    except Exception as exc:  # SafetensorError and whatever the Rust side raises
-        raise ValueError(f"{path}: safetensors could not read the file: {exc}") from exc
-    return meta, tensors
-
-
-def _offsets(item: tuple[str, Any], path: Path) -> tuple[int, int]:
-    name, info = item
-    offsets = info.get("data_offsets") if isinstance(info, dict) else None
-    if (
-        not isinstance(offsets, list)
-        or len(offsets) != 2
-        or not all(is_int(o) and o >= 0 for o in offsets)
-        or offsets[0] > offsets[1]
-    ):
-        raise ValueError(f"{path}: tensor {name!r} has malformed data_offsets {offsets!r}")
-    return offsets[0], offsets[1]
-
-
-def _declared_bytes(shape: Any, dtype: np.dtype, name: str, path: Path) -> int:
-    if not isinstance(shape, (list, tuple)) or not all(is_int(s) and s >= 0 for s in shape):
-        raise ValueError(f"{path}: tensor {name!r} has malformed shape {shape!r}")
-    return math.prod(shape) * dtype.itemsize
+    tensors = codec.read_tensors(handle.read(), header, path)
+    return meta, {name: codec.to_float(tensor) for name, tensor in tensors.items()}
 
 
 def _read_npz(handle: IO[bytes], size: int, path: Path) -> tuple[dict, dict]:
     """Check every member's .npy header (no object dtype, size matches), then np.load."""
-    try:
-        archive = zipfile.ZipFile(handle)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise ValueError(f"{path}: not an .npz (zip) archive, or a truncated one ({exc})") from exc
-    names = []
-    with archive:
-        for info in archive.infolist():
-            names.append(_check_npz_member(archive, info, size, path))
-        if len(set(names)) != len(names):
-            raise ValueError(f"{path}: duplicate members in {sorted(names)}")
-        if _META_NAME not in names:
-            raise ValueError(f"{path}: not a tnkit file (no {_META_NAME} metadata member)")
-    handle.seek(0)
-    try:
-        with np.load(handle, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in names}
-    except Exception as exc:  # zip CRC errors, short reads
-        raise ValueError(f"{path}: numpy could not read the archive: {exc}") from exc
-    text = arrays.pop(_META_NAME)
-    if text.dtype != np.uint8 or text.ndim != 1:
-        raise ValueError(f"{path}: {_META_NAME} must be a 1-d uint8 array of UTF-8 JSON")
-    return _parse_json(text.tobytes(), "the metadata", path), arrays
-
-
-def _check_npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, size: int, path: Path):
-    name = info.filename.removesuffix(".npy")
-    if name == info.filename or "/" in name:
-        raise ValueError(f"{path}: unexpected archive member {info.filename!r}")
-    if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
-        raise ValueError(
-            f"{path}: member {info.filename!r} is compressed; tnkit reads the uncompressed "
-            ".npz files that tn.save writes"
-        )
-    if info.header_offset + info.compress_size > size:
-        raise ValueError(
-            f"{path}: member {info.filename!r} declares {info.file_size} bytes beyond the "
-            f"end of the {size}-byte file (truncated)"
-        )
-    try:
-        with archive.open(info) as stream:
-            version = np.lib.format.read_magic(stream)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
-            elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
-            else:
-                raise ValueError(f"unsupported .npy format version {version}")
-            data_len = info.file_size - stream.tell()
-    except (ValueError, OSError, EOFError, RuntimeError, zipfile.BadZipFile, SyntaxError) as exc:
-        raise ValueError(f"{path}: member {info.filename!r} is not a valid .npy: {exc}") from exc
-    if dtype.hasobject:
-        raise ValueError(
-            f"{path}: member {info.filename!r} is an object array (pickled data); refused"
-        )
-    allowed = (np.dtype(np.uint8),) if name == _META_NAME else tuple(_STORED.values())
-    if dtype not in allowed:
-        raise ValueError(f"{path}: member {info.filename!r} has unsupported dtype {dtype}")
-    declared = _declared_bytes(shape, dtype, name, path)
-    if declared != data_len:
-        raise ValueError(
-            f"{path}: member {info.filename!r} declares shape {shape} ({declared} bytes) but "
-            f"holds {data_len} bytes (truncated or absurd shape)"
-        )
-    return name
+    return codec.read_npz(handle, size, path, meta_name=_META_NAME, dtypes=_STORED.values())
 
 
 _READERS = {".safetensors": _read_safetensors, ".npz": _read_npz}
@@ -443,7 +272,7 @@ def _decode_train(cls: type, meta: dict, tensors: dict, path: Path, like: Any) -
                 f"{path}: metadata claims centre {centre}, but the cores are not canonical there"
             )
     report = None if meta["report"] is None else _decode_report(meta["report"], path)
-    return train._evolve(train.cores, centre, report)
+    return train._with_cores(train.cores, centre, report)
 
 
 def _decode_core(array: np.ndarray, dtype: str, name: str, path: Path) -> np.ndarray:
@@ -459,7 +288,7 @@ def _decode_core(array: np.ndarray, dtype: str, name: str, path: Path) -> np.nda
             f"{path}: tensor {name!r} of a {dtype} train needs a trailing (real, imag) axis "
             f"of 2, got shape {array.shape}"
         )
-    return np.ascontiguousarray(array).view(np.dtype(dtype))[..., 0]
+    return codec.from_real_pairs(array, dtype)
 
 
 def _decode_report(fields: Any, path: Path) -> TruncationReport:

@@ -434,6 +434,28 @@ class TensorTrain:
 # ---------------------------------------------------------------------- validation
 
 
+def common_dtype(o: Any, t: Any) -> tuple[Any, Any]:
+    """Both trains in one dtype: a real train meeting a complex one of the same precision
+    becomes complex; different precisions are refused (no silent upcast). The messages name
+    ``t`` (the operand that meets the operator ``o``)."""
+    if o.dtype == t.dtype:
+        return o, t
+    if backend.eps(o.dtype) != backend.eps(t.dtype):
+        raise TypeError(
+            f"t: dtype {backend.dtype_name(t.dtype)} and o's {backend.dtype_name(o.dtype)} "
+            "differ in precision; convert one of them first"
+        )
+    xp = o.xp
+    dtype = xp.result_type(o.dtype, t.dtype)
+    cast = [
+        x
+        if x.dtype == dtype
+        else x._with_cores(tuple(xp.astype(c, dtype) for c in x.cores), None, None)
+        for x in (o, t)
+    ]
+    return cast[0], cast[1]
+
+
 def check_compatible(a: Any, b: Any, what: str) -> None:
     """Same class and same physical dims, else ValueError/TypeError naming the dims."""
     for name, t in (("a", a), ("b", b)):

@@ -25,7 +25,7 @@ _REGISTERED: set[type] = set()
 
 def __getattr__(name: str) -> Any:
     if name == "MPOLinear":
-        from .linear import MPOLinear
+        from .linear import MPOLinear  # optional dependency: tnkit.jax.linear needs flax
 
         return MPOLinear
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """Weight files with MPO-compressed tensors: the safetensors format behind ``tnkit compress``.
 
-Reads, converts and atomically writes whole files and says what it did (``Row``); it prints
+Converts whole files and says what it did (``Row``); the bytes are ``codec``'s, and it prints
 nothing and parses no arguments (that is ``cli.py``). The format is specified in docs/cli.md.
 """
 
@@ -14,15 +14,22 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from ._executor import Jobs, check_executor
 from ._version import __version__
-from .decompose import from_matrix
-from .mpo import MPO
-from .storage import _MAX_HEADER, _parse_json, _write_atomic
+from .codec import (
+    FLOAT_CODES,
+    RawTensor,
+    from_float,
+    parse_json,
+    read_safetensors,
+    to_float,
+    write_safetensors,
+)
+from .mpo import MPO, from_matrix
 from .truncation import Truncation
 
 logger = logging.getLogger(__name__)
@@ -31,11 +38,7 @@ FORMAT = "tnkit-weights"
 FORMAT_VERSION = 1
 META_KEY = "tnkit"  # the __metadata__ entry holding the JSON description
 _CORE = ".mpo.core_"
-# Numpy dtypes of the safetensors codes that can be compressed; BF16 is read as its raw bits.
-_FLOATS = {"F16": "<f2", "BF16": "<u2", "F32": "<f4", "F64": "<f8"}
 _HALF = ("F16", "BF16")
-_ITEMSIZE = {"F64": 8, "I64": 8, "U64": 8, "C64": 8, "F32": 4, "I32": 4, "U32": 4}
-_ITEMSIZE.update({"F16": 2, "BF16": 2, "I16": 2, "U16": 2})
 _ENTRY_KEYS = {
     "kind",
     "dtype",
@@ -51,19 +54,6 @@ _ENTRY_KEYS = {
     "method",
 }
 _TOP_KEYS = {"format", "format_version", "tnkit_version", "request", "tensors"}
-
-
-@dataclass(frozen=True)
-class RawTensor:
-    """A tensor of a safetensors file as stored: dtype (``"F32"``, ``"BF16"``…), shape, data."""
-
-    dtype: str
-    shape: tuple[int, ...]
-    data: bytes
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
 
 
 @dataclass(frozen=True)
@@ -83,97 +73,6 @@ class Row:
     rel_error_bound: float | None = None
     rel_error: float | None = None
     candidate: bool = False  # a floating 2-D/4-D tensor that the filters let through
-
-
-# ---------------------------------------------------------------------- safetensors files
-
-
-def read_safetensors(path: str | Path) -> tuple[dict[str, str], dict[str, RawTensor]]:
-    """``__metadata__`` and every tensor of a safetensors file (any dtype, bytes as stored)."""
-    import safetensors
-
-    path = Path(path)
-    data = path.read_bytes()
-    header_len = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
-    if not 0 < header_len <= min(len(data) - 8, _MAX_HEADER):
-        raise ValueError(
-            f"{path}: not a safetensors file, or a truncated one ({len(data)} bytes, "
-            f"header length {header_len})"
-        )
-    header = _parse_json(data[8 : 8 + header_len], "the safetensors header", path)
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
-    if metadata is None:
-        metadata = {}
-    if not isinstance(metadata, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
-    ):
-        raise ValueError(f"{path}: __metadata__ is not a string-to-string map")
-    try:
-        entries = safetensors.deserialize(data)
-    except Exception as exc:  # SafetensorError and whatever the Rust side raises
-        raise ValueError(f"{path}: safetensors could not read the file: {exc}") from exc
-    # In file order (data offsets, which deserialize checked): it returns them in random order.
-    entries.sort(key=lambda entry: (*header[entry[0]]["data_offsets"], entry[0]))
-    tensors = {
-        name: RawTensor(str(info["dtype"]), tuple(int(s) for s in info["shape"]), info["data"])
-        for name, info in entries
-    }
-    return metadata, tensors
-
-
-def write_safetensors(
-    path: str | Path, tensors: dict[str, RawTensor], metadata: dict[str, str]
-) -> None:
-    """Write tensors (any dtype) and metadata as safetensors, atomically (``storage``'s writer).
-
-    Serialised here rather than by ``safetensors.numpy.save``, which has no bfloat16; the
-    layout is the library's: header padded to 8 bytes, widest dtypes first so data stays
-    aligned.
-    """
-    order = sorted(tensors, key=lambda name: (-_ITEMSIZE.get(tensors[name].dtype, 1), name))
-    header: dict[str, Any] = {"__metadata__": metadata} if metadata else {}
-    offset = 0
-    for name in order:
-        tensor = tensors[name]
-        end = offset + len(tensor.data)
-        header[name] = {
-            "dtype": tensor.dtype,
-            "shape": list(tensor.shape),
-            "data_offsets": [offset, end],
-        }
-        offset = end
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-
-    def write(handle: IO[bytes]) -> None:
-        handle.write(len(text).to_bytes(8, "little"))
-        handle.write(text)
-        for name in order:
-            handle.write(tensors[name].data)
-
-    _write_atomic(Path(path), write)
-
-
-# ---------------------------------------------------------------------- dtypes
-
-
-def to_float(tensor: RawTensor) -> np.ndarray:
-    """The tensor as a float array: float32 for F16/BF16 (exact), else its own dtype."""
-    array = np.frombuffer(tensor.data, dtype=_FLOATS[tensor.dtype]).reshape(tensor.shape)
-    if tensor.dtype == "BF16":
-        return (array.astype(np.uint32) << 16).view(np.float32)
-    return array.astype(np.float32 if tensor.dtype == "F16" else array.dtype.newbyteorder("="))
-
-
-def from_float(array: np.ndarray, dtype: str) -> RawTensor:
-    """Cast a float array to the safetensors ``dtype`` (BF16: round to nearest even)."""
-    array = np.ascontiguousarray(array)
-    if dtype == "BF16":
-        bits = array.astype(np.float32).view(np.uint32)
-        data = ((bits + (0x7FFF + ((bits >> 16) & 1))) >> 16).astype("<u2").tobytes()
-    else:
-        data = array.astype(_FLOATS[dtype]).tobytes()
-    return RawTensor(dtype, tuple(int(s) for s in array.shape), data)
 
 
 # ---------------------------------------------------------------------- compress
@@ -200,6 +99,17 @@ def compress_file(
     anything with ``.submit(fn, *args)`` (a ``concurrent.futures`` executor, a
     ``distributed.Client``): each candidate is compressed there, in any order, and the file
     is the one a serial run writes. Returns one ``Row`` per tensor, in file order.
+
+    Example:
+        >>> import tempfile
+        >>> W = np.ones((16, 16))  # an MPO of bond 1
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     source, target = Path(folder) / "w.safetensors", Path(folder) / "c.safetensors"
+        ...     write_safetensors(source, {"w": from_float(W, "F32")}, {})
+        ...     rows = compress_file(source, target, n_cores=2)
+        ...     back = decompress_file(target, Path(folder) / "d.safetensors")
+        >>> rows[0].converted, rows[0].bond_dims, rows[0].params_after
+        (True, (1,), 32)
     """
     truncation = Truncation(max_bond=max_bond, rtol=rtol)  # validates before any work
     if isinstance(n_cores, bool) or not isinstance(n_cores, int) or n_cores < 2:
@@ -297,7 +207,7 @@ def _not_candidate(tensor: RawTensor, selected: bool) -> str:
     """Why a tensor is copied without an attempt ('' if it is a candidate)."""
     if not selected:
         return "excluded by the filters"
-    if tensor.dtype not in _FLOATS:
+    if tensor.dtype not in FLOAT_CODES:
         return f"dtype {tensor.dtype} is not floating"
     if len(tensor.shape) not in (2, 4):
         return f"{len(tensor.shape)}-D: only 2-D and 4-D are compressed"
@@ -416,7 +326,7 @@ def check_compressed(
     metadata = dict(metadata)
     if META_KEY not in metadata:
         raise ValueError(f"{path}: not compressed by tnkit (no {META_KEY!r} metadata entry)")
-    description = _parse_json(metadata.pop(META_KEY), f"metadata {META_KEY!r}", path)
+    description = parse_json(metadata.pop(META_KEY), f"metadata {META_KEY!r}", path)
     if not isinstance(description, dict) or description.get("format") != FORMAT:
         raise ValueError(f"{path}: metadata {META_KEY!r} is not a {FORMAT} description")
     if description.get("format_version") != FORMAT_VERSION:
@@ -437,7 +347,7 @@ def _check_entry(name: str, entry: Any, tensors: dict[str, RawTensor], path: Pat
     where = f"{path}: tensor {name!r}"
     if not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS:
         raise ValueError(f"{where}: description needs exactly the keys {sorted(_ENTRY_KEYS)}")
-    if entry["kind"] != "mpo" or entry["dtype"] not in _FLOATS:
+    if entry["kind"] != "mpo" or entry["dtype"] not in FLOAT_CODES:
         raise ValueError(f"{where}: unsupported kind {entry['kind']!r} or dtype {entry['dtype']!r}")
     for key in ("shape", "matrix_shape", "out_dims", "in_dims", "bond_dims"):
         value = entry[key]
@@ -503,12 +413,20 @@ def entry_row(name: str, entry: dict[str, Any]) -> Row:
 
 
 def core_names(name: str, entry: dict[str, Any]) -> list[str]:
-    """Names of the stored cores of the compressed tensor ``name``."""
+    """Names of the stored cores of the compressed tensor ``name``.
+
+    Example:
+        >>> core_names("fc.weight", {"out_dims": [4, 4]})
+        ['fc.weight.mpo.core_0', 'fc.weight.mpo.core_1']
+    """
     return [f"{name}{_CORE}{k}" for k in range(len(entry["out_dims"]))]
 
 
 def decompress_file(source: str | Path, target: str | Path) -> list[Row]:
-    """Write the dense tensors of a compressed file (names, shapes, dtypes of the original)."""
+    """Write the dense tensors of a compressed file (names, shapes, dtypes of the original).
+
+    Returns one ``Row`` per MPO made dense; see ``compress_file`` for an example.
+    """
     _check_target(target)
     description, tensors, metadata = read_compressed(source)
     entries = description["tensors"]

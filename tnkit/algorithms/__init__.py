@@ -1,0 +1,8 @@
+"""Algorithms on trains and operators: ground states (DMRG) and time evolution (TDVP).
+
+The layer above operators: it may use every layer below it (trains, operations, operators)
+and nothing above it (no storage, interop or adapters); each family gets its own module here,
+sharing one set of environments and Krylov solvers.
+"""
+
+__all__: list[str] = []
