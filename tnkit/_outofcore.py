@@ -28,17 +28,9 @@ __all__ = ["tt_svd_dask"]
 _MAX_BLOCKS = 4096
 
 
-def tt_svd_dask(
-    x: Any,
-    dims: Any,
-    *,
-    max_bond: int | None,
-    rtol: float | None,
-    atol: float | None,
-    method: str,
-    progress: bool,
-) -> Decomposition:
-    """TT-SVD of a dask array (see [tt_svd][tnkit.tt_svd]): NumPy cores and their report.
+def tt_svd_dask(x: Any, dims: Any, *, progress: bool = False, **request: Any) -> Decomposition:
+    """TT-SVD of a dask array: NumPy cores and their report. ``request``: the ``max_bond``,
+    ``rtol``, ``atol`` and ``method`` of [tt_svd][tnkit.tt_svd].
 
     Example:
         >>> import dask.array as da, numpy as np, tnkit as tn
@@ -50,11 +42,11 @@ def tt_svd_dask(
     import dask.array as da
 
     _check_dask_array(x)
-    dims, truncation = check_request(x, dims, max_bond, rtol, atol, method)
+    dims, truncation = check_request(x, dims, **request)
+    method = request.get("method", "auto")
     chunk_bytes = dask.utils.parse_bytes(dask.config.get("array.chunk-size"))
     itemsize = np.dtype(x.dtype).itemsize
     if len(dims) == 1 or x.size * itemsize <= chunk_bytes:  # fits one block: in memory
-        request = {"max_bond": max_bond, "rtol": rtol, "atol": atol, "method": method}
         return decompose_array(np.asarray(x.compute()), dims, progress=progress, **request)
     largest, finite = dask.compute(da.max(da.abs(x)), da.all(da.isfinite(x)))
     if not finite:

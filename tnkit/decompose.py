@@ -19,43 +19,28 @@ from .ttsvd import Decomposition, decompose_array
 
 
 def decompose_tensor(
-    x: Any,
-    dims: Any = None,
-    *,
-    max_bond: int | None = None,
-    rtol: float | None = None,
-    atol: float | None = None,
-    method: str = "auto",
-    progress: bool = False,
+    x: Any, dims: Any = None, *, progress: bool = False, **request: Any
 ) -> Decomposition:
-    """TT-SVD of ``x`` (a dask array out of core, anything else in memory); see
-    [tt_svd][tnkit.tt_svd] for the arguments.
+    """TT-SVD of ``x`` (a dask array out of core, anything else in memory) as a
+    ``Decomposition``; ``request``: the ``max_bond``, ``rtol``, ``atol`` and ``method`` of
+    [tt_svd][tnkit.tt_svd].
 
     Example:
         >>> import numpy as np
         >>> decompose_tensor(np.ones((2, 2)), max_bond=1).report.bond_dims_after
         (1,)
     """
-    request = {"max_bond": max_bond, "rtol": rtol, "atol": atol, "method": method}
     if aac.is_dask_array(x):
         return tt_svd_dask(x, dims, progress=progress, **request)
     return decompose_array(x, dims, progress=progress, **request)
 
 
 def decompose_matrix(
-    W: Any,
-    out_dims: Any,
-    in_dims: Any,
-    *,
-    max_bond: int | None = None,
-    rtol: float | None = None,
-    atol: float | None = None,
-    method: str = "auto",
-    progress: bool = False,
-    pad: bool | None = None,
+    W: Any, out_dims: Any, in_dims: Any, *, pad: bool | None = None, **request: Any
 ) -> tuple[Decomposition, tuple[int, int] | None]:
     """MPO cores ``(Dl, o, i, Dr)`` of ``W (out, in)`` and the unpadded matrix shape (None
-    when nothing was padded); see [from_matrix][tnkit.mpo.from_matrix] for the arguments.
+    when nothing was padded); ``request``: the truncation keywords and ``progress`` of
+    [from_matrix][tnkit.mpo.from_matrix].
 
     Example:
         >>> import numpy as np
@@ -86,13 +71,7 @@ def decompose_matrix(
     order = [p for k in range(n) for p in (k, n + k)]
     interleaved = xp.permute_dims(xp.reshape(W, (*outs, *ins)), order)
     vector = decompose_tensor(
-        interleaved,
-        tuple(o * i for o, i in zip(outs, ins, strict=True)),
-        max_bond=max_bond,
-        rtol=rtol,
-        atol=atol,
-        method=method,
-        progress=progress,
+        interleaved, tuple(o * i for o, i in zip(outs, ins, strict=True)), **request
     )
     pairs = zip(vector.cores, outs, ins, strict=True)
     cores = tuple(xp.reshape(c, (c.shape[0], o, i, c.shape[-1])) for c, o, i in pairs)

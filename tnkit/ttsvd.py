@@ -32,27 +32,19 @@ class Decomposition(NamedTuple):
     report: TruncationReport
 
 
-def decompose_array(
-    x: Any,
-    dims: Any,
-    *,
-    max_bond: int | None,
-    rtol: float | None,
-    atol: float | None,
-    method: str,
-    progress: bool,
-) -> Decomposition:
-    """TT-SVD of an in-memory array (see [tt_svd][tnkit.tt_svd]): left-canonical cores.
+def decompose_array(x: Any, dims: Any, *, progress: bool = False, **request: Any) -> Decomposition:
+    """TT-SVD of an in-memory array: left-canonical cores. ``request``: the ``max_bond``,
+    ``rtol``, ``atol`` and ``method`` of [tt_svd][tnkit.tt_svd].
 
     Example:
         >>> import numpy as np
-        >>> d = decompose_array(np.ones((2, 2, 2)), None, max_bond=None, rtol=None,
-        ...                     atol=None, method="auto", progress=False)
+        >>> d = decompose_array(np.ones((2, 2, 2)), None, max_bond=1)
         >>> [c.shape for c in d.cores], d.centre
         ([(1, 2, 1), (1, 2, 1), (1, 2, 1)], 2)
     """
     xp = check_array(x, "x")
-    dims, truncation = check_request(x, dims, max_bond, rtol, atol, method)
+    dims, truncation = check_request(x, dims, **request)
+    method = request.get("method", "auto")
     # Entries far from 1 would over- or underflow the squares behind norms, Gram matrices and
     # discarded weights: decompose x·2^-k instead and give the last core 2^k back (both exact).
     exponent = 0 if backend.is_tracer(x) else exponent_for(_largest(xp, x), x.dtype)
@@ -69,7 +61,9 @@ def _largest(xp: Any, x: Any) -> float:
     return float(backend.to_numpy(xp.max(xp.abs(x))))
 
 
-def check_request(x, dims, max_bond, rtol, atol, method) -> tuple[tuple[int, ...], Truncation]:
+def check_request(
+    x: Any, dims: Any, max_bond=None, rtol=None, atol=None, method: str = "auto"
+) -> tuple[tuple[int, ...], Truncation]:
     """Validated ``dims`` (default ``x.shape``) and truncation rule of a TT-SVD request."""
     if x.ndim == 0:
         raise ValueError("x: need at least one dimension, got a scalar")
