@@ -18,7 +18,7 @@ from . import _backend as backend
 from ._checks import check_dims, check_int
 from ._factorize import factorize_dims
 from .canonical import move_centre
-from .decompose import _full_rank_bonds
+from .ttsvd import full_rank_bonds
 
 __all__ = [
     "Contraction",
@@ -87,7 +87,7 @@ def linear_layout(
                 f"{feature} {size}"
             )
     outs, ins = dims["out_dims"], dims["in_dims"]
-    full = _full_rank_bonds(tuple(o * i for o, i in zip(outs, ins, strict=True)))
+    full = full_rank_bonds(tuple(o * i for o, i in zip(outs, ins, strict=True)))
     if bond_dims is not None and max_bond is not None:
         raise ValueError(
             f"bond_dims and max_bond: give one of them, got bond_dims={bond_dims!r} "

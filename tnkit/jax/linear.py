@@ -21,6 +21,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("tnkit.jax.MPOLinear needs Flax: pip install tnkit[jax] or flax") from exc
 
 from .. import _backend as backend
+from .._adapters import decompose_weight, is_half, is_padded, mpo_core_shapes, mpo_of_cores
 from ..linear_map import (
     LinearMapPlan,
     dense_matrix,
@@ -130,7 +131,7 @@ class MPOLinear(nnx.Module):
     @property
     def padded(self) -> bool:
         """Whether the dims' products exceed the matrix (zero padding)."""
-        return (math.prod(self.out_dims), math.prod(self.in_dims)) != self.matrix_shape
+        return is_padded((self.out_dims, self.in_dims), self.matrix_shape)
 
     # ------------------------------------------------------------------ forward
 
@@ -152,10 +153,7 @@ class MPOLinear(nnx.Module):
     @property
     def mpo(self) -> MPO:
         """A ``tn.MPO`` of the current cores (``W (out, in)``; float32 for half types)."""
-        cores = [core[...] for core in self.cores]
-        if _is_half(cores[0].dtype):
-            cores = [core.astype(jnp.float32) for core in cores]
-        return MPO(cores, matrix_shape=self.matrix_shape if self.padded else None)
+        return mpo_of_cores([core[...] for core in self.cores], self.matrix_shape, jnp)
 
     @classmethod
     def from_dense(
@@ -200,19 +198,9 @@ class MPOLinear(nnx.Module):
                     f"bias: expected shape ({out_features},) for a kernel of shape "
                     f"{matrix.shape}, got {bias.shape}"
                 )
-        outs, ins, _ = linear_layout(
-            in_features, out_features, n_cores=n_cores, in_dims=in_dims, out_dims=out_dims
-        )
-        mpo = MPO.from_matrix(
-            matrix.T,
-            outs,
-            ins,
-            pad=True,
-            max_bond=max_bond,
-            rtol=rtol,
-            atol=atol,
-            method=method,
-        )
+        options = {"n_cores": n_cores, "in_dims": in_dims, "out_dims": out_dims}
+        rule = {"max_bond": max_bond, "rtol": rtol, "atol": atol, "method": method}
+        mpo = decompose_weight(matrix.T, np, **options, **rule)
         # The layer's structure without computing an init, then the decomposed values.
         layer = nnx.eval_shape(
             lambda: cls(
@@ -252,14 +240,10 @@ def _initial_cores(key: jax.Array, layout: tuple, matrix_shape: tuple, dtype: An
     the host (eager XLA would compile every small QR shape, seconds per layout), a traced
     one (``nnx.jit``/``nnx.eval_shape`` init) by the same core code on tracers.
     """
-    outs, ins, bonds = layout
-    edges = (1, *bonds, 1)
-    shapes = [
-        (edges[k], o, i, edges[k + 1]) for k, (o, i) in enumerate(zip(outs, ins, strict=True))
-    ]
+    shapes = mpo_core_shapes(layout)
     sizes = [math.prod(shape) for shape in shapes]
     # The QR sweep runs in float32 for half types.
-    work = jnp.float32 if _is_half(dtype) else dtype
+    work = jnp.float32 if is_half(dtype, jnp) else dtype
     flat = jax.random.normal(key, (sum(sizes),), work)
     if not backend.is_tracer(flat):
         flat = np.asarray(flat)
@@ -273,7 +257,7 @@ def _initial_cores(key: jax.Array, layout: tuple, matrix_shape: tuple, dtype: An
 
 
 def _host_array(value: Any, name: str, ndim: int) -> np.ndarray:
-    """``value`` as a finite NumPy array with ``ndim`` dims (half types in float32)."""
+    """``value`` as a finite NumPy array with ``ndim`` dims."""
     if backend.is_tracer(value):
         raise TypeError(f"{name}: from_dense reads values on the host; call it outside jit")
     array = np.asarray(value)
@@ -281,12 +265,6 @@ def _host_array(value: Any, name: str, ndim: int) -> np.ndarray:
         raise ValueError(f"{name}: expected {ndim} dimensions, got shape {array.shape}")
     if not jnp.issubdtype(array.dtype, jnp.inexact):
         raise TypeError(f"{name}: expected a floating or complex array, got dtype {array.dtype}")
-    if _is_half(array.dtype):
-        array = array.astype(np.float32)
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name}: contains NaN or Inf")
     return array
-
-
-def _is_half(dtype: Any) -> bool:
-    return jnp.issubdtype(dtype, jnp.floating) and jnp.dtype(dtype).itemsize < 4

@@ -8,14 +8,10 @@ from .conv import MPOConv2d
 from .embedding import MPOEmbedding
 from .linear import MPOLinear
 from .lstm import MPOLSTM
-from .model import (
-    CompressionReport,
-    apply_structure,
-    compress_model,
-    densify_model,
-    mpo_structure,
-)
+from .model import compress_model, densify_model
 from .mpop import SqueezeReport, freeze_central, squeeze
+from .report import CompressionReport
+from .structure import apply_structure, mpo_structure
 from .taylor import TaylorLayer
 
 __all__ = [

@@ -14,18 +14,20 @@ import array_api_compat.torch as torch_xp
 import torch
 from torch import nn
 
-from ..linear_map import (
-    LinearMapPlan,
-    dense_matrix,
-    linear_layout,
-    linear_map,
-    plan_linear_map,
-    rescale_cores,
+from .. import linear_map as maps
+from .._adapters import (
+    LAYOUT_OPTIONS,
+    RULE_OPTIONS,
+    decompose_weight,
+    is_padded,
+    mpo_core_shapes,
+    mpo_of_cores,
+    pick_options,
+    work_dtype,
 )
 from ..mpo import MPO
 from ..truncation import TruncationReport
 
-HALF = (torch.float16, torch.bfloat16)
 _STATE_VERSION = 1
 
 
@@ -51,9 +53,9 @@ class MPOMatrix(nn.Module):
         self, rows: int, cols: int, *, device: Any = None, dtype: Any = None, **layout: Any
     ) -> None:
         super().__init__()
-        layout = linear_layout(cols, rows, **pick_options(layout, LAYOUT_OPTIONS))
+        layout = maps.linear_layout(cols, rows, **pick_options(layout, LAYOUT_OPTIONS))
         self.matrix_shape = (int(rows), int(cols))
-        self.cores = _core_parameters(layout, {"device": device, "dtype": dtype})
+        self.cores = core_parameters(layout, {"device": device, "dtype": dtype})
         self.report: TruncationReport | None = None
         self._set_layout(layout)
 
@@ -61,22 +63,23 @@ class MPOMatrix(nn.Module):
 
     def _set_layout(self, layout: tuple) -> None:
         self.out_dims, self.in_dims, self.bond_dims = layout
-        self.plan: LinearMapPlan = plan_linear_map(*layout, matrix_shape=self.matrix_shape)
+        self.plan: maps.LinearMapPlan = maps.plan_linear_map(
+            *layout, matrix_shape=self.matrix_shape
+        )
 
     def _reshape_cores(self, layout: tuple) -> None:
         """New (uninitialised) core parameters for ``layout``; kept if it is the current one."""
         if layout == (self.out_dims, self.in_dims, self.bond_dims):
             return
         like = self.cores[0]
-        self.cores = _core_parameters(layout, {"device": like.device, "dtype": like.dtype})
+        self.cores = core_parameters(layout, {"device": like.device, "dtype": like.dtype})
         self._set_layout(layout)
         self.report = None
 
     @property
     def padded(self) -> bool:
         """Whether the dims' products exceed the matrix (zero padding)."""
-        full = (math.prod(self.out_dims), math.prod(self.in_dims))
-        return full != self.matrix_shape
+        return is_padded((self.out_dims, self.in_dims), self.matrix_shape)
 
     def contraction_order(self, batch: int) -> str:
         """``"sweep"``, ``"dense"`` or merged runs such as ``"2+2"``: the cheapest order of
@@ -112,10 +115,9 @@ class MPOMatrix(nn.Module):
         if cores[0].is_meta:
             return
         with torch.no_grad():
-            # The QR sweep runs in float32 for half types (the core's LAPACK dtypes).
-            work = torch.float32 if cores[0].dtype in HALF else cores[0].dtype
+            work = work_dtype(cores[0].dtype, torch_xp)
             raw = [torch.randn(c.shape, dtype=work, device=c.device) for c in cores]
-            scaled = rescale_cores(raw, norm, matrix_shape=self.matrix_shape)
+            scaled = maps.rescale_cores(raw, norm, matrix_shape=self.matrix_shape)
             for param, core in zip(cores, scaled, strict=True):
                 param.copy_(core)
         self.report = None
@@ -149,20 +151,17 @@ class MPOMatrix(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x (..., cols) -> (..., rows)``, no bias."""
-        return linear_map(list(self.cores), x, plan=self.plan, xp=torch_xp)
+        return maps.linear_map(list(self.cores), x, plan=self.plan, xp=torch_xp)
 
     @property
     def matrix(self) -> torch.Tensor:
         """The dense matrix ``(rows, cols)``, differentiable in the cores."""
-        return dense_matrix(list(self.cores), plan=self.plan, xp=torch_xp)
+        return maps.dense_matrix(list(self.cores), plan=self.plan, xp=torch_xp)
 
     @property
     def mpo(self) -> MPO:
         """A ``tn.MPO`` of the current cores (detached; float32 for half types)."""
-        cores = [c.detach() for c in self.cores]
-        if cores[0].dtype in HALF:
-            cores = [c.float() for c in cores]
-        return MPO(cores, matrix_shape=self.matrix_shape if self.padded else None)
+        return mpo_of_cores([c.detach() for c in self.cores], self.matrix_shape, torch_xp)
 
     def _layout_repr(self) -> str:
         return f"in_dims={self.in_dims}, out_dims={self.out_dims}, bond_dims={self.bond_dims}"
@@ -195,7 +194,7 @@ class MPOMatrix(nn.Module):
             if state.get(key) != value:
                 raise ValueError(f"{key}: the checkpoint has {state.get(key)}, this layer {value}")
         rows, cols = self.matrix_shape
-        layout = linear_layout(
+        layout = maps.linear_layout(
             cols,
             rows,
             in_dims=state["in_dims"],
@@ -205,25 +204,11 @@ class MPOMatrix(nn.Module):
         self._reshape_cores(layout)
 
 
-LAYOUT_OPTIONS = ("n_cores", "in_dims", "out_dims", "max_bond", "bond_dims")
-RULE_OPTIONS = ("max_bond", "rtol", "atol", "method")
-
-
-def pick_options(options: dict, allowed: tuple) -> dict:
-    """``options`` if every key is ``allowed``, else a TypeError naming the others."""
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise TypeError(f"unexpected keyword argument(s) {unknown}; expected some of {allowed}")
-    return options
-
-
 def decompose(matrix: torch.Tensor, out_dims: Any, in_dims: Any, **rule: Any) -> MPO:
     """``tn.MPO.from_matrix`` of a module's weight (detached; half types in float32);
     ``rule``: ``max_bond``, ``rtol``, ``atol``, ``method``."""
-    matrix = matrix.detach()
-    if matrix.dtype in HALF:
-        matrix = matrix.float()
-    return MPO.from_matrix(matrix, out_dims, in_dims, pad=True, **pick_options(rule, RULE_OPTIONS))
+    rule = pick_options(rule, RULE_OPTIONS)
+    return decompose_weight(matrix.detach(), torch_xp, out_dims=out_dims, in_dims=in_dims, **rule)
 
 
 def convert(
@@ -234,13 +219,8 @@ def convert(
     MPO's cores and a copy of ``bias``. ``options``: ``n_cores``, ``in_dims``, ``out_dims``
     (the layout) and ``max_bond``, ``rtol``, ``atol``, ``method`` (the truncation)."""
     like = matrix if like is None else like
-    layout = ("n_cores", "in_dims", "out_dims")
-    pick_options(options, layout + RULE_OPTIONS)
-    rows, cols = matrix.shape
-    outs, ins, _ = linear_layout(cols, rows, **{k: v for k, v in options.items() if k in layout})
-    rule = {k: v for k, v in options.items() if k in RULE_OPTIONS}
-    mpo = decompose(matrix, outs, ins, **rule)
-    layer = build(in_dims=ins, out_dims=outs, device="meta", dtype=like.dtype)
+    mpo = decompose_weight(matrix.detach(), torch_xp, **options)
+    layer = build(in_dims=mpo.in_dims, out_dims=mpo.out_dims, device="meta", dtype=like.dtype)
     layer = layer.to_empty(device=like.device)
     layer._load_mpo(mpo)
     if bias is not None:
@@ -265,10 +245,8 @@ def check_module(module: Any, kind: type, name: str) -> None:
         raise TypeError(f"{name}: expected a torch.nn.{kind.__name__}, got {type(module).__name__}")
 
 
-def _core_parameters(layout: tuple, factory: dict) -> nn.ParameterList:
-    outs, ins, bonds = layout
-    edges = (1, *bonds, 1)
+def core_parameters(layout: tuple, factory: dict) -> nn.ParameterList:
+    """Uninitialised core parameters ``(D_{k-1}, out_k, in_k, D_k)`` of ``layout``."""
     return nn.ParameterList(
-        nn.Parameter(torch.empty((edges[k], o, i, edges[k + 1]), **factory))
-        for k, (o, i) in enumerate(zip(outs, ins, strict=True))
+        nn.Parameter(torch.empty(shape, **factory)) for shape in mpo_core_shapes(layout)
     )

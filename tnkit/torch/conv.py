@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_int
+from ..layer_maps import cheapest_order
 from ..linear_map import linear_map
 from ._common import MPOMatrix, check_module, convert, dense_module
 
@@ -154,13 +155,7 @@ class MPOConv2d(MPOMatrix):
         """What ``forward`` does for ``batch = N·H_out·W_out`` patch rows: ``"dense"``
         (build the kernel, ``F.conv2d``) or the cheapest MPO order through the unfolded
         input, whose flops count ``UNFOLD_WEIGHT`` times (measured, docs/torch.md)."""
-        # A plain loop of int comparisons: torch.compile sees a static branch.
-        best, best_flops = "dense", self.plan.contraction("dense").flops(batch)
-        for contraction in self.plan.contractions.values():
-            flops = UNFOLD_WEIGHT * contraction.flops(batch)
-            if contraction.name != "dense" and flops < best_flops:
-                best, best_flops = contraction.name, flops
-        return best
+        return cheapest_order(self.plan, batch, weight=UNFOLD_WEIGHT)
 
     @property
     def weight(self) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """MPOEmbedding: ``nn.Embedding`` whose table ``(num_embeddings, embedding_dim)`` is an MPO.
 
-Holds parameters and gathers rows core by core (or from the built table, whichever needs
-fewer flops); the cores' bookkeeping is ``MPOMatrix``'s, decompositions the core library's.
+Holds parameters only: the lookups are the core's (``tnkit.layer_maps``), the cores'
+bookkeeping ``MPOMatrix``'s, decompositions the core library's.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import functools
 import math
 from typing import Any
 
+import array_api_compat.torch as torch_xp
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_int, is_int
+from ..layer_maps import embedding_lookup, embedding_table, gather_flops, lookup_order
 from ._common import MPOMatrix, check_module, convert, dense_module
 
 
@@ -85,17 +86,12 @@ class MPOEmbedding(MPOMatrix):
     @property
     def lookup_flops(self) -> int:
         """Flops of one row looked up core by core (2·multiply-adds)."""
-        edges, opened, flops = (1, *self.bond_dims, 1), 1, 0
-        for k, dim in enumerate(self.in_dims):
-            flops += 2 * opened * edges[k] * dim * edges[k + 1]
-            opened *= dim
-        return flops
+        return gather_flops(self.in_dims, self.bond_dims)
 
     def contraction_order(self, batch: int) -> str:
         """``"gather"`` (core by core) or ``"dense"`` (build the table) for ``batch``
         indices: the one with fewer flops."""
-        build = self.plan.contraction("dense").merge_flops
-        return "gather" if batch * self.lookup_flops < build else "dense"
+        return lookup_order(self.plan, batch)
 
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
         """``indices (...)`` (integers) -> ``(..., embedding_dim)``."""
@@ -109,23 +105,22 @@ class MPOEmbedding(MPOMatrix):
                     f"indices: must lie in [0, {self.num_embeddings}), got values in "
                     f"[{low}, {high}]"
                 )
-        if self.contraction_order(flat.shape[0]) == "dense":
-            rows = F.embedding(flat, self.matrix)
-        else:
-            rows = _gather_rows(list(self.cores), flat, self.embedding_dim)
-        if self.padding_idx is not None:
-            rows = torch.where((flat == self.padding_idx)[:, None], 0, rows)
+        rows = embedding_lookup(
+            list(self.cores),
+            flat,
+            plan=self.plan,
+            padding_idx=self.padding_idx,
+            order=self.contraction_order(flat.shape[0]),
+            xp=torch_xp,
+        )
         return rows.reshape(*indices.shape, self.embedding_dim)
 
     @property
     def weight(self) -> torch.Tensor:
         """The dense table ``(num_embeddings, embedding_dim)`` as ``forward`` sees it (the
         ``padding_idx`` row zero), differentiable in the cores."""
-        table = self.matrix
-        if self.padding_idx is None:
-            return table
-        keep = torch.ones(self.num_embeddings, 1, dtype=table.dtype, device=table.device)
-        return table * keep.index_fill(0, torch.tensor([self.padding_idx], device=table.device), 0)
+        cores = list(self.cores)
+        return embedding_table(cores, plan=self.plan, padding_idx=self.padding_idx, xp=torch_xp)
 
     def extra_repr(self) -> str:
         padding = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
@@ -170,23 +165,3 @@ class MPOEmbedding(MPOMatrix):
 
     def _state_sizes(self) -> dict:
         return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim}
-
-
-def _gather_rows(cores: list, indices: torch.Tensor, cols: int) -> torch.Tensor:
-    """Rows ``W[indices]`` of the MPO: each core's slice at the index's digit, contracted
-    left to right (states ``(n, opened columns, D)``, one batched matmul per core)."""
-    digits, rest = [], indices
-    for core in cores[::-1]:
-        digits.append(rest % core.shape[1])
-        rest = rest // core.shape[1]
-    n, opened, state = indices.shape[0], 1, None
-    for core, digit in zip(cores, digits[::-1], strict=True):
-        left, _, dim, right = core.shape
-        picked = core.permute(1, 0, 2, 3)[digit]  # (n, Dl, dim, Dr)
-        if state is None:  # Dl == 1
-            state = picked.reshape(n, dim, right)
-        else:
-            state = (state @ picked.reshape(n, left, dim * right)).reshape(n, opened * dim, right)
-        opened *= dim
-    rows = state.reshape(n, opened)
-    return rows[:, :cols] if opened > cols else rows

@@ -131,18 +131,9 @@ class MPOLinear(MPOMatrix):
         build = functools.partial(
             cls, linear.in_features, linear.out_features, bias=linear.bias is not None
         )
-        return convert(
-            build,
-            linear.weight,
-            linear.bias,
-            n_cores=n_cores,
-            in_dims=in_dims,
-            out_dims=out_dims,
-            max_bond=max_bond,
-            rtol=rtol,
-            atol=atol,
-            method=method,
-        )
+        layout = {"n_cores": n_cores, "in_dims": in_dims, "out_dims": out_dims}
+        rule = {"max_bond": max_bond, "rtol": rtol, "atol": atol, "method": method}
+        return convert(build, linear.weight, linear.bias, **layout, **rule)
 
     def to_linear(self) -> nn.Linear:
         """A plain ``nn.Linear`` with the dense weight (and the bias)."""

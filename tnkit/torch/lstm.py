@@ -1,14 +1,12 @@
 """MPOLSTM: ``nn.LSTM`` whose gate weights are MPOs (one per weight matrix, MPO-LSTM).
 
-Holds parameters and runs the recurrence; each weight is an ``MPOMatrix`` (contraction and
-planning from ``tnkit.linear_map``), no math of its own beyond the LSTM cell.
+Holds parameters and wires layers and directions; the gate layout, the cell and the
+recurrent contraction order are the core's (``tnkit.layer_maps``), no math of its own.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable
 from typing import Any
 
 import array_api_compat.torch as torch_xp
@@ -16,11 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_dims, check_int
-from .._factorize import factorize_dims
-from ..linear_map import LinearMapPlan, linear_map
+from .._adapters import pick_options
+from .._checks import check_int
+from ..layer_maps import lstm_layout, lstm_recurrence, recurrent_map, recurrent_order
 from ..truncation import TruncationReport
-from ._common import MPOMatrix, check_module, decompose, pick_options
+from ._common import MPOMatrix, check_module, decompose
+
+__all__ = ["MPOLSTM", "recurrent_order"]
 
 _LAYOUT = ("n_cores", "input_dims", "hidden_dims")
 
@@ -84,30 +84,25 @@ class MPOLSTM(nn.Module):
         self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
         self.proj_size = 0
         pick_options(layout, (*_LAYOUT, "max_bond"))
-        given = {
-            name: check_dims(layout[name], name)
-            for name in ("input_dims", "hidden_dims")
-            if layout.get(name) is not None
-        }
-        n_cores = layout.get("n_cores")
-        if n_cores is None:
-            n_cores = len(next(iter(given.values()))) if given else 4
-        n_cores = check_int(n_cores, "n_cores", minimum=1)
-        hidden = given.get("hidden_dims") or factorize_dims(self.hidden_size, n_cores, pad=True)
-        gate_dims = (4 * hidden[0], *hidden[1:])
+        gates = lstm_layout(
+            self.input_size,
+            self.hidden_size,
+            num_layers=self.num_layers,
+            directions=self.num_directions,
+            **{name: layout.get(name) for name in _LAYOUT},
+        )
         factory = {"device": device, "dtype": dtype}
-        options = {"n_cores": n_cores, "max_bond": layout.get("max_bond"), **factory}
-        directions = 2 if self.bidirectional else 1
-        for layer in range(self.num_layers):
-            if layer == 0:
-                size, dims = self.input_size, given.get("input_dims")
-            else:
-                size = directions * self.hidden_size
-                dims = (directions * hidden[0], *hidden[1:])
+        options = {"n_cores": gates.n_cores, "max_bond": layout.get("max_bond"), **factory}
+        hidden = (self.hidden_size, gates.hidden_dims)
+        for layer, inputs in enumerate(gates.inputs):
             for suffix in self._suffixes(layer):
-                for name, cols, in_dims in (("ih", size, dims), ("hh", self.hidden_size, hidden)):
+                for name, (cols, in_dims) in (("ih", inputs), ("hh", hidden)):
                     weight = MPOMatrix(
-                        4 * self.hidden_size, cols, out_dims=gate_dims, in_dims=in_dims, **options
+                        4 * self.hidden_size,
+                        cols,
+                        out_dims=gates.gate_dims,
+                        in_dims=in_dims,
+                        **options,
                     )
                     setattr(self, f"weight_{name}{suffix}", weight)
                 for name in ("ih", "hh"):
@@ -198,15 +193,12 @@ class MPOLSTM(nn.Module):
             gates_x = gates_x + (
                 getattr(self, f"bias_ih{suffix}") + getattr(self, f"bias_hh{suffix}")
             )
-        recurrent = _recurrent_map(getattr(self, f"weight_hh{suffix}"), *x.shape[:2])
-        steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
-        out = [None] * x.shape[0]
-        for t in steps:
-            i, f, g, o = (gates_x[t] + recurrent(h)).chunk(4, dim=-1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
-            out[t] = h
-        return torch.stack(out), h, c
+        weight = getattr(self, f"weight_hh{suffix}")
+        cores = list(weight.cores)
+        recurrent = recurrent_map(cores, *x.shape[:2], plan=weight.plan, xp=torch_xp)
+        return lstm_recurrence(
+            gates_x, recurrent, h, c, reverse=reverse, activation=torch.sigmoid, xp=torch_xp
+        )
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
@@ -279,24 +271,3 @@ class MPOLSTM(nn.Module):
             for name, param in self.named_parameters(recurse=False):
                 getattr(lstm, name).copy_(param)
         return lstm
-
-
-def recurrent_order(plan: LinearMapPlan, steps: int, batch: int) -> str:
-    """Cheapest order of ``h @ W.T`` over ``steps`` steps of ``batch`` rows: building ``W``
-    once (``"dense"``), or any other order, whose merges are redone every step."""
-    dense = plan.contraction("dense")
-    best, best_flops = "dense", dense.merge_flops + steps * batch * dense.flops_per_row
-    for contraction in plan.contractions.values():
-        flops = steps * contraction.flops(batch)
-        if contraction.name != "dense" and flops < best_flops:
-            best, best_flops = contraction.name, flops
-    return best
-
-
-def _recurrent_map(weight: MPOMatrix, steps: int, batch: int) -> Callable:
-    order = recurrent_order(weight.plan, steps, batch)
-    if order == "dense":
-        transposed = weight.matrix.mT
-        return lambda h: h @ transposed
-    cores = list(weight.cores)
-    return functools.partial(linear_map, cores, order=order, plan=weight.plan, xp=torch_xp)

@@ -17,7 +17,9 @@ from torch import nn
 
 from .._checks import check_int
 from ._common import MPOMatrix
-from .model import check_model, format_table, mpo_groups, num_params, tie
+from .kinds import num_params
+from .modules import check_model, mpo_groups, tie
+from .report import format_table
 
 __all__ = ["SqueezeReport", "SqueezeStep", "freeze_central", "squeeze"]
 

@@ -1,7 +1,7 @@
 """TaylorLayer: a polynomial map ``y = Σ_n T_n(x, …, x)`` with each ``T_n`` a tensor train.
 
-Holds the coefficient trains and contracts the input through them core by core; no
-activation functions, and no ``in^n`` tensor is ever built.
+Holds the coefficient trains; the contraction, layout and init scales are the core's
+(``tnkit.layer_maps``). No activation functions, and no ``in^n`` tensor is ever built.
 """
 
 from __future__ import annotations
@@ -9,29 +9,20 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import array_api_compat.torch as torch_xp
 import torch
 from torch import nn
 
+from ..layer_maps import (
+    taylor_bond_dims,
+    taylor_core_shapes,
+    taylor_init_stds,
+    taylor_map,
+    taylor_num_parameters,
+    taylor_term,
+)
 
-def taylor_bond_dims(in_features: int, out_features: int, order: int, max_bond: int) -> tuple:
-    """Bonds of ``T_order``'s train, ``order − 1`` of them: the cut after ``k`` input legs
-    has full rank ``min(in^k, in^(order−k)·out)``, capped at ``max_bond``."""
-    return tuple(
-        min(max_bond, in_features**k, in_features ** (order - k) * out_features)
-        for k in range(1, order)
-    )
-
-
-def taylor_num_parameters(
-    in_features: int, out_features: int, order: int, max_bond: int, *, bias: bool = True
-) -> int:
-    """``out`` (bias, ``T_0``) ``+ Σ_{n=1}^{order} Σ_{k=1}^{n} D_{k−1}·in·D_k`` with
-    ``D_0 = 1``, ``D_n = out`` and the inner bonds of ``taylor_bond_dims``."""
-    total = out_features if bias else 0
-    for n in range(1, order + 1):
-        edges = (1, *taylor_bond_dims(in_features, out_features, n, max_bond), out_features)
-        total += sum(edges[k] * in_features * edges[k + 1] for k in range(n))
-    return total
+__all__ = ["TaylorLayer", "taylor_bond_dims", "taylor_num_parameters"]
 
 
 class TaylorLayer(nn.Module):
@@ -87,15 +78,10 @@ class TaylorLayer(nn.Module):
         self.in_features, self.out_features = in_features, out_features
         self.order, self.max_bond = order, max_bond
         factory = {"device": device, "dtype": dtype}
-        self.terms = nn.ModuleList()
-        for n in range(1, order + 1):
-            edges = (1, *self.bond_dims(n), out_features)
-            self.terms.append(
-                nn.ParameterList(
-                    nn.Parameter(torch.empty((edges[k], in_features, edges[k + 1]), **factory))
-                    for k in range(n)
-                )
-            )
+        self.terms = nn.ModuleList(
+            nn.ParameterList(nn.Parameter(torch.empty(shape, **factory)) for shape in shapes)
+            for shapes in taylor_core_shapes(in_features, out_features, order, max_bond)
+        )
         if bias:
             self.bias = nn.Parameter(torch.empty(out_features, **factory))
         else:
@@ -120,41 +106,26 @@ class TaylorLayer(nn.Module):
     def reset_parameters(self) -> None:
         """Gaussian cores with each order adding ``1/(3·order)`` to the output variance for
         unit-variance inputs; bias as ``nn.Linear``. Nothing for meta tensors."""
+        stds = taylor_init_stds(self.in_features, self.out_features, self.order, self.max_bond)
         with torch.no_grad():
-            for cores in self.terms:
-                for k, core in enumerate(cores):
+            for cores, term_stds in zip(self.terms, stds, strict=True):
+                for core, std in zip(cores, term_stds, strict=True):
                     if core.is_meta:
                         return
-                    last = k == len(cores) - 1
-                    right = 3 * self.order if last else core.shape[2]
-                    nn.init.normal_(core, std=1 / math.sqrt(self.in_features * right))
+                    nn.init.normal_(core, std=std)
             if self.bias is not None and not self.bias.is_meta:
                 bound = 1 / math.sqrt(self.in_features)
                 nn.init.uniform_(self.bias, -bound, bound)
 
     def term(self, x: torch.Tensor, order: int) -> torch.Tensor:
         """``T_order(x, …, x)``: ``x (batch, in) -> (batch, out)``, contracted left to right."""
-        batch = x.shape[0]
-        message = x.new_ones((batch, 1))
-        for core in self.terms[order - 1]:
-            left, size, right = core.shape
-            mixed = (message @ core.reshape(left, size * right)).reshape(batch, size, right)
-            message = torch.einsum("bir,bi->br", mixed, x)
-        return message
+        return taylor_term(list(self.terms[order - 1]), x, xp=torch_xp)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x (..., in_features) -> (..., out_features)``."""
-        if x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"x: expected last dimension {self.in_features}, got shape {tuple(x.shape)}"
-            )
-        flat = x.reshape(-1, self.in_features)
-        y = flat.new_zeros((flat.shape[0], self.out_features))
-        for n in range(1, self.order + 1):
-            y = y + self.term(flat, n)
-        if self.bias is not None:
-            y = y + self.bias
-        return y.reshape(*x.shape[:-1], self.out_features)
+        terms = [list(cores) for cores in self.terms]
+        features = (self.in_features, self.out_features)
+        return taylor_map(terms, x, self.bias, features=features, xp=torch_xp)
 
     def extra_repr(self) -> str:
         bonds = [self.bond_dims(n) for n in range(2, self.order + 1)]
