@@ -96,15 +96,36 @@ def _operations(chi: int):
 
 @pytest.mark.parametrize("chi", [4, 20, 40], ids=["kernel-loops", "kernel-blas", "twin"])
 def test_concurrent_calls_match_serial(chi, blas_guard):
+    """Bitwise equality needs every call to see the same BLAS thread count in both runs: the
+    library's limit to one thread around small work is process-wide, so a concurrent call
+    may run its large products on one thread where the serial call used two, and OpenBLAS
+    0.3.31 then rounds differently (``inner`` and ``log_norm`` of complex χ=40 trains). One
+    BLAS thread for the whole test makes the comparison one of shared state and races only;
+    the next test checks the limit itself with BLAS free."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    shared, calls = _operations(chi)
+    before = [_snapshot(t) for t in shared]
+    jobs = [name for name in calls for _ in range(REPEATS)]
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        serial = {name: call() for name, call in calls.items()}
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            results = list(pool.map(lambda name: (name, calls[name]()), jobs))
+    mismatched = sorted({name for name, value in results if not _same(value, serial[name])})
+    assert not mismatched, f"concurrent results differ from serial ones: {mismatched}"
+    for train, cores in zip(shared, before, strict=True):
+        assert all(np.array_equal(a, b) for a, b in zip(train.cores, cores, strict=True))
+
+
+@pytest.mark.parametrize("chi", [4, 20, 40], ids=["kernel-loops", "kernel-blas", "twin"])
+def test_concurrent_calls_restore_the_blas_limit(chi, blas_guard):
+    """With BLAS free to use its threads, concurrent calls that limit it around small work
+    leave the process-wide limit as it was, and the shared trains unchanged."""
     shared, calls = _operations(chi)
     before = [_snapshot(t) for t in shared]
     threads_before = blas_guard
-    serial = {name: call() for name, call in calls.items()}
     jobs = [name for name in calls for _ in range(REPEATS)]
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        results = list(pool.map(lambda name: (name, calls[name]()), jobs))
-    mismatched = sorted({name for name, value in results if not _same(value, serial[name])})
-    assert not mismatched, f"concurrent results differ from serial ones: {mismatched}"
+        list(pool.map(lambda name: calls[name](), jobs))
     for train, cores in zip(shared, before, strict=True):
         assert all(np.array_equal(a, b) for a, b in zip(train.cores, cores, strict=True))
     assert _blas_threads() == threads_before, "the global BLAS thread limit was not restored"

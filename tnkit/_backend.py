@@ -322,6 +322,7 @@ def blas_threads(limit: int | None):
         return
     with _limit_lock:
         if _limit_state["depth"] == 0:
+            _release_openblas_control()
             _limit_state["limiter"] = _threadpool_controller().limit(limits=limit, user_api="blas")
         _limit_state["depth"] += 1
     try:
@@ -330,8 +331,27 @@ def blas_threads(limit: int | None):
         with _limit_lock:
             _limit_state["depth"] -= 1
             if _limit_state["depth"] == 0:
+                # The last block to leave may run on another thread than the first.
+                _release_openblas_control()
                 _limit_state["limiter"].restore_original_limits()
+                _release_openblas_control()
                 _limit_state["limiter"] = None
+
+
+def _release_openblas_control() -> None:
+    """Let this thread set OpenBLAS's thread count, and no thread keep that right after.
+
+    threadpoolctl (3.6 and later) lets only one "controlling" thread change OpenBLAS's
+    process-wide pool, the first to set it; any other thread's set is silently ignored. The
+    shared limit above is set by the first block to enter and restored by the last to leave,
+    often two different threads, so without this the restore is ignored and BLAS stays at
+    one thread for good (seen with OpenBLAS 0.3.31 and threadpoolctl 3.8).
+    """
+    import threadpoolctl
+
+    controller = getattr(threadpoolctl, "OpenBLASController", None)
+    if controller is not None and hasattr(controller, "clear_controlling_thread"):
+        controller.clear_controlling_thread(force=True)
 
 
 @functools.lru_cache(maxsize=1)
