@@ -534,8 +534,8 @@ def taylor_init_stds(
     order adds ``1/(3·order)`` to the output's variance (``1/3`` in all, ``nn.Linear``'s).
 
     Example:
-        >>> [[round(s, 4) for s in term] for term in taylor_init_stds(12, 3, 2, 4)]
-        [[0.1179], [0.1443, 0.1179]]
+        >>> tuple(tuple(round(s, 4) for s in term) for term in taylor_init_stds(12, 3, 2, 4))
+        ((0.1179,), (0.1443, 0.1179))
     """
     return tuple(
         tuple(
