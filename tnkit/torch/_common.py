@@ -90,8 +90,8 @@ class MPOMatrix(nn.Module):
 
     @property
     def central_index(self) -> int:
-        """The core with the most entries (MPOP's central tensor); ties go to the core
-        nearest the middle, then to the left one."""
+        """The site of the core with the most entries (MPOP's central tensor; not a
+        canonical ``centre``); ties go to the core nearest the middle, then to the left one."""
         middle = (len(self.cores) - 1) / 2
         sizes = [(-c.numel(), abs(k - middle), k) for k, c in enumerate(self.cores)]
         return min(sizes)[2]
@@ -104,8 +104,8 @@ class MPOMatrix(nn.Module):
     @property
     def auxiliary_tensors(self) -> tuple[nn.Parameter, ...]:
         """The other cores, in order (MPOP's auxiliary tensors)."""
-        centre = self.central_index
-        return tuple(c for k, c in enumerate(self.cores) if k != centre)
+        central = self.central_index
+        return tuple(c for k, c in enumerate(self.cores) if k != central)
 
     # ------------------------------------------------------------------ values
 

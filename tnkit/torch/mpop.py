@@ -103,8 +103,8 @@ def freeze_central(model: nn.Module) -> int:
 
 
 def _central_bonds(matrix: MPOMatrix) -> list[int]:
-    centre, bonds = matrix.central_index, matrix.bond_dims
-    return [bonds[k] for k in (centre - 1, centre) if 0 <= k < len(bonds)]
+    central, bonds = matrix.central_index, matrix.bond_dims
+    return [bonds[k] for k in (central - 1, central) if 0 <= k < len(bonds)]
 
 
 def _largest_central(groups: list) -> int:
