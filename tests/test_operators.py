@@ -3,9 +3,10 @@ Jordan–Wigner signs, and bad input.
 
 The oracles never use tnkit's operator tables: spins are built from Pauli matrices, fermions
 as Fock-space mode operators (c_i = F⊗…⊗F⊗c⊗I⊗…), electrons as 2L spinless modes in the
-order 0↑, 0↓, 1↑, … permuted into the site basis |0⟩, |↑⟩, |↓⟩, |↑↓⟩. Bond dimensions are
-checked against a minimum vertex cover counted here with SciPy's bipartite matching
-(König: cover size = matching size) on the raw cut graphs.
+order 0↑, 0↓, 1↑, … permuted into the site basis |0⟩, |↑⟩, |↓⟩, |↑↓⟩. The automaton's
+bond dimensions are checked against a minimum vertex cover counted here with SciPy's
+bipartite matching (König: cover size = matching size) on the raw cut graphs, and those of
+to_mpo against the operator Schmidt ranks of the dense sum (SVD of every unfolding).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tnkit as tn
-from tnkit.operators import min_vertex_cover
+from tnkit.operators import automaton, min_vertex_cover
 
 # ====================================================================== dense oracles
 
@@ -152,6 +153,23 @@ def cover_sizes(strings, L):
         graph = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(lefts), len(rights)))
         sizes.append(int((maximum_bipartite_matching(graph, perm_type="column") >= 0).sum()))
     return tuple(sizes)
+
+
+def operator_ranks(matrix, dims):
+    """Per cut, the operator Schmidt rank of a dense operator on sites of dims ``dims``:
+    the numerical rank of its unfolding (rows: the left sites' (out, in) pairs), with the
+    SVD's zero of DESIGN §1 (σ ≤ 10·max(m, n)·ε·σ_max; 1 for the zero operator)."""
+    L = len(dims)
+    tensor = np.asarray(matrix).reshape(*dims, *dims)
+    order = [k for i in range(L) for k in (i, L + i)]
+    paired = tensor.transpose(order)
+    ranks = []
+    for cut in range(1, L):
+        rows = math.prod(d * d for d in dims[:cut])
+        s = np.linalg.svd(paired.reshape(rows, -1), compute_uv=False)
+        zero = 10 * max(rows, s.size and paired.size // rows) * np.finfo(float).eps * s[0]
+        ranks.append(max(1, int((s > zero).sum())))
+    return tuple(ranks)
 
 
 def heisenberg_strings(L, h):
@@ -369,8 +387,8 @@ _XXZ = [(0.5, "S+", "S-"), (0.5, "S-", "S+"), (1.0, "Sz", "Sz")]
 
 def test_square_of_heisenberg_as_an_op_sum():
     """H² written as products of terms (same-site factors multiply) is exact; the symbolic
-    construction cannot see that S+S- = 1/2 + Sz, so its centre bond (19) exceeds the
-    operator Schmidt rank (9) that compression reaches."""
+    automaton cannot see that S+S- = 1/2 + Sz, so its centre bond (19) exceeds the operator
+    Schmidt rank (9), which the rank reduction of to_mpo reaches at every cut."""
     L = 8
     pairs = [(c, (a, i, b, i + 1)) for i in range(L - 1) for c, a, b in _XXZ]
     ops = tn.OpSum(L)
@@ -380,9 +398,12 @@ def test_square_of_heisenberg_as_an_op_sum():
     H = tn.models.heisenberg(L).to_matrix()
     square = ops.to_mpo()
     np.testing.assert_allclose(square.to_matrix(), H @ H, atol=1e-12)
-    assert square.bond_dims == cover_sizes(ops._strings()[0], L)
-    assert square.bond_dims[L // 2 - 1] == 19
+    plan = automaton(ops._strings()[0], L)
+    assert plan.bond_dims == cover_sizes(ops._strings()[0], L)
+    assert plan.bond_dims[L // 2 - 1] == 19
     assert _operator_rank(H @ H, L, L // 2) == 9
+    assert square.bond_dims == operator_ranks(H @ H, [2] * L)
+    assert square.bond_dims[L // 2 - 1] == 9
 
 
 def _operator_rank(matrix, L, left_sites):
@@ -470,7 +491,8 @@ def test_random_op_sums_equal_the_dense_sum(drawn):
     assert all(1 <= b <= max(1, len(ops)) for b in mpo.bond_dims)
     strings, _ = ops._strings()
     if strings:
-        assert mpo.bond_dims == cover_sizes(strings, len(dims))
+        assert automaton(strings, len(dims)).bond_dims == cover_sizes(strings, len(dims))
+    assert mpo.bond_dims == operator_ranks(oracle, dims)
 
 
 @given(st.data())

@@ -18,6 +18,7 @@ from ._checks import is_int
 __all__ = [
     "SITE_TYPES",
     "Factor",
+    "jordan_wigner_layout",
     "jordan_wigner_pieces",
     "local_operators",
     "parity",
@@ -182,30 +183,52 @@ def _check_position(site: Any, L: int) -> int:
     return int(site)
 
 
-def jordan_wigner_pieces(
-    factors: Sequence[Factor], parities: Sequence[np.ndarray | None]
-) -> list[tuple[int, np.ndarray]]:
-    """Per site, the ordered product of the factors' Jordan–Wigner pieces on it.
+def jordan_wigner_layout(factors: Sequence[Factor]) -> list[tuple[int, tuple[int, ...]]]:
+    """Per site that carries a piece, in site order: the pieces there in written order, each
+    the index of a factor or −1 for the parity F of a fermion-odd factor further right.
 
     A fermion-odd factor on site i acts as F on every site < i, so the product of the
     images in written order has, on site k, the written-order product of op / F / I pieces.
+
+    Example:
+        >>> from tnkit.sites import Factor, jordan_wigner_layout
+        >>> import numpy as np
+        >>> c = np.eye(2)
+        >>> jordan_wigner_layout([Factor(3, c, True), Factor(1, c, True)])   # c_3 c_1
+        [(1, (-1, 1)), (2, (-1,)), (3, (0,))]
     """
-    odd_sites = [f.site for f in factors if f.odd]
-    occupied = {f.site for f in factors}
-    products = []
-    # Between factors the pieces are F^(number of odd factors further right): F² = 1, so only
-    # sites with an odd count carry an F (none at all for an even string left of its factors).
-    for k in range(max(odd_sites, default=0)):
-        if k not in occupied and sum(site > k for site in odd_sites) % 2:
-            products.append((k, parities[k]))
-    for k in sorted(occupied):
-        used = [
-            f.matrix if f.site == k else parities[k]
-            for f in factors
+    odd_sites = sorted(f.site for f in factors if f.odd)
+    by_site: dict[int, list[int]] = {}
+    if not odd_sites:
+        for index, f in enumerate(factors):
+            by_site.setdefault(f.site, []).append(index)
+        return sorted((k, tuple(pieces)) for k, pieces in by_site.items())
+    for k in {f.site for f in factors}:
+        by_site[k] = [
+            i if f.site == k else -1
+            for i, f in enumerate(factors)
             if f.site == k or (f.odd and k < f.site)
         ]
+    # Between factors the pieces are F^(number of odd factors further right): F² = 1, so only
+    # sites with an odd count carry an F; on [o_i, o_{i+1}) that count is len(odd) − i.
+    bounds = [0, *odd_sites]
+    for i in range(len(odd_sites)):
+        if (len(odd_sites) - i) % 2:
+            for k in range(bounds[i], bounds[i + 1]):
+                by_site.setdefault(k, [-1])
+    return sorted((k, tuple(pieces)) for k, pieces in by_site.items())
+
+
+def jordan_wigner_pieces(
+    factors: Sequence[Factor], parities: Sequence[np.ndarray | None]
+) -> list[tuple[int, np.ndarray]]:
+    """Per site, the ordered product of the factors' Jordan–Wigner pieces on it (the
+    matrices of [jordan_wigner_layout][tnkit.sites.jordan_wigner_layout])."""
+    products = []
+    for k, pieces in jordan_wigner_layout(factors):
+        used = [factors[i].matrix if i >= 0 else parities[k] for i in pieces]
         product = used[0]
         for piece in used[1:]:
             product = product @ piece
         products.append((k, product))
-    return sorted(products, key=lambda item: item[0])
+    return products

@@ -106,13 +106,13 @@ def long_range_exp(
 ) -> MPO:
     """``H = Σ_{i<j} (Σ_k c_k λ_k^{j−i}) op1_i op2_j`` from ``terms = [(c_k, λ_k), ...]``.
 
-    Built directly as an automaton (the bipartite-graph construction of
-    [OpSum][tnkit.OpSum] cannot see the exponential structure): a "nothing placed yet"
-    channel, one channel per exponential that multiplies by λ_k at every site it crosses,
-    and a "finished" channel. Bond dimension 2 + K inside, K + 1 at the end bonds (K when
-    L = 2). ``op1``/``op2`` are names or arrays as in [OpSum.add][tnkit.OpSum.add]; two
-    fermion-odd operators (e.g. ``"Cdag"``, ``"C"``) get the Jordan–Wigner string F between
-    them (op1·F on site i, F in between, op2 on site j), as OpSum would.
+    Built directly as an automaton, without the L(L−1)/2 strings that [OpSum][tnkit.OpSum]
+    would need (its rank reduction reaches the same bonds): a "nothing placed yet" channel,
+    one channel per exponential that multiplies by λ_k at every site it crosses, and a
+    "finished" channel. Bond dimension 2 + K inside, K + 1 at the end bonds (K when L = 2).
+    ``op1``/``op2`` are names or arrays as in [OpSum.add][tnkit.OpSum.add]; two fermion-odd
+    operators (e.g. ``"Cdag"``, ``"C"``) get the Jordan–Wigner string F between them (op1·F
+    on site i, F in between, op2 on site j), as OpSum would.
 
     Example:
         >>> import numpy as np, tnkit as tn
