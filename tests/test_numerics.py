@@ -22,6 +22,7 @@ What these tests establish (issue 9, item 3):
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -155,16 +156,17 @@ def test_product_state_log_norm_is_exact(log2_norm):
 
 
 @pytest.mark.parametrize("kernels", [True, False])
-def test_canonical_form_refuses_a_norm_beyond_double_range(kernels):
+def test_canonical_form_holds_a_norm_beyond_double_range(kernels):
+    """Norm 2^2000: the cores are isometries, the centre core a mantissa, and the scale
+    exponent the rest (it was refused before issue 16)."""
     m = _product_state(2.0**0.5)  # norm 2^2000
-    with np.errstate(all="ignore"):
+    context = _kernels.disabled() if not kernels else contextlib.nullcontext()
+    with context:
         for centre in (0, 2000, 3999):
-            if kernels:
-                with pytest.raises(ValueError, match="centre: the canonical form"):
-                    m.canonicalize(centre)
-            else:
-                with _kernels.disabled(), pytest.raises(ValueError, match="canonical form"):
-                    m.canonicalize(centre)
+            c = m.canonicalize(centre)
+            assert c.is_canonical(centre) and c.scale_exponent > 1000
+            assert math.isclose(c.log_norm(), 2000 * math.log(2), rel_tol=1e-12)
+            assert c.norm() == math.inf
 
 
 def test_canonical_form_of_a_tiny_norm_is_not_silently_zero():

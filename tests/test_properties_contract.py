@@ -148,7 +148,6 @@ def test_identity_trace_and_product():
         (lambda a, b, o: a + b, ValueError, "phys_dims"),
         (lambda a, b, o: a + 1.0, TypeError, "MPS or MPO"),
         (lambda a, b, o: a * "x", TypeError, "factor"),
-        (lambda a, b, o: a * (1 + 2j), TypeError, "dtype"),
         (lambda a, b, o: a * float("inf"), ValueError, "finite"),
         (lambda a, b, o: a / 0, ZeroDivisionError, "zero"),
         (lambda a, b, o: o @ b, ValueError, "in_dims"),

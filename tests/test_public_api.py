@@ -24,8 +24,8 @@ TORCH = [
 JAX = ["MPOLinear", "register_pytree"]
 TRAIN_METHODS = [
     "bond_dims", "canonicalize", "centre", "compress", "conj", "cores", "dtype", "entropies",
-    "entropy", "is_canonical", "log_norm", "norm", "num_params", "report", "singular_values",
-    "xp",
+    "entropy", "is_canonical", "log_norm", "norm", "num_params", "report", "scale_exponent",
+    "singular_values", "xp",
 ]  # fmt: skip
 MPS_METHODS = sorted([*TRAIN_METHODS, "phys_dims", "probabilities", "random", "sample", "to_dense"])
 MPO_METHODS = sorted(

@@ -171,18 +171,43 @@ def disabled():
 # ---------------------------------------------------------------------- entry points
 
 
-def overlap(a: Packed, b: Packed) -> Any:
-    """⟨a, b⟩ (conjugate-linear in ``a``) as a NumPy scalar of the trains' dtype."""
+def overlap_parts(a: Packed, b: Packed) -> tuple[Any, int]:
+    """⟨a, b⟩ (conjugate-linear in ``a``) as ``(mantissa, exponent)``: a NumPy scalar of the
+    trains' dtype and the power of two it is to be multiplied by."""
     with _one_blas_thread(a, b):
         mantissa, exponent = _compiled().overlap(*a.arrays, *b.arrays)
-    return _ldexp(mantissa, exponent, a.dtype)
+    return np.asarray(mantissa, dtype=a.dtype)[()], int(exponent)
+
+
+def overlap(a: Packed, b: Packed) -> Any:
+    """⟨a, b⟩ as a NumPy scalar of the trains' dtype (inf or 0 beyond its range)."""
+    return ldexp_scalar(*overlap_parts(a, b))
+
+
+def expectation_parts(m: Packed, o: Packed) -> tuple[Any, int]:
+    """⟨m|o|m⟩ for an MPS ``m`` and a square MPO ``o`` as ``(mantissa, exponent)``, as
+    ``overlap_parts``."""
+    with _one_blas_thread(m, o):
+        mantissa, exponent = _compiled().expectation(*m.arrays, *o.arrays)
+    return np.asarray(mantissa, dtype=m.dtype)[()], int(exponent)
 
 
 def expectation(m: Packed, o: Packed) -> Any:
-    """⟨m|o|m⟩ for an MPS ``m`` and a square MPO ``o`` as a NumPy scalar of their dtype."""
-    with _one_blas_thread(m, o):
-        mantissa, exponent = _compiled().expectation(*m.arrays, *o.arrays)
-    return _ldexp(mantissa, exponent, m.dtype)
+    """⟨m|o|m⟩ as a NumPy scalar of the trains' dtype (inf or 0 beyond its range)."""
+    return ldexp_scalar(*expectation_parts(m, o))
+
+
+def ldexp_scalar(mantissa: Any, exponent: int) -> Any:
+    """``mantissa · 2**exponent`` for a NumPy scalar, in its dtype (exact unless it over- or
+    underflows there, then inf or 0 without a warning)."""
+    value = np.asarray(mantissa)
+    with np.errstate(over="ignore", under="ignore"):
+        if not np.iscomplexobj(value):
+            return np.ldexp(value, exponent)[()]
+        result = np.empty((), dtype=value.dtype)
+        result.real = np.ldexp(value.real, exponent)
+        result.imag = np.ldexp(value.imag, exponent)
+        return result[()]
 
 
 def qr_norm(t: Packed) -> tuple[float, int]:
@@ -240,18 +265,6 @@ def sample(t: Packed, uniforms: np.ndarray) -> np.ndarray:
     if failed:
         raise ValueError("m: cannot sample from a zero state")
     return samples
-
-
-def _ldexp(mantissa: Any, exponent: int, dtype: Any) -> Any:
-    """``mantissa · 2**exponent`` in ``dtype`` (exact unless it over- or underflows there)."""
-    value = np.asarray(mantissa, dtype=dtype)
-    with np.errstate(over="ignore", under="ignore"):
-        if not np.iscomplexobj(value):
-            return np.ldexp(value, exponent)[()]
-        result = np.empty((), dtype=dtype)
-        result.real = np.ldexp(value.real, exponent)
-        result.imag = np.ldexp(value.imag, exponent)
-        return result[()]
 
 
 def _one_blas_thread(*packs: Packed) -> Any:

@@ -36,7 +36,8 @@ def times_pow2(a: Any, exponent: int) -> Any:
 
     The factor is applied in steps the array's dtype can hold (a float32 array cannot be
     multiplied by the scalar 2.0**200 in one go); all steps have the same sign, so no
-    intermediate value leaves the range between ``a`` and the result.
+    intermediate value leaves the range between ``a`` and the result. Entries beyond the
+    dtype's range become inf or 0, without a warning (callers check what they need).
 
     Example:
         >>> import numpy as np
@@ -44,10 +45,11 @@ def times_pow2(a: Any, exponent: int) -> Any:
         (dtype('float32'), array([8.]))
     """
     largest = _STEP.get(backend.dtype_name(a.dtype), 96)
-    while exponent:
-        step = max(-largest, min(largest, exponent))
-        a = a * float(math.ldexp(1.0, step))
-        exponent -= step
+    with np.errstate(over="ignore", under="ignore"):  # saturates to inf/0 like ldexp
+        while exponent:
+            step = max(-largest, min(largest, exponent))
+            a = a * float(math.ldexp(1.0, step))
+            exponent -= step
     return a
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _backend as backend
 from ._einsum import contract
+from ._scaling import pull_power_of_two
 
 Cores = tuple
 
@@ -47,39 +48,58 @@ def _zeros(xp: Any, shape: tuple[int, ...], like: Any) -> Any:
     return xp.zeros(shape, dtype=like.dtype, device=backend.device(like))
 
 
-def check_factor(factor: Any, dtype: Any) -> Any:
-    """A finite Python/NumPy scalar that keeps ``dtype`` (a real complex is made real)."""
+def check_factor(factor: Any) -> Any:
+    """A finite Python/NumPy scalar (not a bool), else TypeError/ValueError naming ``factor``."""
     if isinstance(factor, bool) or not isinstance(factor, (int, float, complex, np.number)):
         raise TypeError(f"factor: expected a Python or NumPy scalar, got {type(factor).__name__}")
     if not math.isfinite(abs(complex(factor))):
         raise ValueError(f"factor: must be finite, got {factor}")
-    if isinstance(factor, (complex, np.complexfloating)) and not backend.is_complex(dtype):
-        if complex(factor).imag != 0:
-            raise TypeError(
-                f"factor: complex {factor} would change the dtype {backend.dtype_name(dtype)}"
-            )
-        factor = complex(factor).real
+    if isinstance(factor, (complex, np.complexfloating)) and complex(factor).imag == 0:
+        return complex(factor).real
     return factor
 
 
-def scaled(cores: Cores, site: int, factor: Any) -> Cores:
-    """Cores with ``cores[site]`` times ``factor`` (checked); ValueError where it overflows.
+def scaled(cores: Cores, site: int, factor: Any) -> tuple[Cores, int]:
+    """``(cores, shift)`` of ``factor`` times the train of ``cores``: ``cores[site]`` takes
+    the factor, or only its mantissa where the core cannot hold it (then the train is
+    ``2**shift`` times the new cores, exact). A complex factor makes real cores complex
+    (complex64 from float32), as NumPy promotes.
 
     Example:
         >>> import numpy as np
-        >>> scaled((np.ones((1, 2, 1)),), 0, 3)[0].ravel()
-        array([3., 3.])
+        >>> new, shift = scaled((np.ones((1, 2, 1)),), 0, 3)
+        >>> new[0].ravel(), shift
+        (array([3., 3.]), 0)
+        >>> scaled((np.ones((1, 2, 1)),), 0, 1e-310)[1]   # a subnormal factor: the exponent
+        -1029
+        >>> scaled((np.ones((1, 2, 1)),), 0, 1j)[0][0].dtype
+        dtype('complex128')
     """
-    factor = check_factor(factor, cores[0].dtype)
+    factor = check_factor(factor)
+    xp = backend.namespace(cores[0])
+    if isinstance(factor, (complex, np.complexfloating)) and not backend.is_complex(cores[0].dtype):
+        dtype = xp.complex64 if backend.dtype_name(cores[0].dtype) == "float32" else xp.complex128
+        cores = tuple(xp.astype(c, dtype) for c in cores)
     cores = list(cores)
-    cores[site] = cores[site] * factor
-    xp = backend.namespace(cores[site])
-    if not backend.is_tracer(cores[site]) and not bool(xp.all(xp.isfinite(cores[site]))):
-        raise ValueError(
-            f"factor: {factor} times the train overflows {backend.dtype_name(cores[0].dtype)} "
-            "(scale the train in steps spread over its cores, or use a wider dtype)"
-        )
-    return tuple(cores)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # checked next
+        core = cores[site] * factor
+    if factor == 0 or backend.is_tracer(core) or _holds(xp, core, cores[site]):
+        cores[site] = core
+        return tuple(cores), 0
+    # The core cannot hold the product: it takes the factor's mantissa, then gives every
+    # power of two of its own to the scale, so the cores stay of order one.
+    mantissa, shift = math.frexp(abs(factor))
+    cores[site], own = pull_power_of_two(cores[site] * (factor / abs(factor) * mantissa))
+    return tuple(cores), shift + own
+
+
+def _holds(xp: Any, scaled_core: Any, core: Any) -> bool:
+    """Whether a scaled core kept its values: finite, and no entry pushed below the normal
+    range (flushed to zero, or a subnormal that lost digits)."""
+    if not bool(xp.all(xp.isfinite(scaled_core))):
+        return False
+    tiny = float(np.finfo(np.dtype(backend.dtype_name(core.dtype))).tiny)
+    return bool(xp.all((xp.abs(scaled_core) >= tiny) | (xp.abs(core) < tiny)))
 
 
 def conjugated(cores: Cores) -> Cores:

@@ -12,6 +12,7 @@ import array_api_compat as aac
 import numpy as np
 
 from . import _backend as backend
+from ._scaling import pull_power_of_two
 from .linalg import orthonormalize
 
 Cores = tuple
@@ -31,6 +32,48 @@ def move_centre(cores: Cores, centre: int | None, target: int) -> Cores:
         if target >= centre:
             return left_sweep(cores, centre, target)
         return right_sweep(cores, centre, target)
+
+
+def move_centre_scaled(cores: Cores, centre: int | None, target: int) -> tuple[Cores, int]:
+    """``move_centre`` for trains whose norm leaves the dtype's range: every core is divided by
+    a power of two before its QR (exact), so no Gram matrix or R factor over- or underflows.
+
+    Returns ``(cores, exponent)``: the train is ``2**exponent`` times the new cores, whose
+    centre core has its largest entry in [0.5, 1).
+    """
+    last = len(cores) - 1
+    with backend.blas_threads(backend.sweep_threads(cores)):
+        if centre is None:
+            cores, left = left_sweep_scaled(cores, 0, target)
+            cores, right = right_sweep_scaled(cores, last, target)
+            exponent = left + right
+        elif target >= centre:
+            cores, exponent = left_sweep_scaled(cores, centre, target)
+        else:
+            cores, exponent = right_sweep_scaled(cores, centre, target)
+    cores = list(cores)
+    cores[target], shift = pull_power_of_two(cores[target])
+    return tuple(cores), exponent + shift
+
+
+def left_sweep_scaled(cores: Cores, start: int, stop: int) -> tuple[Cores, int]:
+    """``left_sweep`` pulling a power of two out of each core first: ``(cores, exponent)``."""
+    cores, exponent = list(cores), 0
+    for k in range(start, stop):
+        cores[k], shift = pull_power_of_two(cores[k])
+        exponent += shift
+        cores[k : k + 2] = left_sweep(cores[k : k + 2], 0, 1)
+    return tuple(cores), exponent
+
+
+def right_sweep_scaled(cores: Cores, start: int, stop: int) -> tuple[Cores, int]:
+    """``right_sweep`` pulling a power of two out of each core first: ``(cores, exponent)``."""
+    cores, exponent = list(cores), 0
+    for k in range(start, stop, -1):
+        cores[k], shift = pull_power_of_two(cores[k])
+        exponent += shift
+        cores[k - 1 : k + 1] = right_sweep(cores[k - 1 : k + 1], 1, 0)
+    return tuple(cores), exponent
 
 
 def left_sweep(cores: Cores, start: int, stop: int) -> Cores:

@@ -26,11 +26,10 @@ from ._scaling import (
     largest_entry,
     ldexp,
     pull_power_of_two,
-    spread_power_of_two,
     times_pow2,
 )
-from .canonical import absorb_left, absorb_right, move_centre, reshape
-from .linalg import orthonormalize, truncated_split
+from .canonical import absorb_right, left_sweep_scaled, move_centre, reshape
+from .linalg import truncated_split
 from .parker import truncate_regular
 from .truncation import Budget, Compressed, Truncation
 
@@ -125,54 +124,40 @@ def _truncating_sweep(cores: tuple, truncation: Truncation, svd_method: str):
 def _rescaled(cores: tuple, centre: int | None, truncation: Truncation, svd_method: str):
     """Left-canonical sweep that pulls a power of two out of every core before its QR (so no
     Gram matrix or R factor leaves double range), the truncating sweep on the scaled train
-    (norm O(1); an ``atol`` is scaled alike), then the scale 2**exponent back into the cores."""
+    (norm O(1); an ``atol`` is scaled alike), then the scale 2**exponent back into core 0 if
+    it holds it, else into the result's ``exponent`` (the train's exact scale)."""
     with backend.blas_threads(backend.sweep_threads(cores)):
-        scaled, exponent = _scaled_left_sweep(cores)
+        scaled, exponent = left_sweep_scaled(cores, 0, len(cores) - 1)
+        last, shift = pull_power_of_two(scaled[-1])
+        scaled, exponent = (*scaled[:-1], last), exponent + shift
         request = truncation
         if truncation.atol is not None:
             request = dataclasses.replace(truncation, atol=ldexp(truncation.atol, -exponent))
         new, norm, discarded, met, used = _truncating_sweep(scaled, request, svd_method)
     rel = math.sqrt(max(sum(discarded), 0.0)) / norm if norm > 0 else 0.0
-    new, centre = _restore_scale(new, exponent)
+    new, kept = _restore_scale(new, exponent)
     return Compressed(
         new,
-        centre,
+        0,
         ldexp(norm, exponent),
         [ldexp(d, 2 * exponent) for d in discarded],
         rel,
         met,
         f"rescaled/{used}" if used else "rescaled",
+        exponent=kept,
     )
 
 
-def _scaled_left_sweep(cores: tuple) -> tuple[tuple, int]:
-    """Left-canonical cores of ``x / 2**exponent`` (the last core carries the norm)."""
-    cores = list(cores)
-    exponent = 0
-    last = len(cores) - 1
-    for k in range(last + 1):
-        cores[k], shift = pull_power_of_two(cores[k])
-        exponent += shift
-        if k == last:
-            break
-        dl, p, dr = cores[k].shape
-        q, r = orthonormalize(reshape(cores[k], (dl * p, dr)))
-        cores[k] = reshape(q, (dl, p, q.shape[1]))
-        cores[k + 1] = absorb_left(r, cores[k + 1])
-    return tuple(cores), exponent
-
-
-def _restore_scale(cores: tuple, exponent: int) -> tuple[tuple, int | None]:
-    """Multiply the train by 2**exponent: all on the centre core 0 (staying canonical) when
-    its entries stay well inside the dtype's range, else spread evenly over all cores (centre
-    None)."""
+def _restore_scale(cores: tuple, exponent: int) -> tuple[tuple, int]:
+    """``(cores, kept)``: the scale 2**exponent goes into the centre core 0 when its entries
+    stay well inside the dtype's range (kept 0), else it stays the train's exponent."""
     if exponent == 0:
         return cores, 0
     largest = largest_entry(cores[0])
     limit = _CENTRE_EXPONENT[backend.eps(cores[0].dtype)]
     if largest > 0 and abs(binary_exponent(largest) + exponent) < limit:
         return (times_pow2(cores[0], exponent), *cores[1:]), 0
-    return spread_power_of_two(cores, exponent), None
+    return cores, exponent
 
 
 def _parker(cores: tuple, site_shapes: tuple | None, truncation: Truncation) -> Compressed:

@@ -6,14 +6,21 @@ truncates (truncated application lives in ``apply``) and sums and products are m
 
 from __future__ import annotations
 
+import cmath
+import math
 from typing import Any
+
+import numpy as np
 
 from . import _backend as backend
 from . import _kernels
 from ._einsum import contract
+from ._scaling import pull_power_of_two, times_pow2
 from .mpo import MPO
 from .mps import MPS
 from .tensortrain import TensorTrain, check_compatible
+
+_LN2 = math.log(2.0)
 
 __all__ = ["inner", "expectation", "distance", "log_norm"]
 
@@ -21,27 +28,68 @@ __all__ = ["inner", "expectation", "distance", "log_norm"]
 # ---------------------------------------------------------------------- overlaps
 
 
-def inner(a: Any, b: Any) -> Any:
+def inner(a: Any, b: Any, *, log: bool = False) -> Any:
     """⟨a, b⟩ = Σ conj(a)·b, conjugate-linear in ``a`` (Frobenius product for MPOs).
 
-    Returns a 0-d array of the trains' library (a NumPy scalar for NumPy trains). One
-    transfer-matrix sweep, two matrix products per site.
+    Returns a 0-d array of the trains' library (a NumPy scalar for NumPy trains): the value
+    where its dtype holds it, ``inf``/0 where it does not. ``log=True`` returns the natural
+    log of the overlap instead, exact at any size (a complex log for negative or complex
+    overlaps; -inf for 0). One transfer-matrix sweep, two matrix products per site, the
+    environment rescaled by a power of two at every site.
 
     Example:
-        >>> import numpy as np, tnkit as tn
+        >>> import math, numpy as np, tnkit as tn
         >>> a, b = tn.MPS.random([2] * 6, 3, seed=0), tn.MPS.random([2] * 6, 3, seed=1)
         >>> bool(np.isclose(tn.inner(a, b), np.vdot(a.to_dense(), b.to_dense())))
         True
+        >>> big = tn.MPS([np.full((1, 2, 1), 2.0)] * 2000)   # ⟨big, big⟩ = 8**2000
+        >>> float(tn.inner(big, big)), round(tn.inner(big, big, log=True) / math.log(8), 6)
+        (inf, 2000.0)
     """
+    mantissa, exponent = _overlap_parts(a, b)
+    exponent += a.scale_exponent + b.scale_exponent
+    return _log(mantissa, exponent) if log else _scaled(mantissa, exponent)
+
+
+def _log(mantissa: Any, exponent: int) -> Any:
+    """log(mantissa · 2**exponent): real for a positive real mantissa, else complex."""
+    if isinstance(mantissa, np.generic):
+        value = complex(mantissa)
+        if value == 0:
+            return -math.inf
+        log = cmath.log(value) if value.imag or value.real < 0 else math.log(value.real)
+        return log + exponent * _LN2
+    xp = backend.namespace(mantissa)
+    return xp.log(mantissa) + exponent * _LN2
+
+
+def _overlap_parts(a: Any, b: Any) -> tuple[Any, int]:
+    """⟨a, b⟩ of the cores alone as ``(mantissa, exponent)``: the environment is rescaled
+    by a power of two at every site (exact), so no train's size over- or underflows it."""
     packs = _kernels.kernel_packs(a, b)
     if packs is not None:
-        return _kernels.overlap(*packs)
+        return _kernels.overlap_parts(*packs)
     check_compatible(a, b, "inner")
     xp = a.xp
-    env = None
+    env, exponent = None, 0
     for ca, cb in zip(a._fused(), b._fused(), strict=True):
-        env = _transfer(xp, env, ca, cb)
-    return env[0, 0]
+        env, shift = _rescaled(_transfer(xp, env, ca, cb))
+        exponent += shift
+    return env[0, 0], exponent
+
+
+def _rescaled(env: Any) -> tuple[Any, int]:
+    """``(env / 2**shift, shift)`` with the largest entry in [0.5, 1) (traced: unchanged)."""
+    return (env, 0) if backend.is_tracer(env) else pull_power_of_two(env)
+
+
+def _scaled(value: Any, exponent: int) -> Any:
+    """A 0-d value times 2**exponent (inf or 0 where its dtype cannot hold it)."""
+    if not exponent:
+        return value
+    if isinstance(value, np.generic):
+        return _kernels.ldexp_scalar(value, exponent)
+    return times_pow2(value, exponent)
 
 
 def _transfer(xp: Any, env: Any, ca: Any, cb: Any) -> Any:
@@ -108,24 +156,31 @@ def expectation(m: Any, o: Any, *, normalize: bool = False) -> Any:
         raise TypeError(
             f"expectation: expected (MPS, MPO), got ({type(m).__name__}, {type(o).__name__})"
         )
+    value, exponent = _expectation_parts(m, o)
+    exponent += o.scale_exponent
+    if not normalize:
+        return _scaled(value, exponent + 2 * m.scale_exponent)
+    norm_sq, norm_exponent = _overlap_parts(m, m)  # the state's own scale cancels
+    return _scaled(value / nonzero_norm_sq(norm_sq), exponent - norm_exponent)
+
+
+def _expectation_parts(m: Any, o: Any) -> tuple[Any, int]:
+    """⟨m|o|m⟩ of the cores alone as ``(mantissa, exponent)``, as ``_overlap_parts``."""
     packs = _kernels.kernel_packs(m, o, operator=True)
     if packs is not None:
-        value = _kernels.expectation(*packs)
-    else:
-        if o.in_dims != m.phys_dims or o.out_dims != m.phys_dims:
-            raise ValueError(
-                f"expectation: operator dims out {o.out_dims} / in {o.in_dims} do not match "
-                f"the state's phys_dims {m.phys_dims}"
-            )
-        xp = m.xp
-        env = xp.ones((1, 1, 1), dtype=m.dtype)
-        for cm, co in zip(m.cores, o.cores, strict=True):
-            bra = xp.conj(cm) if backend.is_complex(cm.dtype) else cm
-            env = contract("awb,asc,wstv,btd->cvd", env, bra, co, cm)
-        value = env[0, 0, 0]
-    if normalize:
-        value = value / nonzero_norm_sq(inner(m, m))
-    return value
+        return _kernels.expectation_parts(*packs)
+    if o.in_dims != m.phys_dims or o.out_dims != m.phys_dims:
+        raise ValueError(
+            f"expectation: operator dims out {o.out_dims} / in {o.in_dims} do not match "
+            f"the state's phys_dims {m.phys_dims}"
+        )
+    xp = m.xp
+    env, exponent = xp.ones((1, 1, 1), dtype=m.dtype), 0
+    for cm, co in zip(m.cores, o.cores, strict=True):
+        bra = xp.conj(cm) if backend.is_complex(cm.dtype) else cm
+        env, shift = _rescaled(contract("awb,asc,wstv,btd->cvd", env, bra, co, cm))
+        exponent += shift
+    return env[0, 0, 0], exponent
 
 
 def nonzero_norm_sq(norm_sq: Any) -> Any:

@@ -77,7 +77,7 @@ def decompose_matrix(
     cores = tuple(xp.reshape(c, (c.shape[0], o, i, c.shape[-1])) for c, o, i in pairs)
     report = vector.report.counting_input(rows * cols)
     matrix_shape = (rows, cols) if padded_shape != (rows, cols) else None
-    return Decomposition(cores, vector.centre, report), matrix_shape
+    return Decomposition(cores, vector.centre, report, vector.exponent), matrix_shape
 
 
 def is_count(value: Any) -> bool:

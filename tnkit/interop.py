@@ -94,7 +94,7 @@ def to_quimb(x: MPS | MPO) -> Any:
     x = _check_train(x, "x", "to_quimb")
     qtn = _require("quimb.tensor", "to_quimb")
     xp = x.xp
-    cores = [_copy(c) for c in x.cores]
+    cores = [_copy(c) for c in x._folded_cores()]
     last = len(cores) - 1
     arrays = []
     for k, core in enumerate(cores):
@@ -179,7 +179,7 @@ def to_tensorly(x: MPS | MPO) -> Any:
     from tensorly.tt_matrix import TTMatrix
     from tensorly.tt_tensor import TTTensor
 
-    cores = [_copy(c) for c in x.cores]
+    cores = [_copy(c) for c in x._folded_cores()]
     with _tensorly_backend_of(tl, cores[0]):  # TensorLy validates with its active backend
         return TTTensor(cores) if isinstance(x, MPS) else TTMatrix(cores)
 
@@ -249,7 +249,7 @@ def to_tltorch(x: MPS | MPO) -> Any:
         _copy(c)
         if isinstance(c, torch.Tensor)
         else torch.from_numpy(np.array(backend.to_numpy(c), copy=True))
-        for c in x.cores
+        for c in x._folded_cores()
     ]
     rank = (1, *x.bond_dims, 1)
     if isinstance(x, MPS):
@@ -336,7 +336,7 @@ def to_tenpy(m: MPS, sites: Any = None) -> Any:
     if norm == 0.0:
         raise ValueError("m: the zero state has no TeNPy canonical form")
     dtype = np.dtype(backend.dtype_name(m.dtype))
-    bflat = [np.transpose(backend.to_numpy(c), (1, 0, 2)) for c in m.cores]
+    bflat = [np.transpose(backend.to_numpy(c), (1, 0, 2)) for c in m._folded_cores()]
     # Unit cores: the scale lives in psi.norm, and TeNPy's canonical form then stays inside
     # the dtype's range (a float32 train of norm 1e-90 divided by zero there).
     bflat = [b / np.max(np.abs(b)) for b in bflat]  # first by max: b² may underflow

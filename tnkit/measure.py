@@ -15,6 +15,7 @@ import numpy as np
 from . import _backend as backend
 from ._checks import check_array
 from ._einsum import contract
+from ._scaling import times_pow2
 from .contract import nonzero_norm_sq
 from .mps import MPS
 from .sites import SITE_TYPES, dimension, jordan_wigner_pieces, parity, resolve_op
@@ -203,20 +204,22 @@ def _measure(m: MPS, ops: dict, normalize: bool) -> Any:
     dtype = xp.result_type(m.dtype, *(op.dtype for op in ops.values()))
     ops = {k: op if op.dtype == dtype else xp.astype(op, dtype) for k, op in ops.items()}
     cores = m._fused()
-    if not normalize and m.centre is None:
+    if not normalize and m.centre is None and not m.scale_exponent:
         cores = [c if c.dtype == dtype else xp.astype(c, dtype) for c in cores]
         return _sandwich(xp, cores, ops, 0, len(cores) - 1)
     first, last = min(ops), max(ops)
     centre = first if m.centre is None else min(max(m.centre, first), last)
-    cores = list(m.canonicalize(centre)._fused())
+    canonical = m.canonicalize(centre)
+    cores = list(canonical._fused())
     cores = [c if c.dtype == dtype else xp.astype(c, dtype) for c in cores]
     # With the centre between the operators, the cores left of them are left isometries and
     # those right of them right isometries: both environments are identities, and the centre
     # core carries the norm.
     value = _sandwich(xp, cores, ops, first, last)
-    if normalize:
-        value = value / nonzero_norm_sq(xp.sum(xp.abs(cores[centre]) ** 2))
-    return value
+    if normalize:  # the scale cancels
+        return value / nonzero_norm_sq(xp.sum(xp.abs(cores[centre]) ** 2))
+    exponent = 2 * canonical.scale_exponent
+    return times_pow2(value, exponent) if exponent else value
 
 
 def _sandwich(xp: Any, cores: list, ops: dict, start: int, stop: int) -> Any:

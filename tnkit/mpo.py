@@ -12,9 +12,11 @@ from typing import Any
 from . import _backend as backend
 from . import arithmetic
 from ._checks import check_dim_pair, check_dims, check_entries, is_int
+from ._scaling import times_pow2
+from .cores import random_cores
 from .decompose import decompose_matrix
 from .mps import MPS
-from .tensortrain import TensorTrain, random_cores
+from .tensortrain import TensorTrain
 
 
 class MPO(TensorTrain):
@@ -82,7 +84,8 @@ class MPO(TensorTrain):
                 f"@: operator in_dims {self.in_dims} do not match the right side's dims {dims}"
             )
         backend.namespace(self.cores[0], other.cores[0], name="@")
-        return type(other)._trusted(arithmetic.product(self.cores, other.cores))
+        cores = arithmetic.product(self.cores, other.cores)
+        return type(other)._trusted(cores, exponent=self.scale_exponent + other.scale_exponent)
 
     @property
     def T(self) -> MPO:
@@ -106,7 +109,8 @@ class MPO(TensorTrain):
             raise ValueError(
                 f"trace: needs out_dims == in_dims, got {self.out_dims} and {self.in_dims}"
             )
-        return arithmetic.trace(self.cores)
+        value = arithmetic.trace(self.cores)
+        return times_pow2(value, self.scale_exponent) if self.scale_exponent else value
 
     def _dims_repr(self) -> str:
         return f"out_dims={list(self.out_dims)}, in_dims={list(self.in_dims)}"
@@ -114,7 +118,7 @@ class MPO(TensorTrain):
     def to_dense(self) -> Any:
         """The full tensor with legs interleaved: shape ``(o_1, i_1, ..., o_L, i_L)``."""
         shape = tuple(d for pair in self.phys_dims for d in pair)
-        return self.xp.reshape(self._contract_all(), shape)
+        return self.xp.reshape(self._dense(), shape)
 
     def to_matrix(self, *, padded: bool = False) -> Any:
         """The matrix ``W (out, in)``; zero padding from ``from_matrix`` is cut unless ``padded``.
@@ -195,8 +199,10 @@ class MPO(TensorTrain):
             >>> bool(np.allclose(o.to_matrix(), W))
             True
         """
-        (cores, centre, report), matrix_shape = decompose_matrix(W, out_dims, in_dims, **kwargs)
-        return cls._trusted(cores, centre, report, _matrix_shape=matrix_shape)
+        (cores, centre, report, exponent), matrix_shape = decompose_matrix(
+            W, out_dims, in_dims, **kwargs
+        )
+        return cls._trusted(cores, centre, report, exponent, _matrix_shape=matrix_shape)
 
 
 def _check_matrix_shape(mpo: MPO, shape: Any) -> tuple[int, int]:

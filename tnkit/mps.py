@@ -12,8 +12,9 @@ from typing import Any
 from . import _backend as backend
 from . import _kernels, spectra
 from ._checks import check_count, check_dims, check_entries
+from .cores import random_cores
 from .decompose import decompose_tensor
-from .tensortrain import TensorTrain, random_cores
+from .tensortrain import TensorTrain
 
 # probabilities() forms the dense distribution: refused above this many outcomes.
 PROBABILITIES_LIMIT = 2**24
@@ -43,7 +44,7 @@ class MPS(TensorTrain):
 
     def to_dense(self) -> Any:
         """The full tensor, shape ``phys_dims`` (refused above 2**31 entries)."""
-        return self.xp.reshape(self._contract_all(), self.phys_dims)
+        return self.xp.reshape(self._dense(), self.phys_dims)
 
     def sample(self, n: int, *, seed: Any = None) -> Any:
         """``n`` exact samples of |x|²/‖x‖², an (n, len) int64 NumPy array; see
@@ -66,7 +67,8 @@ class MPS(TensorTrain):
                 f"m: phys_dims {self.phys_dims} give {size} outcomes, above the limit of "
                 f"{PROBABILITIES_LIMIT}; sample instead"
             )
-        return spectra.distribution(self.to_dense())
+        # the scale cancels: the cores' own tensor is the distribution's
+        return spectra.distribution(self.xp.reshape(self._contract_all(), self.phys_dims))
 
     @classmethod
     def random(
@@ -131,7 +133,7 @@ def tt_svd(
         >>> tn.tt_svd(x, max_bond=2).report.bond_dims_after
         (2, 2)
     """
-    cores, centre, report = decompose_tensor(
+    cores, centre, report, exponent = decompose_tensor(
         x, dims, max_bond=max_bond, rtol=rtol, atol=atol, method=method, progress=progress
     )
-    return MPS._trusted(cores, centre, report)
+    return MPS._trusted(cores, centre, report, exponent)

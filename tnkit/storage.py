@@ -47,7 +47,8 @@ _COMMON_KEYS = {"format", "format_version", "class", "tnkit_version"}
 def save(path: str | os.PathLike, obj: MPS | MPO | TruncationReport) -> None:
     """Write an MPS, MPO or TruncationReport to ``path`` (``.safetensors`` or ``.npz``).
 
-    A train's ``centre`` and ``report`` (and an MPO's ``matrix_shape``) are saved with it.
+    A train's ``centre``, ``report`` and exact scale ``scale_exponent`` (and an MPO's
+    ``matrix_shape``) are saved with it.
     Cores of any library are copied to the host; complex cores are stored as real arrays
     with a trailing axis of 2. The file is written to a temporary file beside ``path`` and
     moved over it only when complete, so a failed save leaves an existing file untouched.
@@ -137,6 +138,8 @@ def _encode_train(train: MPS | MPO) -> tuple[dict[str, Any], dict[str, np.ndarra
     )
     if cls_name == "MPO":
         meta["matrix_shape"] = list(train.matrix_shape)
+    if train.scale_exponent:  # files of ordinary trains stay as they were
+        meta["scale_exponent"] = train.scale_exponent
     tensors = {
         f"core_{k}": codec.real_pairs(backend.to_numpy(core)).astype(_STORED[dtype], copy=False)
         for k, core in enumerate(train.cores)
@@ -217,6 +220,8 @@ def _decode(meta: Any, tensors: dict, path: Path, like: Any) -> Any:
     expected = _COMMON_KEYS | ({"report"} if cls_name == "TruncationReport" else _TRAIN_KEYS)
     if cls_name == "MPO":
         expected = expected | {"matrix_shape"}
+    if cls_name != "TruncationReport" and "scale_exponent" in meta:
+        expected = expected | {"scale_exponent"}  # only in files of trains that have one
     if set(meta) != expected:
         missing, extra = sorted(expected - set(meta)), sorted(set(meta) - expected)
         raise ValueError(f"{path}: metadata keys: missing {missing}, unexpected {extra}")
@@ -272,7 +277,10 @@ def _decode_train(cls: type, meta: dict, tensors: dict, path: Path, like: Any) -
                 f"{path}: metadata claims centre {centre}, but the cores are not canonical there"
             )
     report = None if meta["report"] is None else _decode_report(meta["report"], path)
-    return train._with_cores(train.cores, centre, report)
+    exponent = meta.get("scale_exponent", 0)
+    if not is_int(exponent):
+        raise ValueError(f"{path}: scale_exponent must be an int, got {exponent!r}")
+    return train._with_cores(train.cores, centre, report, int(exponent))
 
 
 def _decode_core(array: np.ndarray, dtype: str, name: str, path: Path) -> np.ndarray:

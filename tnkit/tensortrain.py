@@ -14,11 +14,15 @@ import numpy as np
 
 from . import _backend as backend
 from . import _kernels, arithmetic, canonical, spectra
-from ._checks import check_alpha, check_array, check_bond, check_entries, is_int
+from ._checks import check_alpha, check_bond, is_int
+from ._scaling import ldexp, spread_power_of_two, times_pow2
 from .compress import COMPRESS_METHODS, EXACT_METHODS, compress_cores
+from .cores import read_only, validate_cores
 from .truncation import Truncation, TruncationReport
+from .ttsvd import scaled_truncation
 
 _DENSE_LIMIT = 2**31
+_LN2 = math.log(2.0)
 TT = TypeVar("TT", bound="TensorTrain")
 
 
@@ -26,42 +30,58 @@ class TensorTrain:
     """A chain of cores ``(Dl, *phys, Dr)`` with boundary bonds of 1; never modified in place.
 
     Use the subclasses [MPS][tnkit.MPS] (one physical leg) and [MPO][tnkit.MPO] (two).
+
+    The train is ``2**scale_exponent`` times the contraction of its cores: an exact scale
+    kept apart from the cores where they could not hold it (norms beyond the dtype's range),
+    and 0 otherwise. Package-internal protocol (not for users): ``_trusted`` builds a train
+    from valid cores, ``_with_cores`` one of the same class and metadata, ``_fused``/
+    ``_unfused`` give 3-leg/original cores, ``_kernel_pack`` the cores packed for Numba.
     """
 
     _n_phys_legs: ClassVar[int] = 1
     _layout: ClassVar[str] = "(Dl, d, Dr)"
-    __slots__ = ("_cores", "_centre", "_report", "_packed")
+    __slots__ = ("_cores", "_centre", "_report", "_packed", "_exponent")
 
     def __init__(self, cores: Any) -> None:
         if type(self) is TensorTrain:
             raise TypeError("TensorTrain is abstract: build an MPS or an MPO")
-        cores = _validate_cores(cores, self._n_phys_legs, type(self).__name__, self._layout)
+        cores = validate_cores(cores, self._n_phys_legs, type(self).__name__, self._layout)
         self._init(cores, None, None)
 
     # ------------------------------------------------------------------ construction helpers
 
-    def _init(self, cores: tuple, centre: int | None, report: TruncationReport | None) -> None:
-        object.__setattr__(self, "_cores", tuple(_read_only(c) for c in cores))
+    def _init(
+        self, cores: tuple, centre: int | None, report: TruncationReport | None, exponent: int = 0
+    ) -> None:
+        object.__setattr__(self, "_cores", tuple(read_only(c) for c in cores))
         object.__setattr__(self, "_centre", centre)
         object.__setattr__(self, "_report", report)
+        object.__setattr__(self, "_exponent", int(exponent))
         # Cores packed for the Numba kernels, built on first use: every new train starts
         # empty (_with_cores and _trusted come through here), so no two trains share one.
         object.__setattr__(self, "_packed", None)
 
-    def _with_cores(self, cores: tuple, centre: int | None, report: TruncationReport | None):
-        """A new train of the same class and metadata (trusted cores: no validation)."""
+    def _with_cores(
+        self,
+        cores: tuple,
+        centre: int | None,
+        report: TruncationReport | None,
+        exponent: int | None = None,
+    ):
+        """A new train of the same class and metadata (trusted cores: no validation); its
+        scale exponent is ``exponent``, or this train's when None."""
         new = object.__new__(type(self))
-        new._init(cores, centre, report)
+        new._init(cores, centre, report, self._exponent if exponent is None else exponent)
         for name in type(self).__slots__:
             if name not in TensorTrain.__slots__:
                 object.__setattr__(new, name, getattr(self, name))
         return new
 
     @classmethod
-    def _trusted(cls, cores: tuple, centre: int | None = None, report=None, **meta):
+    def _trusted(cls, cores: tuple, centre: int | None = None, report=None, exponent=0, **meta):
         """A train from cores known to be valid; subclass metadata defaults to None."""
         new = object.__new__(cls)
-        new._init(cores, centre, report)
+        new._init(cores, centre, report, exponent)
         for name in cls.__slots__:
             object.__setattr__(new, name, meta.pop(name, None))
         if meta:
@@ -82,6 +102,21 @@ class TensorTrain:
     def centre(self) -> int | None:
         """Orthogonality centre, or None when the train is not known to be canonical."""
         return self._centre
+
+    @property
+    def scale_exponent(self) -> int:
+        """The exact scale: the train is ``2**scale_exponent`` times the contraction of
+        ``cores``. 0 unless the cores could not hold the train's size (a norm beyond the
+        dtype's range); ``norm()``, ``to_dense()`` and every operation include it.
+
+        Example:
+            >>> import math, numpy as np, tnkit as tn
+            >>> m = tn.MPS([np.full((1, 2, 1), 0.25)] * 2000)   # norm 2**-3000
+            >>> c = m.canonicalize(0)
+            >>> c.scale_exponent, round(c.log_norm() / math.log(2), 9), c.norm()
+            (-3000, -3000.0, 0.0)
+        """
+        return self._exponent
 
     @property
     def report(self) -> TruncationReport | None:
@@ -145,6 +180,8 @@ class TensorTrain:
             f"params={self.num_params}",
             f"centre={self.centre}",
         ]
+        if self._exponent:
+            parts.append(f"scale=2**{self._exponent}")
         if self._report is not None:
             parts.append(f"rel_error<={self._report.rel_error_bound:.2e}")
         return f"{type(self).__name__}({', '.join(parts)})"
@@ -170,6 +207,40 @@ class TensorTrain:
             result = xp.reshape(merged, (*result.shape[:-1], core.shape[1], core.shape[2]))
         return result
 
+    def _folded_cores(self) -> tuple:
+        """The cores with the scale folded in, spread as exact powers of two over all of them
+        (for code that knows no scale: other libraries, NN parameters); OverflowError where the
+        cores cannot hold it."""
+        if not self._exponent:
+            return self._cores
+        cores = spread_power_of_two(self._cores, self._exponent)
+        xp = self.xp
+        if not all(backend.is_tracer(c) or bool(xp.all(xp.isfinite(c))) for c in cores):
+            raise OverflowError(
+                f"the cores of this train (log_norm {self.log_norm():.6g}) cannot hold its "
+                f"scale in {backend.dtype_name(self.dtype)}"
+            )
+        return cores
+
+    def _dense(self) -> Any:
+        """``_contract_all`` times the exact scale; OverflowError where the entries cannot be
+        represented in the dtype (beyond its range, or all flushed to zero)."""
+        with _quiet():  # checked below
+            dense = self._contract_all()
+        if backend.is_tracer(dense):
+            return times_pow2(dense, self._exponent) if self._exponent else dense
+        xp = self.xp
+        nonzero = bool(xp.any(dense != 0))
+        if self._exponent:
+            dense = times_pow2(dense, self._exponent)
+        if not bool(xp.all(xp.isfinite(dense))) or (nonzero and not bool(xp.any(dense != 0))):
+            raise OverflowError(
+                f"the entries of this train (log_norm {self.log_norm():.6g}) cannot be "
+                f"represented in {backend.dtype_name(self.dtype)}; use log_norm(), or keep it "
+                "a train"
+            )
+        return dense
+
     # ------------------------------------------------------------------ canonical forms
 
     def canonicalize(self: TT, centre: int) -> TT:
@@ -190,33 +261,36 @@ class TensorTrain:
         pack = self._kernel_pack()
         packed = None
         try:
-            if _kernels.applies(pack):
-                cores, packed = _kernels.move_centre(pack, self._centre, centre)
-            else:
-                cores = canonical.move_centre(self._fused(), self._centre, centre)
-        except np.linalg.LinAlgError as exc:  # the kernel's QR met an overflowed core
-            raise self._out_of_range() from exc
+            with _quiet():  # an over- or underflow is detected below, and the sweep redone
+                if _kernels.applies(pack):
+                    cores, packed = _kernels.move_centre(pack, self._centre, centre)
+                else:
+                    cores = canonical.move_centre(self._fused(), self._centre, centre)
+        except np.linalg.LinAlgError:  # a QR met an overflowed core
+            cores = None
+        exponent = self._exponent
         # The centre core carries the norm, and an overflow anywhere ends up in it (the other
-        # cores are isometries): checking it alone is enough, and costs one core.
-        core = cores[centre]
-        if not backend.is_tracer(core) and not bool(self.xp.all(self.xp.isfinite(core))):
-            raise self._out_of_range()
-        if not backend.is_tracer(core) and not bool(self.xp.any(core != 0)) and self._underflowed():
-            raise self._out_of_range()
-        new = self._with_cores(self._unfused(cores), centre, self._report)
+        # cores are isometries): checking it alone is enough, and costs one core. Where the
+        # cores cannot hold the norm, the sweep runs again pulling powers of two out (exact).
+        if cores is None or self._lost(cores[centre]):
+            cores, shift = canonical.move_centre_scaled(self._fused(), self._centre, centre)
+            exponent, packed = exponent + shift, None
+        new = self._with_cores(self._unfused(cores), centre, self._report, exponent)
         object.__setattr__(new, "_packed", packed)
         return new
 
+    def _lost(self, core: Any) -> bool:
+        """Whether ``core``, the result of sweeping this train, over- or underflowed."""
+        if backend.is_tracer(core):
+            return False
+        xp = self.xp
+        if not bool(xp.all(xp.isfinite(core))):
+            return True
+        return not bool(xp.any(core != 0)) and self._underflowed()
+
     def _underflowed(self) -> bool:
         """Whether a zero centre core hides a train that is not zero (its norm underflowed)."""
-        return math.isfinite(self.log_norm())
-
-    def _out_of_range(self) -> ValueError:
-        return ValueError(
-            f"centre: the canonical form cannot hold this train's norm in "
-            f"{backend.dtype_name(self.dtype)} (log_norm {self.log_norm():.6g}); rescale it first, "
-            "or use log_norm() and compress(method='rescaled')"
-        )
+        return math.isfinite(self._mantissa_log_norm())
 
     def is_canonical(self, centre: int, *, tol: float | None = None) -> bool:
         """Whether every core left (right) of ``centre`` is a left (right) isometry.
@@ -232,8 +306,12 @@ class TensorTrain:
             raise ValueError(f"tol: must be a finite number >= 0, got {tol}")
         return canonical.is_canonical(self._fused(), centre, float(tol))
 
-    def norm(self) -> float:
+    def norm(self) -> Any:
         """Frobenius norm ‖x‖ (through the canonical form; the train is not changed).
+
+        A Python float for NumPy trains: the value when float64 represents it, ``inf`` or
+        ``0.0`` only when it does not (``log_norm()`` is exact either way). A 0-d array of the
+        cores' library for torch, JAX and CuPy trains, which carries gradients.
 
         Example:
             >>> import numpy as np, tnkit as tn
@@ -241,11 +319,24 @@ class TensorTrain:
             >>> bool(np.isclose(tn.tt_svd(x, (2, 2, 2)).norm(), np.linalg.norm(x)))
             True
         """
+        xp = self.xp
+        if not backend.is_numpy(xp):
+            c = self.canonicalize(len(self) - 1 if self._centre is None else self._centre)
+            value = xp.sqrt(xp.sum(xp.abs(c._cores[c._centre]) ** 2))
+            return times_pow2(value, c._exponent) if c._exponent else value
         if self._centre is None and _kernels.applies(self._kernel_pack()):
-            return _kernels.norm(self._kernel_pack())
+            mantissa, exponent = _kernels.qr_norm(self._kernel_pack())
+            return ldexp(mantissa, exponent + self._exponent)
         centre = len(self) - 1 if self._centre is None else self._centre
-        cores = canonical.move_centre(self._fused(), self._centre, centre)
-        return backend.frob_sq(cores[centre]) ** 0.5
+        try:
+            with _quiet():
+                cores = canonical.move_centre(self._fused(), self._centre, centre)
+                value = backend.frob_sq(cores[centre]) ** 0.5
+        except np.linalg.LinAlgError:
+            value = math.nan
+        if 0 < value < math.inf:
+            return ldexp(value, self._exponent) if self._exponent else value
+        return _exp(self.log_norm())  # over- or underflowed on the way: from the exact log
 
     def _kernel_pack(self) -> _kernels.Packed:
         """The cores as kernel input, built once per train (trains are immutable)."""
@@ -323,35 +414,57 @@ class TensorTrain:
                 raise TypeError(f"tol: expected a float, got {tol!r}")
             if not 0 <= tol < 1:
                 raise ValueError(f"tol: must be in [0, 1), got {tol}")
-        result = compress_cores(
-            self._fused(),
-            self._centre,
-            truncation,
-            method=method,
-            svd_method=svd_method,
-            tol=tol,
-            site_shapes=self._site_shapes,
-        )
+        # The cores are compressed as they are; a tolerance in absolute units is one for the
+        # train, 2**scale_exponent times the cores.
+        request = scaled_truncation(truncation, self._exponent) if self._exponent else truncation
+        options = {"svd_method": svd_method, "tol": tol, "site_shapes": self._site_shapes}
+        result = self._compressed(request, method, options)
         new_cores = self._unfused(result.cores)
         xp = self.xp
         if not all(backend.is_tracer(c) or bool(xp.all(xp.isfinite(c))) for c in new_cores):
             raise ValueError(
                 f"method: {method!r} met numbers beyond the {backend.dtype_name(self.dtype)} "
-                f"range (log_norm {self.log_norm():.6g}); "
-                + ("use a wider dtype" if method == "rescaled" else "use method='rescaled'")
+                f"range (log_norm {self.log_norm():.6g}); use a wider dtype"
             )
         norm = result.norm
         if math.isnan(norm):  # exact methods: the result's norm (smaller bonds, same tensor)
-            log_norm = self._with_cores(new_cores, None, None).log_norm()
-            norm = math.exp(log_norm) if log_norm < 709 else math.inf
+            norm = _exp(self._with_cores(new_cores, None, None, 0)._mantissa_log_norm())
         # Only the svd method's bound comes from absolute weights; the others computed it in
-        # scaled units (or estimated it).
-        report = result.report(self, new_cores, norm=norm, scaled=method != "svd")
-        return self._with_cores(new_cores, result.centre, report)
+        # scaled units (or estimated it). The report is of the cores, then of the train.
+        scaled = not result.method.startswith("svd")
+        report = result.report(self, new_cores, norm=norm, scaled=scaled).scaled(self._exponent)
+        exponent = self._exponent + result.exponent
+        return self._with_cores(new_cores, result.centre, report, exponent)
 
-    def log_norm(self) -> float:
+    def _compressed(self, truncation: Truncation, method: str, options: dict) -> Any:
+        """``compress_cores`` of this train's cores; the svd sweep hands over to the rescaled
+        one where the cores cannot hold the norm on the way (overflow, or an underflow that
+        would return the zero train), so no method has to be picked for the size."""
+        fused = self._fused()
+        if method != "svd":
+            return compress_cores(fused, self._centre, truncation, method=method, **options)
+        try:
+            with _quiet():
+                result = compress_cores(fused, self._centre, truncation, method="svd", **options)
+            if not self._lost(result.cores[0]):
+                return result
+        except ValueError:  # the sweep met non-finite numbers
+            pass
+        return compress_cores(fused, self._centre, truncation, method="rescaled", **options)
+
+    def log_norm(self) -> Any:
         """Natural log of the norm, exact also when the norm over- or underflows; see
-        [log_norm][tnkit.contract.log_norm]."""
+        [log_norm][tnkit.contract.log_norm]. A float for NumPy trains, a 0-d array of the
+        cores' library (with gradients) otherwise."""
+        xp = self.xp
+        if not backend.is_numpy(xp):
+            c = self.canonicalize(len(self) - 1 if self._centre is None else self._centre)
+            log = 0.5 * xp.log(xp.sum(xp.abs(c._cores[c._centre]) ** 2))
+            return log + c._exponent * _LN2 if c._exponent else log
+        return self._mantissa_log_norm() + self._exponent * _LN2
+
+    def _mantissa_log_norm(self) -> float:
+        """log of the norm of the cores alone (without the scale exponent), as a float."""
         pack = self._kernel_pack()
         if _kernels.applies(pack):
             return _kernels.log_norm(pack)
@@ -361,22 +474,32 @@ class TensorTrain:
 
     def singular_values(self, bond: int) -> np.ndarray:
         """Schmidt values across ``bond`` (cut after site ``bond``), descending, as a NumPy
-        float64 array; see [singular_values][tnkit.measure.singular_values]."""
+        float64 array (``inf``/0 where the scale leaves float64); see
+        [singular_values][tnkit.measure.singular_values]."""
+        values, exponent = self._schmidt(bond)
+        if not exponent:
+            return values
+        with np.errstate(over="ignore", under="ignore"):
+            return np.ldexp(values, exponent)
+
+    def _schmidt(self, bond: int) -> tuple[np.ndarray, int]:
+        """Schmidt values across ``bond`` as ``(values, exponent)``: they are values·2**exponent."""
         bond = check_bond(bond, len(self))
         # A centre at k or k+1 both expose the bond; take the one closer to the known centre.
         target = bond + 1 if self._centre is not None and self._centre > bond else bond
-        cores = self.canonicalize(target)._fused()
+        c = self.canonicalize(target)
         sizes = [math.prod(site_shape) for site_shape in self._site_shapes]
         length = min(
             self.bond_dims[bond], math.prod(sizes[: bond + 1]), math.prod(sizes[bond + 1 :])
         )
-        return spectra.schmidt_values(cores[target], left_bond=target != bond, length=length)
+        values = spectra.schmidt_values(c._fused()[target], left_bond=target != bond, length=length)
+        return values, c._exponent
 
     def entropy(self, bond: int, alpha: float = 1) -> float:
         """Entanglement entropy across ``bond`` (natural log; ``alpha`` ≠ 1: Rényi); see
         [entropy][tnkit.measure.entropy]."""
         bond = check_bond(bond, len(self))
-        return spectra.entropy_of(self.singular_values(bond), check_alpha(alpha))
+        return spectra.entropy_of(self._schmidt(bond)[0], check_alpha(alpha))
 
     def entropies(self, alpha: float = 1) -> np.ndarray:
         """Entropies of all ``len - 1`` bonds in one sweep; see
@@ -394,17 +517,28 @@ class TensorTrain:
                 f"add: dtypes differ: {backend.dtype_name(self.dtype)} and "
                 f"{backend.dtype_name(other.dtype)}"
             )
-        cores = arithmetic.direct_sum(self._fused(), other._fused())
-        return self._with_cores(self._unfused(cores), None, None)
+        # One scale for both: the smaller one's first core takes the difference (exact
+        # unless it falls below the dtype's range, where it is below rounding of the sum).
+        exponent = max(self._exponent, other._exponent)
+        a, b = self._fused(), other._fused()
+        if self._exponent != exponent:
+            a = (times_pow2(a[0], self._exponent - exponent), *a[1:])
+        if other._exponent != exponent:
+            b = (times_pow2(b[0], other._exponent - exponent), *b[1:])
+        cores = arithmetic.direct_sum(a, b)
+        return self._with_cores(self._unfused(cores), None, None, exponent)
 
     def __sub__(self: TT, other: Any) -> TT:
         check_compatible(self, other, "sub")
         return self + (-other)
 
     def __mul__(self: TT, factor: Any) -> TT:
-        """``factor · train`` (one core is scaled; the centre is kept)."""
+        """``factor · train`` (one core is scaled, and the scale exponent where the core
+        cannot hold the factor; the centre is kept). A complex factor makes a real train
+        complex, as NumPy does."""
         site = 0 if self._centre is None else self._centre
-        return self._with_cores(arithmetic.scaled(self._cores, site, factor), self._centre, None)
+        cores, shift = arithmetic.scaled(self._cores, site, factor)
+        return self._with_cores(cores, self._centre, None, self._exponent + shift)
 
     __rmul__ = __mul__
 
@@ -434,26 +568,15 @@ class TensorTrain:
 # ---------------------------------------------------------------------- validation
 
 
-def common_dtype(o: Any, t: Any) -> tuple[Any, Any]:
-    """Both trains in one dtype: a real train meeting a complex one of the same precision
-    becomes complex; different precisions are refused (no silent upcast). The messages name
-    ``t`` (the operand that meets the operator ``o``)."""
-    if o.dtype == t.dtype:
-        return o, t
-    if backend.eps(o.dtype) != backend.eps(t.dtype):
-        raise TypeError(
-            f"t: dtype {backend.dtype_name(t.dtype)} and o's {backend.dtype_name(o.dtype)} "
-            "differ in precision; convert one of them first"
-        )
-    xp = o.xp
-    dtype = xp.result_type(o.dtype, t.dtype)
-    cast = [
-        x
-        if x.dtype == dtype
-        else x._with_cores(tuple(xp.astype(c, dtype) for c in x.cores), None, None)
-        for x in (o, t)
-    ]
-    return cast[0], cast[1]
+def _quiet() -> Any:
+    """No NumPy warnings in a first attempt that is checked, and redone with rescaling when
+    it over- or underflowed (a fresh context per call: errstate objects are not reentrant)."""
+    return np.errstate(over="ignore", under="ignore", invalid="ignore")
+
+
+def _exp(log_value: float) -> float:
+    """exp of a float log: ``inf`` above the double range, ``0.0`` below it (no error)."""
+    return math.exp(log_value) if log_value < 709.78 else math.inf
 
 
 def check_compatible(a: Any, b: Any, what: str) -> None:
@@ -469,90 +592,3 @@ def check_compatible(a: Any, b: Any, what: str) -> None:
     if a.phys_dims != b.phys_dims:
         raise ValueError(f"{what}: phys_dims differ: {a.phys_dims} and {b.phys_dims}")
     backend.namespace(a.cores[0], b.cores[0], name=what)
-
-
-def _read_only(core: Any) -> Any:
-    if isinstance(core, np.ndarray) and core.flags.writeable:
-        core = core.view()
-        core.flags.writeable = False
-    return core
-
-
-def _validate_cores(cores: Any, n_phys: int, kind: str, layout: str) -> tuple:
-    """Check ranks, dtypes, library, finiteness and bond matching; messages name the site."""
-    if aac.is_array_api_obj(cores):
-        raise TypeError(
-            f"cores: expected a sequence of arrays, got a single {type(cores).__name__}"
-        )
-    try:
-        cores = tuple(cores)
-    except TypeError as exc:
-        raise TypeError(
-            f"cores: expected a sequence of arrays, got {type(cores).__name__}"
-        ) from exc
-    if not cores:
-        raise ValueError("cores: need at least one core")
-    ndim = n_phys + 2
-    for k, core in enumerate(cores):
-        check_array(core, f"cores[{k}]")
-        if core.ndim != ndim:
-            raise ValueError(
-                f"cores[{k}]: {kind} cores have {ndim} dimensions {layout}, "
-                f"got shape {tuple(core.shape)}"
-            )
-    backend.namespace(*cores, name="cores")
-    devices = [backend.device(c) for c in cores]
-    for k, dev in enumerate(devices):
-        if dev != devices[0]:
-            raise ValueError(f"cores[{k}]: on device {dev}, but cores[0] is on {devices[0]}")
-    dtypes = {backend.dtype_name(c.dtype) for c in cores}
-    if len(dtypes) > 1:
-        raise TypeError(f"cores: mixed dtypes {sorted(dtypes)}; convert them to one dtype first")
-    if cores[0].shape[0] != 1:
-        raise ValueError(
-            f"cores[0]: left boundary bond must be 1, got shape {tuple(cores[0].shape)}"
-        )
-    if cores[-1].shape[-1] != 1:
-        raise ValueError(
-            f"cores[{len(cores) - 1}]: right boundary bond must be 1, "
-            f"got shape {tuple(cores[-1].shape)}"
-        )
-    for k in range(1, len(cores)):
-        if cores[k - 1].shape[-1] != cores[k].shape[0]:
-            raise ValueError(
-                f"cores[{k}]: left bond {cores[k].shape[0]} does not match right bond "
-                f"{cores[k - 1].shape[-1]} of cores[{k - 1}] "
-                f"(shapes {tuple(cores[k - 1].shape)} and {tuple(cores[k].shape)})"
-            )
-    return cores
-
-
-def random_cores(
-    site_shapes: list[tuple[int, ...]],
-    max_bond: int,
-    *,
-    seed: Any,
-    dtype: Any,
-    like: Any,
-) -> tuple:
-    """Gaussian cores with bonds min(max_bond, dims to either side) and E‖x‖² = 1."""
-    Truncation(max_bond=max_bond)  # validates max_bond
-    xp = np if like is None else backend.namespace(like, name="like")
-    target = backend.resolve_dtype(np, dtype)
-    rng = backend.rng(seed)
-    sizes = [math.prod(s) for s in site_shapes]
-    bonds = [1]
-    for k in range(1, len(sizes)):
-        left, right = math.prod(sizes[:k]), math.prod(sizes[k:])
-        bonds.append(min(max_bond, left, right))
-    bonds.append(1)
-    check_entries(sum(bonds[k] * sizes[k] * bonds[k + 1] for k in range(len(sizes))))
-    cores = []
-    for k, shape in enumerate(site_shapes):
-        full = (bonds[k], *shape, bonds[k + 1])
-        scale = 1.0 / math.sqrt(bonds[k] * sizes[k])
-        core = rng.standard_normal(full)
-        if np.issubdtype(target, np.complexfloating):
-            core = (core + 1j * rng.standard_normal(full)) / math.sqrt(2)
-        cores.append(backend.from_numpy((scale * core).astype(target), like, xp))
-    return tuple(cores)

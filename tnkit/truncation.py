@@ -281,6 +281,7 @@ class Compressed:
 
     ``norm`` and ``discarded`` are in absolute units (inf where they leave double range);
     ``rel_error`` is the relative bound (or estimate) computed in scaled units, always finite.
+    The result is ``2**exponent`` times the train of ``cores``.
     """
 
     cores: tuple
@@ -290,6 +291,7 @@ class Compressed:
     rel_error: float
     tolerance_met: bool
     method: str
+    exponent: int = 0
 
     def report(self, before: Any, cores: tuple, *, norm: float, scaled: bool) -> TruncationReport:
         """The report of this result (new ``cores``) against the train ``before`` (its

@@ -25,11 +25,13 @@ _FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 class Decomposition(NamedTuple):
-    """Cores of a decomposition, their orthogonality centre and what was cut."""
+    """Cores of a decomposition, their orthogonality centre, what was cut, and the exact scale
+    (the tensor is ``2**exponent`` times the cores' train)."""
 
     cores: tuple
     centre: int
     report: TruncationReport
+    exponent: int = 0
 
 
 def decompose_array(x: Any, dims: Any, *, progress: bool = False, **request: Any) -> Decomposition:
@@ -134,16 +136,19 @@ class TTSVDSweep:
         self.cores.append(xp.reshape(rest, (rank, self.dims[-1], 1)))
 
     def result(self, exponent: int, dtype: Any) -> Decomposition:
-        """The cores and report (``exponent``: the input was decomposed times 2^-exponent)."""
+        """The cores and report (``exponent``: the input was decomposed times 2^-exponent).
+
+        The scale goes back into the last core where it holds it (bit for bit the unscaled
+        decomposition), else it stays the decomposition's exact scale exponent."""
         cores, dims = self.cores, self.dims
+        kept = 0
         if exponent:
-            cores[-1] = times_pow2(cores[-1], exponent)
-            xp = aac.array_namespace(cores[-1])
-            if not backend.is_tracer(cores[-1]) and not bool(xp.all(xp.isfinite(cores[-1]))):
-                raise ValueError(
-                    f"x: its norm overflows {backend.dtype_name(dtype)}, so the canonical cores "
-                    "cannot hold it; scale x down first"
-                )
+            last = times_pow2(cores[-1], exponent)
+            xp = aac.array_namespace(last)
+            if backend.is_tracer(last) or bool(xp.all(xp.isfinite(last))):
+                cores[-1] = last
+            else:  # the norm overflows the dtype: the cores cannot hold it
+                kept = exponent
         report = TruncationReport.from_discarded(
             self.discarded,
             norm=self.norm,
@@ -155,7 +160,7 @@ class TTSVDSweep:
             tolerance_met=self.budget.met(self.discarded),
         )
         # the report was made in scaled units; its relative bound is unchanged
-        return Decomposition(tuple(cores), len(dims) - 1, report.scaled(exponent))
+        return Decomposition(tuple(cores), len(dims) - 1, report.scaled(exponent), kept)
 
 
 def full_rank_bonds(dims: tuple[int, ...]) -> tuple[int, ...]:

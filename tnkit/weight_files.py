@@ -290,7 +290,7 @@ def _storable_cores(mpo: MPO, dtype: str) -> list[RawTensor] | None:
     which float16 cannot hold above 65504: each core times ‖W‖^(1/n) (the last divided by
     the rest) keeps every entry within ‖W‖^(1/n) and leaves the product unchanged.
     """
-    cores = list(mpo.cores)
+    cores = list(mpo._folded_cores())
     if dtype in _HALF:
         scale = float(np.linalg.norm(cores[-1]))
         if scale > 0:

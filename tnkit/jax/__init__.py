@@ -34,7 +34,8 @@ def __getattr__(name: str) -> Any:
 def register_pytree(cls: type[TensorTrain]) -> type[TensorTrain]:
     """Register a TensorTrain class as a JAX pytree; idempotent, returns ``cls``.
 
-    The cores are the leaves; the class, ``centre``, ``report`` and any slots a subclass adds
+    The cores are the leaves; the class, ``centre``, ``report``, the exact scale
+    ``scale_exponent`` and any slots a subclass adds
     (e.g. an MPO's ``matrix_shape``) are static aux data, so a ``jax.jit`` recompiles when
     they change. Unflattening rebuilds through the trusted constructor without validation:
     leaves may be tracers, stacked batches or anything ``tree_map`` returns. ``MPS`` and
@@ -62,12 +63,12 @@ def register_pytree(cls: type[TensorTrain]) -> type[TensorTrain]:
 
     def flatten(train: TensorTrain) -> tuple[tuple, tuple]:
         meta = tuple((name, getattr(train, name, None)) for name in extra_slots)
-        return train.cores, (train.centre, train.report, meta)
+        return train.cores, (train.centre, train.report, train.scale_exponent, meta)
 
     def unflatten(aux: tuple, cores: Any) -> TensorTrain:
-        centre, report, meta = aux
+        centre, report, exponent, meta = aux
         train = object.__new__(cls)
-        train._init(tuple(cores), centre, report)
+        train._init(tuple(cores), centre, report, exponent)
         for name, value in meta:
             object.__setattr__(train, name, value)
         return train

@@ -145,7 +145,7 @@ class MPOMatrix(nn.Module):
         """Take ``mpo``'s layout, values and report (from a decomposition)."""
         self._reshape_cores((mpo.out_dims, mpo.in_dims, mpo.bond_dims))
         with torch.no_grad():
-            for param, core in zip(self.cores, mpo.cores, strict=True):
+            for param, core in zip(self.cores, mpo._folded_cores(), strict=True):
                 param.copy_(core)
         self.report = mpo.report
 

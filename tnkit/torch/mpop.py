@@ -216,7 +216,7 @@ def squeeze(
             if cap >= 1:
                 mpo = group[0].mpo.compress(max_bond=cap)
                 layout = (mpo.out_dims, mpo.in_dims, mpo.bond_dims)
-                _load(group, layout, list(mpo.cores), mpo.report, flags)
+                _load(group, layout, list(mpo._folded_cores()), mpo.report, flags)
                 changed = True
         if not changed:
             break
