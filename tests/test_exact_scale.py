@@ -177,3 +177,21 @@ def test_torch_norm_carries_gradients():
     assert all(c.grad is not None and torch.all(torch.isfinite(c.grad)) for c in cores)
     log = m.log_norm()
     assert isinstance(log, torch.Tensor) and math.isclose(log.item(), math.log(n.item()))
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_complex_tt_svd_error_strictly_decreases_with_the_rank(dtype):
+    """TensorLy #607 reports a complex TT-SVD whose error does not fall with the rank; here
+    it falls strictly until it reaches rounding, and never exceeds the report's bound."""
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((4,) * 5) + 1j * rng.standard_normal((4,) * 5)).astype(dtype)
+    errors = []
+    for rank in range(1, 17):
+        m = tn.tt_svd(x, max_bond=rank)
+        error = float(np.linalg.norm(m.to_dense() - x) / np.linalg.norm(x))
+        assert error <= m.report.rel_error_bound + 100 * np.finfo(dtype).eps
+        errors.append(error)
+    floor = 1000 * np.finfo(dtype).eps
+    for before, after in zip(errors, errors[1:], strict=False):
+        assert after < before or before < floor
+    assert errors[-1] < floor
