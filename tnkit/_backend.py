@@ -15,6 +15,8 @@ from typing import Any
 import array_api_compat as aac
 import numpy as np
 
+from . import _autodiff
+
 Array = Any
 
 _DTYPE_NAMES = ("float32", "float64", "complex64", "complex128")
@@ -51,8 +53,19 @@ def to_numpy(x: Array) -> np.ndarray:
     if aac.is_cupy_array(x):
         return x.get()
     if aac.is_jax_array(x):
-        return np.asarray(x)
+        return np.asarray(_jax_primal(x))
     return np.from_dlpack(x)
+
+
+def _jax_primal(x: Array) -> Array:
+    """The concrete value under ``jax.grad``/``jvp`` (outside ``jit``): ``stop_gradient``
+    of a differentiation tracer whose primal is known is a plain array; other tracers stay
+    tracers, and converting them raises JAX's own TracerArrayConversionError."""
+    if not is_tracer(x):
+        return x
+    import jax  # optional dependency: only reached with a JAX array in hand
+
+    return jax.lax.stop_gradient(x)
 
 
 def from_numpy(x: np.ndarray, like: Array | None, xp: Any = None) -> Array:
@@ -128,15 +141,19 @@ def rng(seed: Any) -> np.random.Generator:
 def frob_sq(x: Array) -> float:
     """Squared Frobenius norm as a Python float (exact sum of |x|^2, no cancellation).
 
-    On a tracer (``jax.jit``/``grad``) it stays a 0-d array of the tracer's library, so the
-    value can flow on (and be differentiated) instead of being forced to the host.
+    A measurement (budgets, reports), never differentiated: on torch and under ``jax.grad``
+    (whose tracers know their values) it is the float. On an abstract tracer (``jax.jit``)
+    it stays a 0-d array of the tracer's library, so the value can flow on instead of being
+    forced to the host.
     """
     xp = aac.array_namespace(x)
     if is_numpy(xp):
         flat = x.reshape(-1)
         return float(np.real(np.vdot(flat, flat)))
     total = xp.sum(xp.abs(x) ** 2)
-    return total if is_tracer(total) else float(to_numpy(total))
+    if is_tracer(total) and (not aac.is_jax_array(total) or is_tracer(_jax_primal(total))):
+        return total
+    return float(to_numpy(total))
 
 
 def conj_t(x: Array) -> Array:
@@ -148,8 +165,23 @@ def conj_t(x: Array) -> Array:
     return xp.conj(t) if xp.isdtype(x.dtype, "complex floating") else t
 
 
+def requires_grad(x: Array) -> bool:
+    """Whether a gradient may flow through ``x``: a torch tensor that requires grad (with
+    grad mode on) or a JAX tracer. NumPy arrays never do."""
+    if isinstance(x, np.ndarray):
+        return False
+    if aac.is_torch_array(x):
+        import torch  # optional dependency: only reached with a torch tensor in hand
+
+        return bool(x.requires_grad) and torch.is_grad_enabled()
+    return aac.is_jax_array(x) and is_tracer(x)
+
+
 def svd(a: Array) -> tuple[Array, Array, Array]:
-    """Thin SVD with the LAPACK fallback chain gesdd -> gesvd; LinAlgError when both fail."""
+    """Thin SVD with the LAPACK fallback chain gesdd -> gesvd; LinAlgError when both fail.
+    Differentiable inputs get the broadened backward of ``_autodiff`` (docs/autodiff.md)."""
+    if requires_grad(a):
+        return _autodiff.differentiable("svd", a)(a)
     xp = aac.array_namespace(a)
     if is_numpy(xp):
         import scipy.linalg as sla
@@ -162,7 +194,9 @@ def svd(a: Array) -> tuple[Array, Array, Array]:
 
 
 def qr(a: Array) -> tuple[Array, Array]:
-    """Thin Householder QR."""
+    """Thin Householder QR (differentiable inputs: a backward finite at rank deficiency)."""
+    if requires_grad(a):
+        return _autodiff.differentiable("qr", a)(a)
     xp = aac.array_namespace(a)
     if is_numpy(xp):
         import scipy.linalg as sla
@@ -174,7 +208,9 @@ def qr(a: Array) -> tuple[Array, Array]:
 def eigh(a: Array, *, overwrite: bool = False) -> tuple[Array, Array]:
     """Eigen-decomposition of a Hermitian matrix from its upper triangle, eigenvalues
     ascending; ``overwrite=True`` lets LAPACK use ``a`` (a temporary of the caller's) as
-    workspace instead of copying it."""
+    workspace instead of copying it. Differentiable inputs get a broadened backward."""
+    if requires_grad(a):
+        return _autodiff.differentiable("eigh", a)(a)
     xp = aac.array_namespace(a)
     if is_numpy(xp):
         import scipy.linalg as sla

@@ -96,10 +96,15 @@ def _choose_method(a: backend.Array, max_bond: int | None, budget: float | None)
     ``GRAM_EXACT_MIN_ROWS`` rows (it checks itself and hands over to QR when it cannot resolve
     what it must; a full-rank Gram split is exact up to ~m·ε and needs one matrix-sized
     array where LAPACK's SVD needs several, and it is several times faster); otherwise
-    QR-first for far-from-square matrices, else plain SVD.
+    QR-first for far-from-square matrices, else plain SVD. Inputs that carry gradients
+    (torch tensors requiring grad, JAX tracers) always take QR-first or plain SVD: Gram
+    squares the condition number of the backward too, and a randomized sketch's gradient
+    is not the truncated SVD's (docs/autodiff.md).
     """
     m, n = a.shape
     small, large = min(m, n), max(m, n)
+    if backend.requires_grad(a):  # SVD-based only: its backward is the broadened one
+        return "qr" if large >= 4 * small else "exact"
     if small >= 64 and max_bond is not None and max_bond + _oversample(max_bond) <= small // 4:
         return "randomized"
     loose = budget is not None and budget >= (GRAM_RELATIVE_FLOOR**2) * backend.frob_sq(a)
@@ -301,7 +306,8 @@ def orthonormalize(a: backend.Array) -> tuple[backend.Array, backend.Array]:
     Tall matrices use Cholesky QR twice (CholeskyQR2: two Gram products and triangular
     solves, no Householder panels); it is accurate to machine precision when the second
     Gram matrix is close to the identity, which is checked. Otherwise (and on tracers, whose
-    values cannot be checked) Householder QR.
+    values cannot be checked, and on inputs that carry gradients, whose Householder backward
+    stays finite at rank deficiency) Householder QR.
 
     Example:
         >>> import numpy as np
@@ -311,7 +317,9 @@ def orthonormalize(a: backend.Array) -> tuple[backend.Array, backend.Array]:
         True
     """
     m, n = a.shape
-    if m >= n and not backend.is_tracer(a):  # the CholeskyQR2 check reads values; tracers have none
+    # The CholeskyQR2 check reads values (tracers have none); its backward through the Gram
+    # matrix is singular at rank deficiency, Householder's broadened one is not.
+    if m >= n and not backend.is_tracer(a) and not backend.requires_grad(a):
         cholesky = _cholesky_qr2(a)
         if cholesky is not None:
             return cholesky
