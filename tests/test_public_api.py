@@ -13,8 +13,8 @@ import tnkit as tn
 
 TOP_LEVEL = [
     "MPO", "MPS", "OpSum", "TensorTrain", "Truncation", "TruncationReport", "apply",
-    "correlation", "distance", "expectation", "factorize_dims", "from_matrix", "inner", "load",
-    "local_expectation", "models", "save", "tt_svd",
+    "correlation", "distance", "dmrg", "expectation", "factorize_dims", "from_matrix", "inner",
+    "load", "local_expectation", "models", "save", "tt_svd", "variance",
 ]  # fmt: skip
 TORCH = [
     "ADTNLinear", "CompressionReport", "MPOConv2d", "MPOEmbedding", "MPOLSTM", "MPOLinear",

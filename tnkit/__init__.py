@@ -3,6 +3,7 @@
 from . import models
 from ._factorize import factorize_dims
 from ._version import __version__ as __version__
+from .algorithms import dmrg, variance
 from .apply import apply
 from .contract import distance, expectation, inner
 from .measure import correlation, local_expectation
@@ -23,6 +24,7 @@ __all__ = [
     "apply",
     "correlation",
     "distance",
+    "dmrg",
     "expectation",
     "factorize_dims",
     "from_matrix",
@@ -32,4 +34,5 @@ __all__ = [
     "models",
     "save",
     "tt_svd",
+    "variance",
 ]

@@ -1,8 +1,10 @@
-"""Algorithms on trains and operators: ground states (DMRG) and time evolution (TDVP).
+"""Algorithms on trains and operators: ground states (DMRG) and, next, time evolution (TDVP).
 
 The layer above operators: it may use every layer below it (trains, operations, operators)
 and nothing above it (no storage, interop or adapters); each family gets its own module here,
-sharing one set of environments and Krylov solvers.
+sharing one set of environments (``environments``) and Krylov solvers (``krylov``).
 """
 
-__all__: list[str] = []
+from .dmrg import DMRGResult, SweepRecord, dmrg, variance
+
+__all__ = ["DMRGResult", "SweepRecord", "dmrg", "variance"]

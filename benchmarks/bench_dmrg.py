@@ -1,0 +1,105 @@
+"""Two-site DMRG against quimb and TeNPy (no charges): S = 1/2 Heisenberg, open chain.
+
+Usage: ``python benchmarks/bench_dmrg.py [--L 100] [--bonds 64,128] [--sweeps 6]
+[--blas-threads 1|0] [--quick]``. Every code runs the same number of full sweeps (left to
+right and back; quimb counts each direction as a sweep, so it gets twice the number) at the
+same maximal bond, from its own random or Néel start, with truncation only by the bond
+(cutoffs 1e-12 / svd_min 1e-12). The table gives seconds, the final energy and its
+difference to tnkit's, and the speed-up of tnkit (peer time / tnkit time) against each peer
+and against the faster of them. ``--blas-threads 1`` (the default) limits every code to one
+BLAS thread; ``0`` leaves the threads as found. A peer that is not installed is left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+
+import threadpoolctl
+
+import tnkit as tn
+
+
+def run_tnkit(L: int, chi: int, sweeps: int) -> tuple[float, float]:
+    h = tn.models.heisenberg(L)
+    start = time.perf_counter()
+    result = tn.dmrg(h, max_bond=chi, sweeps=sweeps, tol=0.0, seed=0)
+    return time.perf_counter() - start, result.energy
+
+
+def run_quimb(L: int, chi: int, sweeps: int) -> tuple[float, float]:
+    import quimb.tensor as qtn
+
+    h = qtn.MPO_ham_heis(L, cyclic=False)
+    start = time.perf_counter()
+    solver = qtn.DMRG2(h, bond_dims=[chi], cutoffs=1e-12)
+    solver.solve(max_sweeps=2 * sweeps, tol=1e-16, verbosity=0)
+    return time.perf_counter() - start, float(solver.energy)
+
+
+def run_tenpy(L: int, chi: int, sweeps: int) -> tuple[float, float]:
+    import logging
+
+    from tenpy.algorithms import dmrg
+    from tenpy.models.spins import SpinChain
+    from tenpy.networks.mps import MPS
+
+    logging.getLogger("tenpy").setLevel(logging.WARNING)
+    model = SpinChain(
+        {"L": L, "S": 0.5, "Jx": 1.0, "Jy": 1.0, "Jz": 1.0, "bc_MPS": "finite", "conserve": None}
+    )
+    psi = MPS.from_product_state(model.lat.mps_sites(), ["up", "down"] * (L // 2), bc="finite")
+    options = {
+        "trunc_params": {"chi_max": chi, "svd_min": 1e-12},
+        "mixer": None,
+        "min_sweeps": sweeps,
+        "max_sweeps": sweeps,
+        "max_E_err": 1e-16,
+    }
+    start = time.perf_counter()
+    info = dmrg.run(psi, model, options)
+    return time.perf_counter() - start, float(info["E"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--L", type=int, default=100)
+    parser.add_argument("--bonds", default="64")
+    parser.add_argument("--sweeps", type=int, default=6)
+    parser.add_argument("--blas-threads", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="L=40, bond 32, 4 sweeps")
+    args = parser.parse_args(argv)
+    L, bonds, sweeps = args.L, [int(b) for b in args.bonds.split(",")], args.sweeps
+    if args.quick:
+        L, bonds, sweeps = 40, [32], 4
+    limit = (
+        threadpoolctl.threadpool_limits(args.blas_threads)
+        if args.blas_threads
+        else contextlib.nullcontext()
+    )
+    threads = args.blas_threads or "as found"
+    print(f"S=1/2 Heisenberg, open, L={L}, {sweeps} full sweeps, BLAS threads: {threads}\n")
+    print("| bond | code | seconds | energy | ΔE vs tnkit | speed-up of tnkit |")
+    print("|---|---|---|---|---|---|")
+    with limit:
+        for chi in bonds:
+            results = {"tnkit": run_tnkit(L, chi, sweeps)}
+            for name, runner in (("quimb DMRG2", run_quimb), ("TeNPy two-site", run_tenpy)):
+                try:
+                    results[name] = runner(L, chi, sweeps)
+                except ImportError:
+                    continue
+            ours, energy = results["tnkit"]
+            peers = [t for name, (t, _) in results.items() if name != "tnkit"]
+            for name, (seconds, e) in results.items():
+                speed = "" if name == "tnkit" else f"{seconds / ours:.2f}×"
+                print(
+                    f"| {chi} | {name} | {seconds:.2f} | {e:.12f} | {e - energy:+.1e} | {speed} |"
+                )
+            if peers:
+                print(f"| {chi} | faster peer | {min(peers):.2f} | | | {min(peers) / ours:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
