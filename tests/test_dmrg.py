@@ -160,3 +160,28 @@ def test_heisenberg_100_agrees_with_quimb():
     solver = qtn.DMRG2(qtn.MPO_ham_heis(L, cyclic=False), bond_dims=[chi], cutoffs=1e-12)
     solver.solve(max_sweeps=12, tol=1e-14, verbosity=0)
     assert ours.energy == pytest.approx(float(solver.energy), abs=1e-6)
+
+
+def test_scan_serial_and_through_a_process_pool_agree():
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tnkit.algorithms import scan
+
+    family = [tn.models.ising(8, J=1.0, g=g) for g in (0.5, 1.5)]
+    serial = scan(family, max_bond=16, seed=0)
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        parallel = scan(family, max_bond=16, seed=0, executor=pool)
+    for a, b in zip(serial, parallel, strict=True):
+        assert a.energy == pytest.approx(b.energy, abs=1e-12)
+        assert a.energy == pytest.approx(float(lowest(family[serial.index(a)])[0]), abs=1e-10)
+    with pytest.raises(TypeError, match="hamiltonians"):
+        scan([tn.MPS.random([2] * 4, 2, seed=0)], max_bond=4)
+
+
+def test_results_pickle():
+    import pickle
+
+    result = tn.dmrg(tn.models.heisenberg(6), max_bond=8, seed=0)
+    back = pickle.loads(pickle.dumps(result))
+    assert back.energy == result.energy and back.variance == pytest.approx(result.variance)
+    assert np.array_equal(back.state.to_dense(), result.state.to_dense())

@@ -113,6 +113,12 @@ def resolve_dtype(xp: Any, dtype: Any) -> Any:
     return getattr(xp, name)
 
 
+def quiet() -> Any:
+    """No NumPy warnings in a first attempt that is checked, and redone with rescaling when
+    it over- or underflowed (a fresh context per call: errstate objects are not reentrant)."""
+    return np.errstate(over="ignore", under="ignore", invalid="ignore")
+
+
 def is_complex(dtype: Any) -> bool:
     return dtype_name(dtype).startswith("complex")
 

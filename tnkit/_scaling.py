@@ -31,6 +31,16 @@ def ldexp(value: float, exponent: int) -> float:
         return math.copysign(math.inf, value)
 
 
+def exp_saturating(log_value: float) -> float:
+    """exp of a float log: ``inf`` above the double range, ``0.0`` below it (no error).
+
+    Example:
+        >>> exp_saturating(0.0), exp_saturating(1e4), exp_saturating(-1e4)
+        (1.0, inf, 0.0)
+    """
+    return math.exp(log_value) if log_value < 709.78 else math.inf
+
+
 def times_pow2(a: Any, exponent: int) -> Any:
     """``a · 2**exponent`` for an array of any library, exact.
 

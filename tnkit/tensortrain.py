@@ -15,7 +15,7 @@ import numpy as np
 from . import _backend as backend
 from . import _kernels, arithmetic, canonical, spectra
 from ._checks import check_alpha, check_bond, is_int
-from ._scaling import ldexp, spread_power_of_two, times_pow2
+from ._scaling import exp_saturating, ldexp, spread_power_of_two, times_pow2
 from .compress import COMPRESS_METHODS, EXACT_METHODS, compress_cores
 from .cores import read_only, validate_cores
 from .truncation import Truncation, TruncationReport
@@ -90,6 +90,14 @@ class TensorTrain:
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable; methods return new objects")
+
+    def __reduce__(self) -> tuple:
+        """Pickle (for process pools and Dask) through the trusted constructor."""
+        meta = {n: getattr(self, n) for n in type(self).__slots__ if n not in TensorTrain.__slots__}
+        return (
+            _restore,
+            (type(self), self._cores, self._centre, self._report, self._exponent, meta),
+        )
 
     # ------------------------------------------------------------------ properties
 
@@ -225,7 +233,7 @@ class TensorTrain:
     def _dense(self) -> Any:
         """``_contract_all`` times the exact scale; OverflowError where the entries cannot be
         represented in the dtype (beyond its range, or all flushed to zero)."""
-        with _quiet():  # checked below
+        with backend.quiet():  # checked below
             dense = self._contract_all()
         if backend.is_tracer(dense):
             return times_pow2(dense, self._exponent) if self._exponent else dense
@@ -261,7 +269,7 @@ class TensorTrain:
         pack = self._kernel_pack()
         packed = None
         try:
-            with _quiet():  # an over- or underflow is detected below, and the sweep redone
+            with backend.quiet():  # an over- or underflow is detected below, and the sweep redone
                 if _kernels.applies(pack):
                     cores, packed = _kernels.move_centre(pack, self._centre, centre)
                 else:
@@ -329,14 +337,16 @@ class TensorTrain:
             return ldexp(mantissa, exponent + self._exponent)
         centre = len(self) - 1 if self._centre is None else self._centre
         try:
-            with _quiet():
+            with backend.quiet():
                 cores = canonical.move_centre(self._fused(), self._centre, centre)
                 value = backend.frob_sq(cores[centre]) ** 0.5
         except np.linalg.LinAlgError:
             value = math.nan
         if 0 < value < math.inf:
             return ldexp(value, self._exponent) if self._exponent else value
-        return _exp(self.log_norm())  # over- or underflowed on the way: from the exact log
+        return exp_saturating(
+            self.log_norm()
+        )  # over- or underflowed on the way: from the exact log
 
     def _kernel_pack(self) -> _kernels.Packed:
         """The cores as kernel input, built once per train (trains are immutable)."""
@@ -428,7 +438,7 @@ class TensorTrain:
             )
         norm = result.norm
         if math.isnan(norm):  # exact methods: the result's norm (smaller bonds, same tensor)
-            norm = _exp(self._with_cores(new_cores, None, None, 0)._mantissa_log_norm())
+            norm = exp_saturating(self._with_cores(new_cores, None, None, 0)._mantissa_log_norm())
         # Only the svd method's bound comes from absolute weights; the others computed it in
         # scaled units (or estimated it). The report is of the cores, then of the train.
         scaled = not result.method.startswith("svd")
@@ -444,7 +454,7 @@ class TensorTrain:
         if method != "svd":
             return compress_cores(fused, self._centre, truncation, method=method, **options)
         try:
-            with _quiet():
+            with backend.quiet():
                 result = compress_cores(fused, self._centre, truncation, method="svd", **options)
             if not self._lost(result.cores[0]):
                 return result
@@ -568,15 +578,8 @@ class TensorTrain:
 # ---------------------------------------------------------------------- validation
 
 
-def _quiet() -> Any:
-    """No NumPy warnings in a first attempt that is checked, and redone with rescaling when
-    it over- or underflowed (a fresh context per call: errstate objects are not reentrant)."""
-    return np.errstate(over="ignore", under="ignore", invalid="ignore")
-
-
-def _exp(log_value: float) -> float:
-    """exp of a float log: ``inf`` above the double range, ``0.0`` below it (no error)."""
-    return math.exp(log_value) if log_value < 709.78 else math.inf
+def _restore(cls: type, cores: tuple, centre: Any, report: Any, exponent: int, meta: dict) -> Any:
+    return cls._trusted(cores, centre, report, exponent, **meta)
 
 
 def check_compatible(a: Any, b: Any, what: str) -> None:

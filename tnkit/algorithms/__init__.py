@@ -6,5 +6,6 @@ sharing one set of environments (``environments``) and Krylov solvers (``krylov`
 """
 
 from .dmrg import DMRGResult, SweepRecord, dmrg, variance
+from .scan import scan
 
-__all__ = ["DMRGResult", "SweepRecord", "dmrg", "variance"]
+__all__ = ["DMRGResult", "SweepRecord", "dmrg", "scan", "variance"]
