@@ -35,8 +35,9 @@ def scan(
         >>> import tnkit as tn
         >>> from tnkit.algorithms import scan
         >>> family = [tn.models.ising(8, J=1.0, g=g) for g in (0.5, 1.0, 1.5)]
-        >>> [round(r.energy, 6) for r in scan(family, max_bond=16, seed=0)]
-        [-7.640593, -9.837951, -13.191405]
+        >>> energies = tuple(round(r.energy, 6) for r in scan(family, max_bond=16, seed=0))
+        >>> energies
+        (-7.640593, -9.837951, -13.191405)
     """
     family = list(hamiltonians)
     for k, H in enumerate(family):
