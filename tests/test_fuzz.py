@@ -362,6 +362,18 @@ CALLS = [
         mostly(st.booleans()),
     ),
     row(
+        "variance",
+        lambda p: tn.variance(p[1], p[0]),
+        mostly(matched(), st.tuples(any_value(), any_value())),
+    ),
+    row(
+        "dmrg",
+        lambda p, b, n: tn.dmrg(p[1] + p[1].H if n else p[1], max_bond=b, sweeps=1),
+        mostly(matched(), st.tuples(any_value(), any_value())),
+        mostly(bonds),
+        st.booleans(),
+    ),
+    row(
         "apply",
         lambda p, k: tn.apply(p[1], p[0], **k),
         mostly(matched(), st.tuples(any_value(), any_value())),
