@@ -185,3 +185,13 @@ def test_results_pickle():
     back = pickle.loads(pickle.dumps(result))
     assert back.energy == result.energy and back.variance == pytest.approx(result.variance)
     assert np.array_equal(back.state.to_dense(), result.state.to_dense())
+
+
+def test_torch_hamiltonians_give_torch_states():
+    torch = pytest.importorskip("torch")
+    h = tn.models.heisenberg(8)
+    ht = tn.MPO([torch.from_numpy(np.array(c)) for c in h.cores])
+    result = tn.dmrg(ht, max_bond=16, seed=0)
+    assert isinstance(result.state.cores[0], torch.Tensor)
+    assert result.energy == pytest.approx(float(lowest(h)[0]), abs=1e-10)
+    assert result.variance < 1e-9

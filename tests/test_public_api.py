@@ -32,7 +32,14 @@ MPO_METHODS = sorted(
     [*TRAIN_METHODS, "H", "T", "from_matrix", "identity", "in_dims", "matrix_shape", "out_dims"]
     + ["phys_dims", "random", "to_dense", "to_matrix", "trace"]
 )
-MODELS = ["heisenberg", "hubbard", "ising", "long_range_exp"]
+MODELS = [
+    "heisenberg",
+    "heisenberg_cylinder",
+    "hubbard",
+    "hubbard_cylinder",
+    "ising",
+    "long_range_exp",
+]
 MEASURE = ["entropies", "entropy", "probabilities", "sample", "singular_values"]
 
 

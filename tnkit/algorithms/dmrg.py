@@ -25,16 +25,21 @@ from ..mpo import MPO
 from ..mps import MPS
 from ..truncation import Truncation
 from . import environments as env
+from .expansion import ALPHA_START, MixingFactor, expand
 from .krylov import lowest_eigenpair
 
 __all__ = ["DMRGResult", "SweepRecord", "dmrg", "variance"]
 
-METHODS = ("two-site",)
+METHODS = ("two-site", "one-site")
 # Local solves stop at a residual of this much of max(1, |E|): the energy error goes as the
 # residual squared over the local gap, far below the sweep's tolerance; later sweeps start
 # from the converged tensor and need only a few matvecs.
 _LOCAL_TOL = 1e-7
 _LOCAL_ITERATIONS = 20
+_ONE_SITE_ITERATIONS = 8
+# One-site sweeps stop expanding once a sweep changes the energy by less than this (relative):
+# the bond has grown and the basis found; plain one-site sweeps converge the rest, cheaper.
+_EXPANSION_DONE = 1e-8
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,9 @@ def dmrg(
     found: list[MPS] = []
     log: list[SweepRecord] = []
     for n, start in enumerate(starts):
-        state = _optimise(H, start, found, n, schedule, tol, truncation, log, progress, callback)
+        state = _optimise(
+            H, start, found, n, schedule, tol, truncation, log, progress, callback, method
+        )
         found.append(state)
     energies = [float(expectation(s, H, normalize=True).real) for s in found]
     order = sorted(range(len(found)), key=energies.__getitem__)
@@ -154,16 +161,25 @@ def variance(H: MPO, psi: MPS) -> float:
     norm_sq = float(abs(inner(psi, psi)))
     if norm_sq == 0:
         raise ValueError("psi: the zero state has no variance")
-    energy = expectation(psi, H, normalize=True)
-    residual = (H @ psi) - energy * psi
-    return residual.norm() ** 2 / norm_sq
+    energy = complex(expectation(psi, H, normalize=True))  # 0-d arrays of any library
+    shift = energy.real if abs(energy.imag) <= 1e-12 * max(1.0, abs(energy)) else energy
+    residual = (H @ psi) - shift * psi
+    return float(residual.norm()) ** 2 / norm_sq
 
 
 # ---------------------------------------------------------------------- one state
 
 
-def _optimise(H, start, lower, index, schedule, tol, truncation, log, progress, callback) -> MPS:
-    """Sweep one state to convergence (orthogonal to ``lower``)."""
+def _optimise(
+    H, start, lower, index, schedule, tol, truncation, log, progress, callback, method="two-site"
+) -> MPS:
+    """Sweep one state to convergence (orthogonal to ``lower``).
+
+    One-site sweeps expand each bond they pass (``expansion``) while the bond may still
+    grow and the energy moves; once a sweep changes it by less than ``tol`` the expansion
+    is switched off and the next sweeps are plain one-site ones, so the state returned is
+    one-site optimal (the last sweep of the schedule never expands either).
+    """
     ops = list(H.cores)
     cores = list(start.canonicalize(0).cores)
     xp = backend.namespace(cores[0])
@@ -172,44 +188,40 @@ def _optimise(H, start, lower, index, schedule, tol, truncation, log, progress, 
     cores[0] = cores[0] / _norm(cores[0])
     n = len(cores)
     lower_cores = [list(s.cores) for s in lower]
-    right = _right_environments(cores, ops)
-    right_overlaps = [_right_overlaps(cores, other) for other in lower_cores]
+    chain = _Chain(
+        cores,
+        ops,
+        left=[],
+        right=_right_environments(cores, ops),
+        lower=lower_cores,
+        left_overlaps=[],
+        right_overlaps=[_right_overlaps(cores, other) for other in lower_cores],
+    )
+    one_site = method == "one-site"
+    update = _update_one_site if one_site else _update
+    mixing, settled_cap, seen_cap = MixingFactor(0.0), 0, 0
     energy = math.inf
     for sweep, cap in enumerate(schedule):
         started = time.perf_counter()
-        stats = {"discarded": 0.0, "matvecs": 0, "energy": energy}
-        left = [env.edge(cores[0])] + [None] * n
-        left_overlaps = [[_edge2(cores[0])] + [None] * n for _ in lower_cores]
-        for i in range(n - 1):  # left to right
-            _update(
-                i,
-                "right",
-                cores,
-                ops,
-                left,
-                right,
-                lower_cores,
-                left_overlaps,
-                right_overlaps,
-                cap,
-                truncation,
-                stats,
-            )
-        for i in range(n - 2, -1, -1):  # right to left
-            _update(
-                i,
-                "left",
-                cores,
-                ops,
-                left,
-                right,
-                lower_cores,
-                left_overlaps,
-                right_overlaps,
-                cap,
-                truncation,
-                stats,
-            )
+        expanding = one_site and cap > settled_cap and sweep < len(schedule) - 1
+        if expanding and cap > seen_cap:  # the bond may grow: the expansion starts afresh
+            mixing = MixingFactor(max(mixing.alpha, ALPHA_START))
+        seen_cap = max(seen_cap, cap)
+        stats = {
+            "discarded": 0.0,
+            "matvecs": 0,
+            "energy": energy,
+            "mixing": mixing if expanding else MixingFactor(0.0),
+        }
+        chain.left = [env.edge(cores[0])] + [None] * n
+        chain.left_overlaps = [[_edge2(cores[0])] + [None] * n for _ in lower_cores]
+        # Small matrices (χ²·d·w entries up to 2^20) run faster on one BLAS thread.
+        largest = max(cap * cap * max(op.shape[1] * op.shape[3] for op in ops), 1)
+        with backend.blas_threads(backend.small_work_threads(largest, backend.is_numpy(xp))):
+            for i, direction in _steps(n, one_site):
+                update(chain, i, direction, cap, truncation, stats)
+        if expanding:
+            mixing = stats["mixing"]
         change = stats["energy"] - energy
         energy = stats["energy"]
         record = SweepRecord(
@@ -236,19 +248,41 @@ def _optimise(H, start, lower, index, schedule, tol, truncation, log, progress, 
             )
         if callback is not None:
             callback(record)
-        if abs(change) < tol * max(1.0, abs(energy)):
+        if expanding and abs(change) < max(tol, _EXPANSION_DONE) * max(1.0, abs(energy)):
+            settled_cap = cap
+        elif abs(change) < tol * max(1.0, abs(energy)):
             break
     return MPS._trusted(tuple(cores), 0)
 
 
-def _update(
-    i, direction, cores, ops, left, right, lower, left_ov, right_ov, cap, truncation, stats
-) -> None:
+@dataclass
+class _Chain:
+    """What the sweeps of one state update in place: its cores, the environments, and the
+    overlap environments with each lower state (``lower`` holds their cores)."""
+
+    cores: list
+    ops: list
+    left: list
+    right: list
+    lower: list
+    left_overlaps: list
+    right_overlaps: list
+
+
+def _steps(n: int, one_site: bool) -> list[tuple[int, str]]:
+    """The sites of one sweep, right and back: two-site steps name the left site of the pair,
+    one-site steps the site optimised before the centre moves on."""
+    back = range(n - 1, 0, -1) if one_site else range(n - 2, -1, -1)
+    return [(i, "right") for i in range(n - 1)] + [(i, "left") for i in back]
+
+
+def _update(chain, i, direction, cap, truncation, stats) -> None:
     """Optimise sites (i, i+1), split them, and grow the environment in ``direction``."""
+    cores, ops, left, right = chain.cores, chain.ops, chain.left, chain.right
     theta = contract("asb,btc->astc", cores[i], cores[i + 1])
     images = [
-        env.local_image(left_ov[k][i], [other[i], other[i + 1]], right_ov[k][i + 2])
-        for k, other in enumerate(lower)
+        env.local_image(chain.left_overlaps[k][i], [other[i], other[i + 1]], right_ov[i + 2])
+        for k, (other, right_ov) in enumerate(zip(chain.lower, chain.right_overlaps, strict=True))
     ]
     matvec = env.two_site_matvec(left[i], ops[i], ops[i + 1], right[i + 2])
     pair = lowest_eigenpair(
@@ -269,16 +303,84 @@ def _update(
         cores[i] = xp.reshape(split.left, (dl, d1, rank))
         rest = split.right / _norm(split.right)
         cores[i + 1] = xp.reshape(rest, (rank, d2, dr))
-        left[i + 1] = env.grow_left(left[i], cores[i], ops[i])
-        for k, other in enumerate(lower):
-            left_ov[k][i + 1] = env.overlap_left(left_ov[k][i], cores[i], other[i])
     else:
         cores[i + 1] = xp.reshape(split.right, (rank, d2, dr))
         rest = split.left / _norm(split.left)
         cores[i] = xp.reshape(rest, (dl, d1, rank))
-        right[i + 1] = env.grow_right(right[i + 2], cores[i + 1], ops[i + 1])
-        for k, other in enumerate(lower):
-            right_ov[k][i + 1] = env.overlap_right(right_ov[k][i + 2], cores[i + 1], other[i + 1])
+    _grow(chain, i if direction == "right" else i + 1, direction)
+
+
+def _update_one_site(chain, i, direction, cap, truncation, stats) -> None:
+    """Optimise site i, then move the centre to its neighbour in ``direction``, enlarging
+    the bond between them by the subspace expansion with the current mixing factor."""
+    cores, ops = chain.cores, chain.ops
+    images = [
+        env.local_image(chain.left_overlaps[k][i], [other[i]], right_ov[i + 1])
+        for k, (other, right_ov) in enumerate(zip(chain.lower, chain.right_overlaps, strict=True))
+    ]
+    matvec = env.one_site_matvec(chain.left[i], ops[i], chain.right[i + 1])
+    mixing = stats["mixing"]
+    if mixing.alpha > 0:  # the energy after the last cut tells how to adapt α
+        matvec = _StartMeasured(matvec, cores[i])
+        mixing = mixing.adapted(truncated=matvec.energy)
+    pair = lowest_eigenpair(
+        matvec, cores[i], tol=_LOCAL_TOL, max_iter=_ONE_SITE_ITERATIONS, orthogonal_to=images
+    )
+    if mixing.alpha > 0:
+        mixing = mixing.optimised(before=matvec.energy, after=pair.value)
+        stats["matvecs"] += 0 if matvec.reused else 1
+    stats["energy"], stats["matvecs"] = pair.value, stats["matvecs"] + pair.matvecs
+    stats["mixing"] = mixing
+    j = i + 1 if direction == "right" else i - 1
+    step = expand(
+        pair.vector,
+        cores[j],
+        chain.left[i] if direction == "right" else chain.right[i + 1],
+        ops[i],
+        alpha=mixing.alpha,
+        direction=direction,
+        max_bond=cap,
+        budget=truncation.total_budget(1.0),
+    )
+    stats["discarded"] = max(stats["discarded"], step.discarded)
+    cores[i], cores[j] = step.isometry, step.centre
+    _grow(chain, i, direction)
+
+
+def _grow(chain, i, direction) -> None:
+    """Extend the environments (and overlaps) past site ``i``, now an isometry."""
+    core, op = chain.cores[i], chain.ops[i]
+    if direction == "right":
+        chain.left[i + 1] = env.grow_left(chain.left[i], core, op)
+        for other, left_ov in zip(chain.lower, chain.left_overlaps, strict=True):
+            left_ov[i + 1] = env.overlap_left(left_ov[i], core, other[i])
+    else:
+        chain.right[i] = env.grow_right(chain.right[i + 1], core, op)
+        for other, right_ov in zip(chain.lower, chain.right_overlaps, strict=True):
+            right_ov[i] = env.overlap_right(right_ov[i + 1], core, other[i])
+
+
+class _StartMeasured:
+    """A matvec that first measures ⟨v|H|v⟩ of the unit start vector ``v`` and hands that
+    product back when Lanczos asks for it (its first step): the energy costs no matvec."""
+
+    def __init__(self, matvec: Callable[[Any], Any], start: Any) -> None:
+        xp = backend.namespace(start)
+        self._matvec, self._start = matvec, start
+        self._product = matvec(start)
+        overlap = (
+            xp.sum(xp.conj(start) * self._product)
+            if backend.is_complex(start.dtype)
+            else (xp.sum(start * self._product))
+        )
+        self.energy = float(backend.to_numpy(overlap).real)
+        self.reused = False
+
+    def __call__(self, x: Any) -> Any:
+        if not self.reused and backend.frob_sq(x - self._start) <= 1e-24:
+            self.reused = True
+            return self._product
+        return self._matvec(x)
 
 
 def _right_environments(cores: list, ops: list) -> list:

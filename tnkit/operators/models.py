@@ -1,4 +1,5 @@
-"""Model Hamiltonians as MPOs: Heisenberg, transverse-field Ising, Hubbard, long-range couplings.
+"""Model Hamiltonians as MPOs: Heisenberg, Ising and Hubbard chains, Heisenberg and Hubbard
+cylinders, long-range couplings.
 
 Each model is an OpSum (or, for exponential couplings, a hand-written automaton) with its
 formula and signs in the docstring; nothing here contracts, truncates or measures.
@@ -16,7 +17,15 @@ from ..mpo import MPO
 from ..sites import check_coef, check_site_type, resolve_op
 from .opsum import OpSum
 
-__all__ = ["heisenberg", "hubbard", "ising", "long_range_exp"]
+__all__ = [
+    "cylinder_bonds",
+    "heisenberg",
+    "heisenberg_cylinder",
+    "hubbard",
+    "hubbard_cylinder",
+    "ising",
+    "long_range_exp",
+]
 
 
 def _check_real(value: Any, name: str) -> float:
@@ -28,6 +37,16 @@ def _check_real(value: Any, name: str) -> float:
 
 def _check_length(L: Any) -> int:
     return check_int(L, "L", minimum=2, maximum=MAX_SITES)
+
+
+def _on_cylinder(build: Any, Lx: Any, Ly: Any, **couplings: Any) -> MPO:
+    """``build(L, bonds, **couplings)`` for the checked cylinder and real couplings."""
+    Lx = check_int(Lx, "Lx", minimum=1, maximum=MAX_SITES)
+    Ly = check_int(Ly, "Ly", minimum=1, maximum=MAX_SITES)
+    if Lx * Ly < 2 or Lx * Ly > MAX_SITES:
+        raise ValueError(f"Lx, Ly: need 2 ≤ Lx·Ly ≤ {MAX_SITES} sites, got {Lx}×{Ly}")
+    checked = {name: _check_real(value, name) for name, value in couplings.items()}
+    return build(Lx * Ly, cylinder_bonds(Lx, Ly), **checked)
 
 
 def heisenberg(L: int, J: float = 1.0, Jz: float = 1.0, h: float = 0.0) -> MPO:
@@ -43,10 +62,33 @@ def heisenberg(L: int, J: float = 1.0, Jz: float = 1.0, h: float = 0.0) -> MPO:
         ((4, 5, 5, 5, 4), -2.493577)
     """
     L, J, Jz, h = _check_length(L), _check_real(J, "J"), _check_real(Jz, "Jz"), _check_real(h, "h")
+    return _xxz(L, [(i, i + 1) for i in range(L - 1)], J, Jz, h)
+
+
+def heisenberg_cylinder(Lx: int, Ly: int, J: float = 1.0, Jz: float = 1.0, h: float = 0.0) -> MPO:
+    """XXZ model on an ``Lx × Ly`` square-lattice cylinder (open in x, periodic in y),
+    ``H = Σ_⟨ij⟩ [J(Sx Sx + Sy Sy) + Jz Sz Sz]_{ij} − h Σ_i Sz_i``.
+
+    Site ``(x, y)`` is number ``x·Ly + y`` (column by column: the usual DMRG order on a
+    cylinder, each bond at most ``Ly`` sites long); each nearest-neighbour pair counts once,
+    so ``Ly = 2`` has one bond per rung (not two) and ``Ly = 1`` is the open chain. Spin-half
+    sites as in [heisenberg][tnkit.operators.models.heisenberg]; built by OpSum, bond
+    dimension at most ``2 + 3·Ly``.
+
+    Example:
+        >>> import numpy as np, tnkit as tn
+        >>> H = tn.models.heisenberg_cylinder(3, 3)
+        >>> max(H.bond_dims), round(float(np.linalg.eigvalsh(H.to_matrix())[0]), 6)
+        (11, -4.393657)
+    """
+    return _on_cylinder(_xxz, Lx, Ly, J=J, Jz=Jz, h=h)
+
+
+def _xxz(L: int, bonds: list[tuple[int, int]], J: float, Jz: float, h: float) -> MPO:
     ops = OpSum(L, site="spin-half")
-    for i in range(L - 1):
-        ops.add(J / 2, "S+", i, "S-", i + 1).add(J / 2, "S-", i, "S+", i + 1)
-        ops.add(Jz, "Sz", i, "Sz", i + 1)
+    for i, j in bonds:
+        ops.add(J / 2, "S+", i, "S-", j).add(J / 2, "S-", i, "S+", j)
+        ops.add(Jz, "Sz", i, "Sz", j)
     for i in range(L):
         ops.add(-h, "Sz", i)
     return ops.to_mpo()
@@ -86,14 +128,54 @@ def hubbard(L: int, t: float = 1.0, U: float = 1.0, mu: float = 0.0) -> MPO:
         ((6, 6), (4, 4, 4))
     """
     L, t, U, mu = _check_length(L), _check_real(t, "t"), _check_real(U, "U"), _check_real(mu, "mu")
+    return _hubbard(L, [(i, i + 1) for i in range(L - 1)], t, U, mu)
+
+
+def hubbard_cylinder(Lx: int, Ly: int, t: float = 1.0, U: float = 1.0, mu: float = 0.0) -> MPO:
+    """Fermi–Hubbard model on an ``Lx × Ly`` square-lattice cylinder (open in x, periodic
+    in y), ``H = −t Σ_{⟨ij⟩,σ} (c†_{iσ} c_{jσ} + h.c.) + U Σ_i n_{i↑} n_{i↓} − μ Σ_i n_i``.
+
+    Sites numbered ``x·Ly + y`` and bonds counted as in
+    [heisenberg_cylinder][tnkit.operators.models.heisenberg_cylinder]; the Jordan–Wigner
+    order is that numbering (↑ before ↓ on each site), and OpSum puts the strings on the
+    sites between the two ends of each hop. Bond dimension at most ``2 + 4·Ly``.
+
+    Example:
+        >>> import tnkit as tn
+        >>> H = tn.models.hubbard_cylinder(2, 2, U=4.0)
+        >>> H.bond_dims, H.out_dims
+        ((6, 10, 6), (4, 4, 4, 4))
+    """
+    return _on_cylinder(_hubbard, Lx, Ly, t=t, U=U, mu=mu)
+
+
+def _hubbard(L: int, bonds: list[tuple[int, int]], t: float, U: float, mu: float) -> MPO:
     ops = OpSum(L, site="electron")
-    for i in range(L - 1):
+    for i, j in bonds:
         for spin in ("up", "dn"):
-            ops.add(-t, f"Cdag{spin}", i, f"C{spin}", i + 1)
-            ops.add(-t, f"Cdag{spin}", i + 1, f"C{spin}", i)
+            ops.add(-t, f"Cdag{spin}", i, f"C{spin}", j)
+            ops.add(-t, f"Cdag{spin}", j, f"C{spin}", i)
     for i in range(L):
         ops.add(U, "NupNdn", i).add(-mu, "N", i)
     return ops.to_mpo()
+
+
+def cylinder_bonds(Lx: int, Ly: int) -> list[tuple[int, int]]:
+    """Nearest-neighbour pairs ``(i, j)``, ``i < j``, of an ``Lx × Ly`` cylinder with site
+    ``(x, y)`` numbered ``x·Ly + y``: along x (open), then around y (periodic; for ``Ly = 2``
+    the two ways round are one bond, for ``Ly = 1`` there is none).
+
+    Example:
+        >>> cylinder_bonds(2, 3)
+        [(0, 3), (1, 4), (2, 5), (0, 1), (1, 2), (0, 2), (3, 4), (4, 5), (3, 5)]
+    """
+    along = [(x * Ly + y, (x + 1) * Ly + y) for x in range(Lx - 1) for y in range(Ly)]
+    around = []
+    for x in range(Lx):
+        around += [(x * Ly + y, x * Ly + y + 1) for y in range(Ly - 1)]
+        if Ly > 2:  # the bond that closes the column
+            around.append((x * Ly, x * Ly + Ly - 1))
+    return along + around
 
 
 def long_range_exp(

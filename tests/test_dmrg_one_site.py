@@ -1,0 +1,186 @@
+"""One-site DMRG with subspace expansion (issue 17): exact diagonalisation, excited states,
+agreement with two-site DMRG, bond growth from a product state, and the expansion's pieces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse.linalg
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tnkit as tn
+from tnkit.algorithms import environments as env
+from tnkit.algorithms.expansion import MixingFactor, expand
+
+
+def lowest(H: tn.MPO) -> float:
+    return float(np.linalg.eigvalsh(H.to_matrix())[0])
+
+
+def complex_chain(L: int) -> tn.MPO:
+    """Spin-half XX chain with a complex phase on the hopping plus Ising terms (Hermitian)."""
+    ops = tn.OpSum(L, site="spin-half")
+    phase = np.exp(0.7j)
+    for i in range(L - 1):
+        ops.add(phase, "S+", i, "S-", i + 1).add(np.conj(phase), "S-", i, "S+", i + 1)
+        ops.add(0.3, "Sz", i, "Sz", i + 1)
+    for i in range(L):
+        ops.add(0.2, "Sx", i)
+    return ops.to_mpo()
+
+
+def neel(L: int) -> tn.MPS:
+    """The bond-1 Néel product state ↑↓↑↓…"""
+    return tn.MPS([np.eye(2)[i % 2].reshape(1, 2, 1) for i in range(L)])
+
+
+@pytest.mark.parametrize(
+    "H",
+    [tn.models.heisenberg(10), complex_chain(8), tn.models.hubbard(4, t=1.0, U=4.0, mu=0.5)],
+    ids=["spin-half", "complex", "electrons"],
+)
+def test_exact_diagonalisation_agreement(H):
+    result = tn.dmrg(H, max_bond=64, method="one-site", seed=1, sweeps=16, tol=1e-13)
+    assert result.energy == pytest.approx(lowest(H), abs=1e-10)
+    state = result.state
+    assert state.centre == 0 and state.is_canonical(0)
+    assert abs(float(tn.inner(state, state).real) - 1.0) < 1e-12
+    assert result.variance < 1e-9
+
+
+def test_two_states_match_two_site_and_eigsh():
+    H = tn.models.ising(10, J=1.0, g=1.5)
+    one = tn.dmrg(H, max_bond=48, method="one-site", nstates=2, seed=2, sweeps=16, tol=1e-13)
+    two = tn.dmrg(H, max_bond=48, nstates=2, seed=2, sweeps=12, tol=1e-13)
+    exact = np.sort(scipy.sparse.linalg.eigsh(H.to_matrix(), k=2, which="SA")[0])
+    assert np.allclose(one.energies, exact, atol=1e-8, rtol=0)
+    assert np.allclose(one.energies, two.energies, atol=1e-8, rtol=0)
+    assert abs(complex(tn.inner(one.states[0], one.states[1]))) < 1e-8
+
+
+@pytest.mark.parametrize(("L", "chi"), [(20, 24), pytest.param(40, 32, marks=pytest.mark.slow)])
+def test_converged_energy_equals_two_site_at_equal_bond(L, chi):
+    H = tn.models.heisenberg(L)
+    one = tn.dmrg(H, max_bond=chi, method="one-site", seed=0, sweeps=40)
+    two = tn.dmrg(H, max_bond=chi, seed=0, sweeps=40)
+    assert max(one.state.bond_dims) == max(two.state.bond_dims) == chi
+    assert one.energy == pytest.approx(two.energy, rel=1e-9)
+
+
+def test_expansion_grows_the_bond_from_a_product_state():
+    """Without expansion a one-site sweep can never leave bond 1; with it the bond grows to
+    the cap in the first sweep. (From the Néel state, which breaks the SU(2) symmetry of H,
+    one-site sweeps leave the multiplets slightly split and stop ~2e-7 above two-site.)"""
+    H = tn.models.heisenberg(16)
+    result = tn.dmrg(H, max_bond=16, method="one-site", init=neel(16), sweeps=20)
+    assert result.sweeps[0].max_bond == 16
+    assert max(result.state.bond_dims) == 16
+    two = tn.dmrg(H, max_bond=16, init=neel(16), sweeps=20)
+    assert result.energy == pytest.approx(two.energy, rel=1e-6)
+    plain = tn.dmrg(H, max_bond=16, init=neel(16), sweeps=1, method="one-site")
+    assert plain.sweeps[0].max_bond == 1  # a single sweep never expands: stuck at bond 1
+
+
+def test_the_result_is_one_site_optimal():
+    """The last sweep runs without expansion: one more plain sweep changes nothing."""
+    H = tn.models.heisenberg(16, Jz=0.8)
+    first = tn.dmrg(H, max_bond=10, method="one-site", seed=3, sweeps=30, tol=1e-13)
+    again = tn.dmrg(H, max_bond=10, method="one-site", init=first.state, sweeps=1)
+    assert again.sweeps[0].max_discarded == 0.0
+    assert again.energy == pytest.approx(first.energy, abs=1e-10)
+    assert [r.max_bond for r in again.sweeps] == [max(first.state.bond_dims)]
+
+
+def test_bond_schedule_and_records():
+    seen = []
+    result = tn.dmrg(
+        tn.models.heisenberg(12),
+        max_bond=[2, 4, 8],
+        sweeps=4,
+        tol=0.0,
+        seed=0,
+        method="one-site",
+        callback=seen.append,
+    )
+    # the bond grows only while expanding, and the last sweep never expands
+    assert [record.max_bond for record in result.sweeps] == [2, 4, 8, 8]
+    assert seen == list(result.sweeps)
+    assert all(record.matvecs > 0 and record.seconds >= 0 for record in result.sweeps)
+
+
+def test_mixing_factor_rule():
+    start = MixingFactor(1e-3)
+    assert start.adapted(truncated=0.0) == start  # nothing optimised yet: unchanged
+    gained = start.optimised(before=-1.0, after=-2.0)
+    assert gained.adapted(truncated=-1.0).alpha == pytest.approx(1e-3 / 1.2)  # gave it back
+    assert gained.adapted(truncated=-1.9).alpha == pytest.approx(1e-3)  # 10 %: keep
+    assert gained.adapted(truncated=-2.0).alpha == pytest.approx(1.2e-3)  # free: grow
+    converged = start.optimised(before=-2.0, after=-2.0)
+    assert converged.adapted(truncated=-2.0).alpha < 1e-3  # no gain: decay
+    alpha = MixingFactor(1e-3)
+    for _ in range(200):
+        alpha = alpha.optimised(before=-2.0, after=-2.0).adapted(truncated=-2.0)
+    assert alpha.alpha == pytest.approx(1e-9)  # the floor
+    assert MixingFactor(0.0).optimised(before=0.0, after=-1.0).adapted(truncated=-1.0).alpha == 0
+
+
+def two_site(a, b):
+    return np.einsum("asb,btc->astc", a, b)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10**6), direction=st.sampled_from(["right", "left"]))
+def test_expand_keeps_the_state_up_to_the_cut(seed, direction):
+    rng = np.random.default_rng(seed)
+    H = tn.models.heisenberg(4)
+    op = H.cores[1]
+    centre = rng.standard_normal((3, 2, 3)) + 1j * rng.standard_normal((3, 2, 3))
+    centre /= np.linalg.norm(centre)
+    neighbour = rng.standard_normal((3, 2, 2))
+    environment = rng.standard_normal((3, op.shape[0 if direction == "right" else 3], 3))
+    environment = environment + environment.transpose(2, 1, 0)  # Hermitian in the bra/ket
+    if direction == "left":
+        neighbour = neighbour.transpose(2, 1, 0)
+    for alpha, cap in [(0.0, 8), (1e-2, 8), (1e-2, 2)]:
+        step = expand(
+            centre, neighbour, environment, op, alpha=alpha, direction=direction, max_bond=cap
+        )
+        iso = step.isometry
+        flat = (
+            iso.reshape(-1, iso.shape[2])
+            if direction == "right"
+            else iso.reshape(iso.shape[0], -1).T
+        )
+        assert np.allclose(flat.conj().T @ flat, np.eye(flat.shape[1]), atol=1e-12)
+        assert min(iso.shape[0], iso.shape[2]) <= cap
+        assert np.linalg.norm(step.centre) == pytest.approx(1.0)
+        before = (
+            two_site(centre, neighbour) if direction == "right" else two_site(neighbour, centre)
+        )
+        after = two_site(iso, step.centre) if direction == "right" else two_site(step.centre, iso)
+        before, after = before / np.linalg.norm(before), after / np.linalg.norm(after)
+        overlap = abs(np.vdot(before, after))
+        if cap == 8:  # the whole local space fits: nothing is lost
+            assert overlap == pytest.approx(1.0, abs=1e-10)
+            assert step.discarded < 1e-12
+        else:
+            assert 1.0 - overlap**2 <= 10 * step.discarded + 1e-10
+
+
+def test_environment_products_match_einsum():
+    rng = np.random.default_rng(7)
+    op = tn.models.hubbard(3, U=2.0).cores[1]
+    w_left, w_right = op.shape[0], op.shape[3]
+    core = rng.standard_normal((3, 4, 5)) + 1j * rng.standard_normal((3, 4, 5))
+    left = rng.standard_normal((3, w_left, 3))
+    right = rng.standard_normal((5, w_right, 5))
+    product = env.left_product(left, op)(core)
+    reference = np.einsum("awb,btc,wstv->asvc", left, core, op).reshape(3 * 4, w_right * 5)
+    assert np.allclose(product, reference)
+    grown = np.einsum("awb,asc,wstv,btd->cvd", left, core.conj(), op, core)
+    assert np.allclose(env.grow_left(left, core, op), grown)
+    grown = np.einsum("asc,wstv,btd,cvd->awb", core.conj(), op, core, right)
+    assert np.allclose(env.grow_right(right, core, op), grown)
+    applied = np.einsum("awb,btc,wstv,evc->ase", left, core, op, right)
+    assert np.allclose(env.one_site_matvec(left, op, right)(core), applied)
