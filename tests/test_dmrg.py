@@ -195,3 +195,36 @@ def test_torch_hamiltonians_give_torch_states():
     assert isinstance(result.state.cores[0], torch.Tensor)
     assert result.energy == pytest.approx(float(lowest(h)[0]), abs=1e-10)
     assert result.variance < 1e-9
+
+
+KILLED_RUN = """
+import os, sys
+import tnkit as tn
+
+def stop(record):
+    if record.state == 1 and record.sweep == 1:
+        os._exit(3)  # killed mid-run, after state 1's sweep 1 was checkpointed
+
+tn.dmrg(tn.models.heisenberg(10), max_bond=[4, 8, 16], sweeps=5, tol=0.0, nstates=2, seed=3,
+        checkpoint=sys.argv[1], callback=stop)
+"""
+
+
+@pytest.mark.parametrize("method", ["two-site", "one-site"])
+def test_a_killed_run_resumes_to_the_same_result(tmp_path, method):
+    import subprocess
+    import sys
+
+    path = tmp_path / "run.safetensors"
+    script = KILLED_RUN.replace("seed=3,", f"seed=3, method={method!r},")
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True)
+    assert done.returncode == 3, done.stderr.decode()[-2000:]
+    options = dict(max_bond=[4, 8, 16], sweeps=5, tol=0.0, nstates=2, seed=3, method=method)
+    resumed = tn.dmrg(tn.models.heisenberg(10), resume=path, **options)
+    straight = tn.dmrg(tn.models.heisenberg(10), **options)
+    assert np.allclose(resumed.energies, straight.energies, atol=1e-10, rtol=0)
+    assert len(resumed.sweeps) == len(straight.sweeps)
+    for a, b in zip(resumed.states, straight.states, strict=True):
+        assert abs(abs(complex(tn.inner(a, b))) - 1) < 1e-8
+    with pytest.raises(ValueError, match="resume"):
+        tn.dmrg(tn.models.heisenberg(10), resume=path, **{**options, "max_bond": 8})

@@ -6,7 +6,6 @@ Only files; what a run does with them is the algorithm's. Written through the on
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -27,15 +26,15 @@ _CODES = {"float32": "F32", "float64": "F64", "complex64": "F32", "complex128": 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A run as it stood after a sweep: ``done`` states, the ``current`` one (None when the
-    last state had just finished), its index and last sweep, its energy, the sweep log (as
-    dicts), and the request the run was started with (to refuse a mismatched resume)."""
+    """A run as it stood after a sweep: ``done`` states, the ``current`` one (None between
+    two states), its index, where its sweeps stood (``position``: last sweep, energy, and
+    whatever else the algorithm needs to go on exactly; None between states), the sweep log
+    (as dicts), and the request the run was started with (to refuse a mismatched resume)."""
 
     done: tuple[MPS, ...]
     current: MPS | None
     state: int
-    sweep: int
-    energy: float
+    position: dict | None
     log: tuple[dict, ...]
     request: dict
 
@@ -46,12 +45,12 @@ def write_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
     Example:
         >>> import tempfile, tnkit as tn
         >>> m = tn.MPS.random([2] * 4, 2, seed=0).canonicalize(0)
-        >>> point = Checkpoint((), m, 0, 3, -1.5, (), {"max_bond": 2})
+        >>> point = Checkpoint((), m, 0, {"sweep": 3, "energy": -1.5}, (), {"max_bond": 2})
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     write_checkpoint(f"{folder}/run.safetensors", point)
         ...     back = read_checkpoint(f"{folder}/run.safetensors")
-        >>> back.sweep, back.energy, back.current.bond_dims == m.bond_dims
-        (3, -1.5, True)
+        >>> back.position, back.current.bond_dims == m.bond_dims
+        ({'sweep': 3, 'energy': -1.5}, True)
     """
     trains = [*checkpoint.done, *([checkpoint.current] if checkpoint.current is not None else [])]
     tensors, layout = {}, []
@@ -66,8 +65,7 @@ def write_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
         "trains": layout,
         "has_current": checkpoint.current is not None,
         "state": checkpoint.state,
-        "sweep": checkpoint.sweep,
-        "energy": checkpoint.energy,
+        "position": checkpoint.position,
         "log": list(checkpoint.log),
         "request": checkpoint.request,
     }
@@ -95,13 +93,7 @@ def read_checkpoint(path: str | os.PathLike, *, like: Any = None) -> Checkpoint:
         done=tuple(trains),
         current=current,
         state=meta["state"],
-        sweep=meta["sweep"],
-        energy=meta["energy"],
+        position=meta["position"],
         log=tuple(meta["log"]),
         request=meta["request"],
     )
-
-
-def as_dict(record: Any) -> dict:
-    """A sweep record as a JSON-ready dict."""
-    return dataclasses.asdict(record)

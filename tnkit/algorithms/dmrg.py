@@ -8,8 +8,10 @@ functional); excited states are solved on the complement of the lower ones.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from ..mpo import MPO
 from ..mps import MPS
 from ..truncation import Truncation
 from . import environments as env
+from .checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from .expansion import ALPHA_START, MixingFactor, expand
 from .krylov import lowest_eigenpair
 
@@ -95,19 +98,28 @@ def dmrg(
     seed: Any = None,
     progress: bool = False,
     callback: Callable[[SweepRecord], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: str | os.PathLike | None = None,
 ) -> DMRGResult:
-    """Lowest ``nstates`` eigenstates of the Hermitian MPO ``H`` by two-site DMRG.
+    """Lowest ``nstates`` eigenstates of the Hermitian MPO ``H`` by DMRG.
 
-    Each sweep goes left to right and back; at every bond the two-site tensor is replaced
+    ``method="two-site"`` (default): each sweep goes left to right and back; at every bond
+    the two-site tensor is replaced
     by the lowest eigenvector of the effective Hamiltonian (Lanczos, warm-started from the
     current tensor) and split by a truncated SVD: at most ``max_bond`` (an int, or one per
     sweep — the last repeats), and with ``rtol`` each split drops at most ``rtol²`` of the
     (unit) state's weight. A state is done when its energy changes by less than
-    ``tol·max(1, |E|)`` over a sweep, or after ``sweeps``. Excited states (``nstates > 1``)
+    ``tol·max(1, |E|)`` over a sweep, or after ``sweeps``. ``method="one-site"``: one-site
+    sweeps with subspace expansion (Hubig et al., PRB 91, 155115) and an adaptive mixing
+    factor, switched off once the energy settles and in the last sweep, so the state
+    returned is one-site optimal; it can grow the bond from any start. Excited states (``nstates > 1``)
     are found one after another, each solved on the orthogonal complement of the states
     below (a projection, not a penalty: no weight to tune, and the energy solved for is ⟨H⟩).
     ``init``: a start state (or one per state); else a random state of bond 8 from ``seed``.
     ``callback`` gets every ``SweepRecord``; ``progress`` logs each at INFO level.
+    ``checkpoint``: a ``.safetensors`` path written atomically after every sweep (states,
+    sweep log, where the sweeps stood); ``resume``: such a file, to continue a killed run of
+    the same request to the same result.
 
     Returns a [DMRGResult][tnkit.algorithms.dmrg.DMRGResult]: ``energies`` are ⟨H⟩ of the
     returned ``states`` (normalised, centre 0), ascending; ``variance`` is ⟨H²⟩ − ⟨H⟩² of
@@ -122,13 +134,51 @@ def dmrg(
     schedule = _check_request(H, max_bond, sweeps, tol, method, nstates)
     truncation = Truncation(rtol=rtol)
     starts = _starts(H, init, nstates, seed)
+    request = {
+        "dims": list(H.in_dims),
+        "schedule": schedule,
+        "method": method,
+        "nstates": nstates,
+        "tol": tol,
+        "rtol": rtol,
+    }
     found: list[MPS] = []
     log: list[SweepRecord] = []
-    for n, start in enumerate(starts):
+    first, where = 0, None
+    if resume is not None:
+        point = read_checkpoint(resume, like=H.cores[0])
+        if point.request != request:
+            raise ValueError(f"resume: {resume} was written by another run ({point.request})")
+        found, log = list(point.done), [SweepRecord(**record) for record in point.log]
+        first = point.state
+        if point.current is not None:
+            starts[first] = point.current
+            where = point.position
+
+    def save(index: int, current: MPS | None, position: dict | None) -> None:
+        if checkpoint is not None:
+            records = tuple(dataclasses.asdict(r) for r in log)
+            point = Checkpoint(tuple(found), current, index, position, records, request)
+            write_checkpoint(checkpoint, point)
+
+    for n in range(first, nstates):
         state = _optimise(
-            H, start, found, n, schedule, tol, truncation, log, progress, callback, method
+            H,
+            starts[n],
+            found,
+            n,
+            schedule,
+            tol,
+            truncation,
+            log,
+            progress,
+            callback,
+            method,
+            resume=where if n == first else None,
+            on_sweep=lambda cores, position, n=n: save(n, MPS._trusted(tuple(cores), 0), position),
         )
         found.append(state)
+        save(n + 1, None, None)
     energies = [float(expectation(s, H, normalize=True).real) for s in found]
     order = sorted(range(len(found)), key=energies.__getitem__)
     states = tuple(found[k] for k in order)
@@ -171,7 +221,19 @@ def variance(H: MPO, psi: MPS) -> float:
 
 
 def _optimise(
-    H, start, lower, index, schedule, tol, truncation, log, progress, callback, method="two-site"
+    H,
+    start,
+    lower,
+    index,
+    schedule,
+    tol,
+    truncation,
+    log,
+    progress,
+    callback,
+    method="two-site",
+    resume=None,
+    on_sweep=None,
 ) -> MPS:
     """Sweep one state to convergence (orthogonal to ``lower``).
 
@@ -185,7 +247,8 @@ def _optimise(
     xp = backend.namespace(cores[0])
     dtype = xp.result_type(H.dtype, start.dtype)  # a complex H makes the state complex
     cores = [c if c.dtype == dtype else xp.astype(c, dtype) for c in cores]
-    cores[0] = cores[0] / _norm(cores[0])
+    if resume is None:  # a resumed state is the normalised one that was saved
+        cores[0] = cores[0] / _norm(cores[0])
     n = len(cores)
     lower_cores = [list(s.cores) for s in lower]
     chain = _Chain(
@@ -200,8 +263,14 @@ def _optimise(
     one_site = method == "one-site"
     update = _update_one_site if one_site else _update
     mixing, settled_cap, seen_cap = MixingFactor(0.0), 0, 0
-    energy = math.inf
+    energy, first = math.inf, 0
+    if resume is not None:
+        mixing = MixingFactor(resume["alpha"])
+        settled_cap, seen_cap, energy = resume["settled"], resume["seen"], resume["energy"]
+        first = resume["sweep"] + 1
     for sweep, cap in enumerate(schedule):
+        if sweep < first:
+            continue
         started = time.perf_counter()
         expanding = one_site and cap > settled_cap and sweep < len(schedule) - 1
         if expanding and cap > seen_cap:  # the bond may grow: the expansion starts afresh
@@ -246,12 +315,23 @@ def _optimise(
                 record.max_bond,
                 record.seconds,
             )
-        if callback is not None:
-            callback(record)
         if expanding and abs(change) < max(tol, _EXPANSION_DONE) * max(1.0, abs(energy)):
             settled_cap = cap
         elif abs(change) < tol * max(1.0, abs(energy)):
+            if callback is not None:
+                callback(record)
             break
+        if on_sweep is not None:
+            position = {
+                "sweep": sweep,
+                "energy": energy,
+                "alpha": mixing.alpha,
+                "settled": settled_cap,
+                "seen": seen_cap,
+            }
+            on_sweep(cores, position)
+        if callback is not None:
+            callback(record)
     return MPS._trusted(tuple(cores), 0)
 
 
