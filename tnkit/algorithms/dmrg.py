@@ -112,8 +112,9 @@ def dmrg(
     ``tol·max(1, |E|)`` over a sweep, or after ``sweeps``. ``method="one-site"``: one-site
     sweeps with subspace expansion (Hubig et al., PRB 91, 155115) and an adaptive mixing
     factor, switched off once the energy settles and in the last sweep, so the state
-    returned is one-site optimal; it can grow the bond from any start. Excited states (``nstates > 1``)
-    are found one after another, each solved on the orthogonal complement of the states
+    returned is one-site optimal; it can grow the bond from any start. Excited states
+    (``nstates > 1``) are found one after another, each solved on the orthogonal complement
+    of the states
     below (a projection, not a penalty: no weight to tune, and the energy solved for is ⟨H⟩).
     ``init``: a start state (or one per state); else a random state of bond 8 from ``seed``.
     ``callback`` gets every ``SweepRecord``; ``progress`` logs each at INFO level.
