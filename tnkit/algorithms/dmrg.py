@@ -39,6 +39,9 @@ METHODS = ("two-site", "one-site")
 # from the converged tensor and need only a few matvecs.
 _LOCAL_TOL = 1e-7
 _LOCAL_ITERATIONS = 20
+# Early sweeps solve more loosely: the residual may be as large as the last sweep's relative
+# energy change (at most this), since the environments themselves are still that far off.
+_LOOSE_TOL = 1e-4
 _ONE_SITE_ITERATIONS = 8
 # One-site sweeps stop expanding once a sweep changes the energy by less than this (relative):
 # the bond has grown and the basis found; plain one-site sweeps converge the rest, cheaper.
@@ -264,11 +267,11 @@ def _optimise(
     one_site = method == "one-site"
     update = _update_one_site if one_site else _update
     mixing, settled_cap, seen_cap = MixingFactor(0.0), 0, 0
-    energy, first = math.inf, 0
+    energy, change, first = math.inf, math.inf, 0
     if resume is not None:
         mixing = MixingFactor(resume["alpha"])
         settled_cap, seen_cap, energy = resume["settled"], resume["seen"], resume["energy"]
-        first = resume["sweep"] + 1
+        change, first = resume["change"], resume["sweep"] + 1
     for sweep, cap in enumerate(schedule):
         if sweep < first:
             continue
@@ -277,7 +280,9 @@ def _optimise(
         if expanding and cap > seen_cap:  # the bond may grow: the expansion starts afresh
             mixing = MixingFactor(max(mixing.alpha, ALPHA_START))
         seen_cap = max(seen_cap, cap)
+        settled = abs(change) / max(1.0, abs(energy)) if math.isfinite(energy) else math.inf
         stats = {
+            "tol": min(_LOOSE_TOL, max(_LOCAL_TOL, settled)),
             "discarded": 0.0,
             "matvecs": 0,
             "energy": energy,
@@ -318,7 +323,7 @@ def _optimise(
             )
         if expanding and abs(change) < max(tol, _EXPANSION_DONE) * max(1.0, abs(energy)):
             settled_cap = cap
-        elif abs(change) < tol * max(1.0, abs(energy)):
+        elif abs(change) < tol * max(1.0, abs(energy)) and stats["tol"] <= _LOCAL_TOL:
             if callback is not None:
                 callback(record)
             break
@@ -326,6 +331,7 @@ def _optimise(
             position = {
                 "sweep": sweep,
                 "energy": energy,
+                "change": change if math.isfinite(change) else 1e300,
                 "alpha": mixing.alpha,
                 "settled": settled_cap,
                 "seen": seen_cap,
@@ -367,7 +373,7 @@ def _update(chain, i, direction, cap, truncation, stats) -> None:
     ]
     matvec = env.two_site_matvec(left[i], ops[i], ops[i + 1], right[i + 2])
     pair = lowest_eigenpair(
-        matvec, theta, tol=_LOCAL_TOL, max_iter=_LOCAL_ITERATIONS, orthogonal_to=images
+        matvec, theta, tol=stats["tol"], max_iter=_LOCAL_ITERATIONS, orthogonal_to=images
     )
     stats["energy"], stats["matvecs"] = pair.value, stats["matvecs"] + pair.matvecs
     dl, d1, d2, dr = pair.vector.shape
@@ -405,7 +411,7 @@ def _update_one_site(chain, i, direction, cap, truncation, stats) -> None:
         matvec = _StartMeasured(matvec, cores[i])
         mixing = mixing.adapted(truncated=matvec.energy)
     pair = lowest_eigenpair(
-        matvec, cores[i], tol=_LOCAL_TOL, max_iter=_ONE_SITE_ITERATIONS, orthogonal_to=images
+        matvec, cores[i], tol=stats["tol"], max_iter=_ONE_SITE_ITERATIONS, orthogonal_to=images
     )
     if mixing.alpha > 0:
         mixing = mixing.optimised(before=matvec.energy, after=pair.value)
