@@ -99,3 +99,18 @@ def truncations(draw):
     if kind == "atol":
         kwargs["atol"] = draw(st.sampled_from([1e-6, 1e-2, 0.5]))
     return kwargs
+
+
+# ---------------------------------------------------------------------- Hamiltonians
+
+
+def complex_chain(L: int) -> tn.MPO:
+    """Spin-half XX chain with a complex phase on the hopping plus Ising terms (Hermitian)."""
+    ops = tn.OpSum(L, site="spin-half")
+    phase = np.exp(0.7j)
+    for i in range(L - 1):
+        ops.add(phase, "S+", i, "S-", i + 1).add(np.conj(phase), "S-", i, "S+", i + 1)
+        ops.add(0.3, "Sz", i, "Sz", i + 1)
+    for i in range(L):
+        ops.add(0.2, "Sx", i)
+    return ops.to_mpo()

@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import complex_chain
 
 import tnkit as tn
 
@@ -24,18 +25,6 @@ def heisenberg_on(site: str, L: int) -> tn.MPO:
         ops.add(0.5, "S+", i, "S-", i + 1).add(0.5, "S-", i, "S+", i + 1).add(
             1.0, "Sz", i, "Sz", i + 1
         )
-    return ops.to_mpo()
-
-
-def complex_chain(L: int) -> tn.MPO:
-    """Spin-half XX chain with a complex phase on the hopping plus Ising terms (Hermitian)."""
-    ops = tn.OpSum(L, site="spin-half")
-    phase = np.exp(0.7j)
-    for i in range(L - 1):
-        ops.add(phase, "S+", i, "S-", i + 1).add(np.conj(phase), "S-", i, "S+", i + 1)
-        ops.add(0.3, "Sz", i, "Sz", i + 1)
-    for i in range(L):
-        ops.add(0.2, "Sx", i)
     return ops.to_mpo()
 
 

@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import complex_chain
 
 import tnkit as tn
 from tnkit.algorithms import environments as env
@@ -16,18 +17,6 @@ from tnkit.algorithms.expansion import MixingFactor, expand
 
 def lowest(H: tn.MPO) -> float:
     return float(np.linalg.eigvalsh(H.to_matrix())[0])
-
-
-def complex_chain(L: int) -> tn.MPO:
-    """Spin-half XX chain with a complex phase on the hopping plus Ising terms (Hermitian)."""
-    ops = tn.OpSum(L, site="spin-half")
-    phase = np.exp(0.7j)
-    for i in range(L - 1):
-        ops.add(phase, "S+", i, "S-", i + 1).add(np.conj(phase), "S-", i, "S+", i + 1)
-        ops.add(0.3, "Sz", i, "Sz", i + 1)
-    for i in range(L):
-        ops.add(0.2, "Sx", i)
-    return ops.to_mpo()
 
 
 def neel(L: int) -> tn.MPS:

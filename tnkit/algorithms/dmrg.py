@@ -165,19 +165,14 @@ def dmrg(
             point = Checkpoint(tuple(found), current, index, position, records, request)
             write_checkpoint(checkpoint, point)
 
+    run = Request(H, schedule, tol, truncation, method, progress, callback)
     for n in range(first, nstates):
         state = _optimise(
-            H,
+            run,
             starts[n],
             found,
             n,
-            schedule,
-            tol,
-            truncation,
             log,
-            progress,
-            callback,
-            method,
             resume=where if n == first else None,
             on_sweep=lambda cores, position, n=n: save(n, MPS._trusted(tuple(cores), 0), position),
         )
@@ -225,19 +220,13 @@ def variance(H: MPO, psi: MPS) -> float:
 
 
 def _optimise(
-    H,
-    start,
-    lower,
-    index,
-    schedule,
-    tol,
-    truncation,
-    log,
-    progress,
-    callback,
-    method="two-site",
-    resume=None,
-    on_sweep=None,
+    run: Request,
+    start: MPS,
+    lower: list,
+    index: int,
+    log: list,
+    resume: dict | None = None,
+    on_sweep: Callable | None = None,
 ) -> MPS:
     """Sweep one state to convergence (orthogonal to ``lower``).
 
@@ -246,6 +235,7 @@ def _optimise(
     is switched off and the next sweeps are plain one-site ones, so the state returned is
     one-site optimal (the last sweep of the schedule never expands either).
     """
+    H, schedule, tol, truncation = run.H, run.schedule, run.tol, run.truncation
     ops = list(H.cores)
     cores = list(start.canonicalize(0).cores)
     xp = backend.namespace(cores[0])
@@ -264,7 +254,7 @@ def _optimise(
         left_overlaps=[],
         right_overlaps=[_right_overlaps(cores, other) for other in lower_cores],
     )
-    one_site = method == "one-site"
+    one_site = run.method == "one-site"
     update = _update_one_site if one_site else _update
     mixing, settled_cap, seen_cap = MixingFactor(0.0), 0, 0
     energy, change, first = math.inf, math.inf, 0
@@ -310,7 +300,7 @@ def _optimise(
             seconds=time.perf_counter() - started,
         )
         log.append(record)
-        if progress:
+        if run.progress:
             logger.info(
                 "dmrg state %d sweep %d: E=%.12g dE=%.2e cut=%.1e bond=%d %.2fs",
                 index,
@@ -324,8 +314,8 @@ def _optimise(
         if expanding and abs(change) < max(tol, _EXPANSION_DONE) * max(1.0, abs(energy)):
             settled_cap = cap
         elif abs(change) < tol * max(1.0, abs(energy)) and stats["tol"] <= _LOCAL_TOL:
-            if callback is not None:
-                callback(record)
+            if run.callback is not None:
+                run.callback(record)
             break
         if on_sweep is not None:
             position = {
@@ -337,9 +327,22 @@ def _optimise(
                 "seen": seen_cap,
             }
             on_sweep(cores, position)
-        if callback is not None:
-            callback(record)
+        if run.callback is not None:
+            run.callback(record)
     return MPS._trusted(tuple(cores), 0)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one ``dmrg`` call asked for, as every state's sweeps need it."""
+
+    H: MPO
+    schedule: list
+    tol: float
+    truncation: Truncation
+    method: str
+    progress: bool
+    callback: Callable[[SweepRecord], None] | None
 
 
 @dataclass
