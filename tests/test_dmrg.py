@@ -217,3 +217,17 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path, method):
         assert abs(abs(complex(tn.inner(a, b))) - 1) < 1e-8
     with pytest.raises(ValueError, match="resume"):
         tn.dmrg(tn.models.heisenberg(10), resume=path, **{**options, "max_bond": 8})
+
+
+@pytest.mark.slow
+def test_heisenberg_agrees_with_tenpy():
+    pytest.importorskip("tenpy")
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1] / "benchmarks"))
+    from bench_dmrg import run_tenpy
+
+    L, chi = 40, 32
+    ours = tn.dmrg(tn.models.heisenberg(L), max_bond=chi, sweeps=6, tol=0.0, seed=0)
+    _, theirs = run_tenpy(L, chi, 6)
+    assert ours.energy == pytest.approx(theirs, abs=1e-7)  # TeNPy's E is before the last cut
