@@ -3,7 +3,7 @@
 from . import models
 from ._factorize import factorize_dims
 from ._version import __version__ as __version__
-from .algorithms import dmrg, variance
+from .algorithms import dmrg, two_site_variance, variance
 from .apply import apply
 from .contract import distance, expectation, inner
 from .measure import correlation, local_expectation
@@ -34,5 +34,6 @@ __all__ = [
     "models",
     "save",
     "tt_svd",
+    "two_site_variance",
     "variance",
 ]

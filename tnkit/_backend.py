@@ -98,6 +98,8 @@ def is_tracer(x: Array) -> bool:
 
 def dtype_name(dtype: Any) -> str:
     """Canonical name ('float64', ...) of a dtype from any supported library."""
+    if isinstance(dtype, type) and issubclass(dtype, np.generic):  # np.float64, the scalar type
+        dtype = np.dtype(dtype)
     text = str(dtype).rsplit(".", 1)[-1]
     for name in _DTYPE_NAMES:
         if text == name or text == f"dtype('{name}')":

@@ -6,6 +6,16 @@ sharing one set of environments (``environments``) and Krylov solvers (``krylov`
 """
 
 from .dmrg import DMRGResult, SweepRecord, dmrg, variance
+from .estimates import Extrapolation, extrapolate, two_site_variance
 from .scan import scan
 
-__all__ = ["DMRGResult", "SweepRecord", "dmrg", "scan", "variance"]
+__all__ = [
+    "DMRGResult",
+    "Extrapolation",
+    "SweepRecord",
+    "dmrg",
+    "extrapolate",
+    "scan",
+    "two_site_variance",
+    "variance",
+]

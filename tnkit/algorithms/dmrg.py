@@ -28,6 +28,8 @@ from ..mps import MPS
 from ..truncation import Truncation
 from . import environments as env
 from .checkpoint import Checkpoint, read_checkpoint, write_checkpoint
+from .checks import check_hamiltonian
+from .estimates import Extrapolation, energy_and_two_site_variance, extrapolate, right_environments
 from .expansion import ALPHA_START, MixingFactor, expand
 from .krylov import lowest_eigenpair
 
@@ -60,17 +62,28 @@ class SweepRecord:
     max_bond: int
     matvecs: int
     seconds: float
+    #: At the end of each bond stage (the last sweep at a given ``max_bond``): ⟨H⟩ of the
+    #: state and its two-site variance (``tn.two_site_variance``); ``None`` otherwise.
+    state_energy: float | None = None
+    two_site_variance: float | None = None
 
 
 @dataclass(frozen=True)
 class DMRGResult:
     """What ``dmrg`` found: the states in ascending energy, ⟨H⟩ of each, the sweep log, and
-    (computed on first access: it costs an application of H) the variance of the lowest."""
+    (computed on first access: it costs an application of H) the variance of the lowest.
+
+    Error estimates: ``two_site_variance`` of each state after its last sweep (cheap, close
+    to the variance for a converged state), and with a bond schedule of two or more stages,
+    ``extrapolation``: the energy extrapolated linearly to zero two-site variance through the
+    ends of the stages, with an error bar (Hubig, Haegeman & Schollwöck, PRB 97, 045125)."""
 
     energies: tuple[float, ...]
     states: tuple[MPS, ...]
     sweeps: tuple[SweepRecord, ...] = field(repr=False)
     hamiltonian: MPO = field(repr=False, compare=False)
+    two_site_variances: tuple[float, ...] = ()
+    extrapolations: tuple[Extrapolation | None, ...] = field(default=(), repr=False)
 
     @functools.cached_property
     def variance(self) -> float:
@@ -81,6 +94,17 @@ class DMRGResult:
     def energy(self) -> float:
         """The lowest energy, ⟨H⟩ of ``state``."""
         return self.energies[0]
+
+    @property
+    def two_site_variance(self) -> float:
+        """The two-site variance of ``state`` after its last sweep."""
+        return self.two_site_variances[0]
+
+    @property
+    def extrapolation(self) -> Extrapolation | None:
+        """The lowest energy extrapolated to zero variance through the ends of the bond
+        stages (``None`` with fewer than two stages)."""
+        return self.extrapolations[0]
 
     @property
     def state(self) -> MPS:
@@ -180,12 +204,16 @@ def dmrg(
         save(n + 1, None, None)
     energies = [float(expectation(s, H, normalize=True).real) for s in found]
     order = sorted(range(len(found)), key=energies.__getitem__)
-    states = tuple(found[k] for k in order)
+    stages = [[r for r in log if r.state == k and r.two_site_variance is not None] for k in order]
     return DMRGResult(
         energies=tuple(energies[k] for k in order),
-        states=states,
+        states=tuple(found[k] for k in order),
         sweeps=tuple(log),
         hamiltonian=H,
+        two_site_variances=tuple(ends[-1].two_site_variance for ends in stages),
+        extrapolations=tuple(
+            extrapolate([(r.two_site_variance, r.state_energy) for r in ends]) for ends in stages
+        ),
     )
 
 
@@ -249,7 +277,7 @@ def _optimise(
         cores,
         ops,
         left=[],
-        right=_right_environments(cores, ops),
+        right=right_environments(cores, ops),
         lower=lower_cores,
         left_overlaps=[],
         right_overlaps=[_right_overlaps(cores, other) for other in lower_cores],
@@ -289,6 +317,19 @@ def _optimise(
             mixing = stats["mixing"]
         change = stats["energy"] - energy
         energy = stats["energy"]
+        settling = expanding and abs(change) < max(tol, _EXPANSION_DONE) * max(1.0, abs(energy))
+        converged = (
+            not settling
+            and abs(change) < tol * max(1.0, abs(energy))
+            and stats["tol"] <= _LOCAL_TOL
+            and cap >= max(schedule[sweep:])  # a larger bond ahead may still lower it
+        )
+        stage_end = converged or sweep == len(schedule) - 1 or schedule[sweep + 1] != cap
+        measured = {}
+        if stage_end:
+            with backend.blas_threads(backend.small_work_threads(largest, backend.is_numpy(xp))):
+                exact, spread = energy_and_two_site_variance(cores, ops)
+            measured = {"state_energy": exact, "two_site_variance": spread}
         record = SweepRecord(
             state=index,
             sweep=sweep,
@@ -298,6 +339,7 @@ def _optimise(
             max_bond=max([int(c.shape[-1]) for c in cores[:-1]], default=1),
             matvecs=stats["matvecs"],
             seconds=time.perf_counter() - started,
+            **measured,
         )
         log.append(record)
         if run.progress:
@@ -311,9 +353,9 @@ def _optimise(
                 record.max_bond,
                 record.seconds,
             )
-        if expanding and abs(change) < max(tol, _EXPANSION_DONE) * max(1.0, abs(energy)):
+        if settling:
             settled_cap = cap
-        elif abs(change) < tol * max(1.0, abs(energy)) and stats["tol"] <= _LOCAL_TOL:
+        elif converged:
             if run.callback is not None:
                 run.callback(record)
             break
@@ -473,15 +515,6 @@ class _StartMeasured:
         return self._matvec(x)
 
 
-def _right_environments(cores: list, ops: list) -> list:
-    n = len(cores)
-    right = [None] * (n + 1)
-    right[n] = env.edge(cores[0])
-    for k in range(n - 1, 0, -1):
-        right[k] = env.grow_right(right[k + 1], cores[k], ops[k])
-    return right
-
-
 def _right_overlaps(cores: list, other: list) -> list:
     n = len(cores)
     right = [None] * (n + 1)
@@ -504,17 +537,9 @@ def _norm(x: Any) -> float:
 
 
 def _check_request(H, max_bond, sweeps, tol, method, nstates) -> list[int]:
-    if not isinstance(H, MPO):
-        raise TypeError(f"H: expected an MPO, got {type(H).__name__}")
-    if H.out_dims != H.in_dims:
-        raise ValueError(f"H: needs out_dims == in_dims, got {H.out_dims} and {H.in_dims}")
+    check_hamiltonian(H)
     if len(H) < 2:
         raise ValueError("H: DMRG needs at least two sites")
-    scale = H.norm()
-    if math.isfinite(scale) and scale > 0:
-        error = float((H - H.H).norm())
-        if error > 1e-10 * scale:
-            raise ValueError(f"H: not Hermitian (‖H − H†‖ = {error:.3g} of ‖H‖ = {scale:.3g})")
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     sweeps = check_int(sweeps, "sweeps", minimum=1)
