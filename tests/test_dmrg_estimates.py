@@ -126,3 +126,5 @@ def test_two_site_variance_bad_input():
         tn.two_site_variance(h, h)
     with pytest.raises(ValueError, match="psi"):
         tn.two_site_variance(h, tn.MPS.random([3] * 6, 2, seed=0))
+    with pytest.raises(ValueError, match="zero state"):
+        tn.two_site_variance(h, 0.0 * tn.MPS.random([2] * 6, 2, seed=0))

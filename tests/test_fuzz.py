@@ -367,6 +367,11 @@ CALLS = [
         mostly(matched(), st.tuples(any_value(), any_value())),
     ),
     row(
+        "two_site_variance",
+        lambda p: tn.two_site_variance(p[1], p[0]),
+        mostly(matched(), st.tuples(any_value(), any_value())),
+    ),
+    row(
         "dmrg",
         lambda p, b, n: tn.dmrg(p[1] + p[1].H if n else p[1], max_bond=b, sweeps=1),
         mostly(matched(), st.tuples(any_value(), any_value())),

@@ -25,8 +25,9 @@ GRAM_RELATIVE_FLOOR = 1e-6
 GRAM_EXACT_MIN_ROWS = 256
 _OVERSAMPLE_MIN = 10
 _POWER_ITERATIONS = 2
-# ‖a‖² − ‖Qᴴa‖² is used only when it exceeds this fraction of ‖a‖² (see _residual_sq).
-_PYTHAGORAS_SAFE = 1e-2
+# ‖a‖² − ‖Qᴴa‖² is used only when its rounding allowance is at most this fraction of it, so
+# the weight reported is accurate to 1e-4 relative and still an upper bound (_residual_sq).
+_PYTHAGORAS_PRECISION = 1e-4
 
 
 @dataclass(frozen=True)
@@ -270,18 +271,19 @@ def _randomized(a, max_bond, budget) -> Split:
 def _residual_sq(a, basis, coefficients, norm_sq: float) -> float:
     """‖a − basis @ coefficients‖² for an orthonormal ``basis`` and ``coefficients = basis^H a``.
 
-    Pythagoras gives it as ‖a‖² − ‖coefficients‖² without another product. That difference
-    carries a rounding error of a few (k+1)·ε·‖a‖² (k = basis columns), so it is used only
-    when it is a sizeable part of ‖a‖², and with that rounding allowance added (the bound
-    stays an upper bound; it loosens by ~100·(k+1)·ε relative). Otherwise the residual is
-    formed explicitly.
+    Pythagoras gives it as ‖a‖² − ‖coefficients‖² without another pass over ``a``. That
+    difference carries a rounding error of a few (m+1)·ε·‖a‖² (m = the larger of the basis'
+    rows and columns: the basis is orthonormal to ~m·ε), so it is used, with that allowance
+    added (an upper bound, accurate to 1e-4 relative), only when the allowance is at most
+    1e-4 of it. Otherwise the residual is formed explicitly.
     """
-    rank = basis.shape[1]
-    if rank == basis.shape[0]:
+    rows, rank = basis.shape
+    if rank == rows:
         return 0.0  # a square unitary basis loses nothing beyond rounding
     difference = norm_sq - backend.frob_sq(coefficients)
-    if difference >= _PYTHAGORAS_SAFE * norm_sq:
-        return difference + 4.0 * (rank + 1) * backend.eps(a.dtype) * norm_sq
+    allowance = 4.0 * (max(rows, rank) + 1) * backend.eps(a.dtype) * norm_sq
+    if allowance <= _PYTHAGORAS_PRECISION * difference:
+        return difference + allowance
     residual = _blocked_residual_sq(a, basis, coefficients)
     # What a product's rounding alone leaves (~ε·‖a‖ per entry) is not a cut: the library's
     # bounds hold "up to rounding", so counting it would only fail tolerances below ε.

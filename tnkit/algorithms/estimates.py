@@ -22,6 +22,7 @@ from .. import _backend as backend
 from ..mpo import MPO
 from ..mps import MPS
 from . import environments as env
+from .checks import check_state
 
 __all__ = ["Extrapolation", "extrapolate", "right_environments", "two_site_variance"]
 
@@ -65,13 +66,16 @@ def two_site_variance(H: MPO, psi: MPS) -> float:
             f"two_site_variance: expected (MPO, MPS), got ({type(H).__name__}, "
             f"{type(psi).__name__})"
         )
-    if H.in_dims != psi.phys_dims or H.out_dims != H.in_dims:
-        raise ValueError(f"psi: phys_dims {psi.phys_dims} do not match H's {H.in_dims}")
+    if H.out_dims != H.in_dims:
+        raise ValueError(f"H: needs out_dims == in_dims, got {H.out_dims} and {H.in_dims}")
+    check_state(psi, H)
+    cores = list(psi.canonicalize(0).cores)
+    norm = backend.frob_sq(cores[0]) ** 0.5
+    if not norm > 0:
+        raise ValueError("psi: the zero state has no variance")
     if len(psi) < 2:
         return 0.0
-    centred = psi.canonicalize(0)
-    cores = list(centred.cores)
-    cores[0] = cores[0] / backend.frob_sq(cores[0]) ** 0.5
+    cores[0] = cores[0] / norm
     return energy_and_two_site_variance(cores, list(H.cores))[1]
 
 
