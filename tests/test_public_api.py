@@ -17,9 +17,11 @@ TOP_LEVEL = [
     "load", "local_expectation", "models", "save", "tt_svd", "two_site_variance", "variance",
 ]  # fmt: skip
 TORCH = [
-    "ADTNLinear", "CompressionReport", "MPOConv2d", "MPOEmbedding", "MPOLSTM", "MPOLinear",
-    "SqueezeReport", "TaylorLayer", "apply_structure", "compress_model", "densify_model",
-    "freeze_central", "mpo_structure", "squeeze",
+    "ADTNLinear", "CompressionReport", "MPOAdapter", "MPOConv2d", "MPOEmbedding", "MPOLSTM",
+    "MPOLinear", "SqueezeReport", "TaylorLayer", "adapter_parameters", "add_adapters",
+    "apply_structure", "compress_model", "densify_model", "freeze_central", "load_adapters",
+    "merge_adapters", "mpo_structure", "parameter_counts", "save_adapters", "squeeze",
+    "unmerge_adapters",
 ]  # fmt: skip
 JAX = ["MPOLinear", "register_pytree"]
 TRAIN_METHODS = [
