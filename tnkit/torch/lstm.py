@@ -127,6 +127,22 @@ class MPOLSTM(nn.Module):
         }
 
     @property
+    def num_params(self) -> int:
+        """Entries of the MPO gate weights, all layers and directions, biases aside.
+
+        Per weight this is MPO-LSTM's count (Sun et al. 2020): with bonds ``d_0 = d_N = 1``,
+        ``P(d) = Σ_k i_k·j_k·d_{k−1}·d_k + 3·i_1·j_1·d_0·d_1``, the last term the four gates
+        folded into the first output mode (``4·i_1``).
+
+        Example:
+            >>> from tnkit.torch import MPOLSTM
+            >>> dims = (8, 2, 2, 8)
+            >>> MPOLSTM(256, 256, input_dims=dims, hidden_dims=dims, max_bond=7).num_params
+            5264
+        """
+        return sum(c.numel() for w in self.mpo_weights().values() for c in w.cores)
+
+    @property
     def report(self) -> dict[str, TruncationReport] | None:
         """``{parameter name: TruncationReport}`` after ``from_lstm``, else None."""
         reports = {name: m.report for name, m in self.mpo_weights().items()}
