@@ -367,6 +367,15 @@ CALLS = [
         mostly(matched(), st.tuples(any_value(), any_value())),
     ),
     row(
+        "tdvp",
+        lambda p, n, m: tn.tdvp(
+            p[1] + p[1].H if n else p[1], p[0], 0.1, dt=0.05, method=m, max_bond=4
+        ),
+        mostly(matched(), st.tuples(any_value(), any_value())),
+        st.booleans(),
+        st.sampled_from(["two-site", "one-site"]),
+    ),
+    row(
         "two_site_variance",
         lambda p: tn.two_site_variance(p[1], p[0]),
         mostly(matched(), st.tuples(any_value(), any_value())),

@@ -1,4 +1,4 @@
-"""Algorithms on trains and operators: ground states (DMRG) and, next, time evolution (TDVP).
+"""Algorithms on trains and operators: ground states (DMRG) and time evolution (TDVP).
 
 The layer above operators: it may use every layer below it (trains, operations, operators)
 and nothing above it (no storage, interop or adapters); each family gets its own module here,
@@ -8,14 +8,18 @@ sharing one set of environments (``environments``) and Krylov solvers (``krylov`
 from .dmrg import DMRGResult, SweepRecord, dmrg, variance
 from .estimates import Extrapolation, extrapolate, two_site_variance
 from .scan import scan
+from .tdvp import StepRecord, TDVPResult, tdvp
 
 __all__ = [
     "DMRGResult",
     "Extrapolation",
+    "StepRecord",
     "SweepRecord",
+    "TDVPResult",
     "dmrg",
     "extrapolate",
     "scan",
+    "tdvp",
     "two_site_variance",
     "variance",
 ]

@@ -37,9 +37,7 @@ def check_hamiltonian(H: Any, name: str = "H") -> None:
     if math.isfinite(scale) and scale > 0:
         error = float((H - H.H).norm())
         if error > HERMITIAN_TOL * scale:
-            raise ValueError(
-                f"{name}: not Hermitian (‖H − H†‖ = {error:.3g} of ‖H‖ = {scale:.3g})"
-            )
+            raise ValueError(f"{name}: not Hermitian (‖H − H†‖ = {error:.3g} of ‖H‖ = {scale:.3g})")
 
 
 def check_state(psi: Any, H: MPO, name: str = "psi") -> None:

@@ -29,7 +29,7 @@ from ..truncation import Truncation
 from . import environments as env
 from .checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from .checks import check_hamiltonian
-from .estimates import Extrapolation, energy_and_two_site_variance, extrapolate, right_environments
+from .estimates import Extrapolation, energy_and_two_site_variance, extrapolate
 from .expansion import ALPHA_START, MixingFactor, expand
 from .krylov import lowest_eigenpair
 
@@ -277,7 +277,7 @@ def _optimise(
         cores,
         ops,
         left=[],
-        right=right_environments(cores, ops),
+        right=env.right_environments(cores, ops),
         lower=lower_cores,
         left_overlaps=[],
         right_overlaps=[_right_overlaps(cores, other) for other in lower_cores],

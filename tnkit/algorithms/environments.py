@@ -153,3 +153,47 @@ def local_image(left: Any, cores: list, right: Any) -> Any:
 
 def _conj(core: Any) -> Any:
     return backend.namespace(core).conj(core) if backend.is_complex(core.dtype) else core
+
+
+def zero_site_matvec(left: Any, right: Any) -> Any:
+    """``C -> H_eff C`` for a bond matrix ``C[b, d]`` between two sites (the zero-site
+    effective operator of TDVP's backward steps): Σ E_L[a,w,b] C[b,d] E_R[c,w,d], with the
+    left environment of the bond (all sites to its left) and the right one. Two matrix
+    products: O(χ³·w).
+
+    Example:
+        >>> import numpy as np
+        >>> edge = np.ones((1, 1, 1))
+        >>> zero_site_matvec(edge, edge)(np.array([[2.0]]))  # no sites: the identity
+        array([[2.]])
+    """
+    xp = backend.namespace(left)
+    chi_l, w, _ = left.shape
+    chi_r = right.shape[0]
+    flat_left = xp.reshape(left, (chi_l * w, left.shape[2]))
+    flat_right = xp.reshape(xp.permute_dims(right, (1, 2, 0)), (w * right.shape[2], chi_r))
+
+    def matvec(bond: Any) -> Any:
+        x = xp.reshape(flat_left @ bond, (chi_l, w * bond.shape[1]))  # (a, w d)
+        return x @ flat_right  # (a, c)
+
+    return matvec
+
+
+def right_environments(cores: list, ops: list) -> list:
+    """Every right environment of a right-canonical state: entry ``k`` covers sites k..n−1
+    (entry n is the edge; entry 0, the whole chain, is left None, as no sweep needs it).
+
+    Example:
+        >>> import tnkit as tn
+        >>> psi = tn.MPS.random([2] * 4, 2, seed=0).canonicalize(0)
+        >>> [None if e is None else e.shape for e in
+        ...  right_environments(psi.cores, tn.models.heisenberg(4).cores)]
+        [None, (2, 4, 2), (2, 5, 2), (2, 4, 2), (1, 1, 1)]
+    """
+    n = len(cores)
+    right = [None] * (n + 1)
+    right[n] = edge(cores[0])
+    for k in range(n - 1, 0, -1):
+        right[k] = grow_right(right[k + 1], cores[k], ops[k])
+    return right

@@ -24,7 +24,7 @@ from ..mps import MPS
 from . import environments as env
 from .checks import check_state
 
-__all__ = ["Extrapolation", "extrapolate", "right_environments", "two_site_variance"]
+__all__ = ["Extrapolation", "extrapolate", "two_site_variance"]
 
 # The extrapolated energy is trusted to this fraction of its distance to the best point: the
 # convention of DMRG extrapolations in bond or variance (e.g. Stoudenmire & White 2012).
@@ -83,7 +83,7 @@ def energy_and_two_site_variance(cores: Sequence[Any], ops: Sequence[Any]) -> tu
     """⟨H⟩ and the two-site variance of the unit state whose ``cores`` are right-canonical
     with the centre at site 0 (the form DMRG leaves): one left-to-right pass."""
     xp = backend.namespace(cores[0])
-    right = right_environments(cores, ops)
+    right = env.right_environments(cores, ops)
     left = env.edge(cores[0])
     centre, energy, total = cores[0], math.nan, 0.0
     for i in range(len(cores) - 1):
@@ -104,17 +104,6 @@ def energy_and_two_site_variance(cores: Sequence[Any], ops: Sequence[Any]) -> tu
         left = env.grow_left(left, isometry, ops[i])
         centre = xp.reshape(rest @ rows, (basis.shape[1], following.shape[1], following.shape[2]))
     return energy, total
-
-
-def right_environments(cores: Sequence[Any], ops: Sequence[Any]) -> list:
-    """Right environments of a right-canonical state: entry ``k`` holds sites ``k…n−1``
-    (``n`` the edge, entry 0 left empty: the sweeps never need it)."""
-    n = len(cores)
-    right: list = [None] * (n + 1)
-    right[n] = env.edge(cores[0])
-    for k in range(n - 1, 0, -1):
-        right[k] = env.grow_right(right[k + 1], cores[k], ops[k])
-    return right
 
 
 def extrapolate(points: Sequence[tuple[float, float]]) -> Extrapolation | None:
