@@ -376,6 +376,12 @@ CALLS = [
         st.sampled_from(["two-site", "one-site"]),
     ),
     row(
+        "tdvp_operator",
+        lambda p, a: tn.tdvp_operator(p[1], p[1], 0.1, dt=0.05, max_bond=4, augment=a),
+        mostly(matched(), st.tuples(any_value(), any_value())),
+        st.booleans(),
+    ),
+    row(
         "two_site_variance",
         lambda p: tn.two_site_variance(p[1], p[0]),
         mostly(matched(), st.tuples(any_value(), any_value())),

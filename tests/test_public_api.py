@@ -14,8 +14,8 @@ import tnkit as tn
 TOP_LEVEL = [
     "MPO", "MPS", "OpSum", "TensorTrain", "Truncation", "TruncationReport", "apply",
     "correlation", "distance", "dmrg", "expectation", "factorize_dims", "from_matrix", "inner",
-    "load", "local_expectation", "models", "save", "tdvp", "tt_svd", "two_site_variance",
-    "variance",
+    "load", "local_expectation", "models", "save", "tdvp", "tdvp_operator", "tt_svd",
+    "two_site_variance", "variance",
 ]  # fmt: skip
 TORCH = [
     "ADTNLinear", "CompressionReport", "MPOAdapter", "MPOConv2d", "MPOEmbedding", "MPOLSTM",

@@ -3,7 +3,7 @@
 from . import models
 from ._factorize import factorize_dims
 from ._version import __version__ as __version__
-from .algorithms import dmrg, tdvp, two_site_variance, variance
+from .algorithms import dmrg, tdvp, tdvp_operator, two_site_variance, variance
 from .apply import apply
 from .contract import distance, expectation, inner
 from .measure import correlation, local_expectation
@@ -34,6 +34,7 @@ __all__ = [
     "models",
     "save",
     "tdvp",
+    "tdvp_operator",
     "tt_svd",
     "two_site_variance",
     "variance",

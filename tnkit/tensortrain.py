@@ -17,7 +17,7 @@ from . import _kernels, arithmetic, canonical, spectra
 from ._checks import check_alpha, check_bond, is_int
 from ._scaling import exp_saturating, ldexp, spread_power_of_two, times_pow2
 from .compress import COMPRESS_METHODS, EXACT_METHODS, compress_cores
-from .cores import read_only, validate_cores
+from .cores import common_dtype, read_only, validate_cores
 from .truncation import Truncation, TruncationReport
 from .ttsvd import scaled_truncation
 
@@ -520,13 +520,16 @@ class TensorTrain:
     # ------------------------------------------------------------------ arithmetic
 
     def __add__(self: TT, other: Any) -> TT:
-        """Direct sum of cores: bond dims add, the result has no centre."""
+        """Direct sum of cores (bond dims add, no centre); real + complex is complex, as in
+        NumPy; different precisions are refused."""
         check_compatible(self, other, "add")
         if self.dtype != other.dtype:
-            raise TypeError(
-                f"add: dtypes differ: {backend.dtype_name(self.dtype)} and "
-                f"{backend.dtype_name(other.dtype)}"
-            )
+            if backend.eps(self.dtype) != backend.eps(other.dtype):
+                raise TypeError(
+                    f"add: dtypes differ in precision: {backend.dtype_name(self.dtype)} and "
+                    f"{backend.dtype_name(other.dtype)}; convert one of them first"
+                )
+            self, other = common_dtype(self, other)
         # One scale for both: the smaller one's first core takes the difference (exact
         # unless it falls below the dtype's range, where it is below rounding of the sum).
         exponent = max(self._exponent, other._exponent)

@@ -7,12 +7,14 @@ sharing one set of environments (``environments``) and Krylov solvers (``krylov`
 
 from .dmrg import DMRGResult, SweepRecord, dmrg, variance
 from .estimates import Extrapolation, extrapolate, two_site_variance
+from .operator_tdvp import OperatorTDVPResult, tdvp_operator
 from .scan import scan
 from .tdvp import StepRecord, TDVPResult, tdvp
 
 __all__ = [
     "DMRGResult",
     "Extrapolation",
+    "OperatorTDVPResult",
     "StepRecord",
     "SweepRecord",
     "TDVPResult",
@@ -20,6 +22,7 @@ __all__ = [
     "extrapolate",
     "scan",
     "tdvp",
+    "tdvp_operator",
     "two_site_variance",
     "variance",
 ]
