@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import codec, weight_files
 from .mpo import MPO
 from .storage import load
@@ -139,6 +141,13 @@ def _parser() -> argparse.ArgumentParser:
             help=f"{says} (repeatable)",
         )
     compress.add_argument(
+        "--calibration",
+        type=Path,
+        metavar="FILE",
+        help="a .safetensors or .npz file of activations, one (n, in) array per weight name: "
+        "those weights are fitted to their outputs on these rows, not to their entries",
+    )
+    compress.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="compress the tensors in parallel on a Dask cluster, given its scheduler's "
@@ -216,6 +225,7 @@ def _safetensors_path(text: str) -> Path:
 
 
 def _compress(args: argparse.Namespace) -> int:
+    calibration = None if args.calibration is None else _read_calibration(args.calibration)
     client = None if args.scheduler is None else _connect(args.scheduler)
     try:
         with _progress("compress") as progress:
@@ -229,6 +239,7 @@ def _compress(args: argparse.Namespace) -> int:
                 exclude=args.exclude,
                 progress=progress,
                 executor=client,
+                calibration=calibration,
             )
     finally:
         if client is not None:
@@ -249,6 +260,10 @@ def _compress(args: argparse.Namespace) -> int:
         for row in shown
     ]
     header = ["tensor", "shape", "dims", "bonds", "before", "after", "bound", "error", "result"]
+    if calibration is not None:  # the held-out output error beside the weight error
+        header.insert(8, "out error")
+        for line, row in zip(table, shown, strict=True):
+            line.insert(8, _number(row.output_error))
     _print_table(f"{args.input} -> {args.output}", header, table)
     before = sum(row.params_before for row in rows)
     after = sum(row.params_after for row in rows)
@@ -260,6 +275,25 @@ def _compress(args: argparse.Namespace) -> int:
         f"file {_bytes(args.input)} -> {_bytes(args.output)}"
     )
     return 0
+
+
+def _read_calibration(path: Path) -> dict[str, Any]:
+    """The activations of ``--calibration``: arrays by weight name, from a .safetensors or an
+    .npz file (read without pickle)."""
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        _, tensors = codec.read_safetensors(path)
+        wrong = sorted(n for n, t in tensors.items() if t.dtype not in codec.FLOAT_CODES)
+        if wrong:
+            raise ValueError(f"--calibration {path}: tensors {wrong} are not floating point")
+        return {name: codec.to_float(tensor) for name, tensor in tensors.items()}
+    if suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                return {name: arrays[name] for name in arrays.files}
+        except ValueError as exc:  # object arrays, which need pickle
+            raise ValueError(f"--calibration {path}: {exc}") from exc
+    raise ValueError(f"--calibration {path}: expected a .safetensors or .npz file")
 
 
 SCHEDULER_TIMEOUT_S = 10.0  # how long --scheduler waits for the scheduler to answer

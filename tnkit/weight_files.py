@@ -12,7 +12,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from ._executor import Jobs, check_executor
 from ._version import __version__
+from .calibration import calibrated_mpo, input_gram
 from .codec import (
     FLOAT_CODES,
     RawTensor,
@@ -73,6 +74,7 @@ class Row:
     rel_error_bound: float | None = None
     rel_error: float | None = None
     candidate: bool = False  # a floating 2-D/4-D tensor that the filters let through
+    output_error: float | None = None  # with calibration: relative, on held-out rows
 
 
 # ---------------------------------------------------------------------- compress
@@ -89,8 +91,14 @@ def compress_file(
     exclude: Iterable[str] = (),
     progress: Callable[[Iterable[str]], Iterable[str]] = iter,
     executor: Any = None,
+    calibration: dict[str, Any] | None = None,
 ) -> list[Row]:
     """Compress every selected 2-D (and 4-D conv) float tensor of ``source`` whose MPO is smaller.
+
+    ``calibration``: activations ``X (n, cols)`` by tensor name (``cols``: the columns of
+    the tensor as a matrix); those tensors are fitted to ``X @ W.T`` rather than to ``W``
+    (``tnkit.calibration.calibrated_mpo``), a seeded 20% of the rows held out for the rows'
+    ``output_error``.
 
     ``include``/``exclude`` are regular expressions searched in tensor names (a tensor is
     selected when it matches some ``include``, or there are none, and no ``exclude``).
@@ -132,7 +140,8 @@ def compress_file(
             outcomes[name] = _kept(name, tensor, reason)
             _log(outcomes[name][0])
     candidates = [name for name in tensors if name not in outcomes]
-    jobs = [(name, tensors[name], truncation, n_cores) for name in candidates]
+    grams = _calibration_grams(calibration, tensors, source)
+    jobs = [(name, tensors[name], truncation, n_cores, grams.get(name)) for name in candidates]
     run = Jobs(_compress_one, jobs, executor, candidates)
     for _ in progress(run):  # as the candidates are done, in any order
         _log(run.latest[0])
@@ -162,6 +171,27 @@ def compress_file(
     }
     write_safetensors(target, stored, {**metadata, META_KEY: json.dumps(description)})
     return rows
+
+
+HELD_OUT = 0.2  # the share of calibration rows held out to measure the output error
+
+
+def _calibration_grams(calibration: Any, tensors: dict[str, RawTensor], source: Path) -> dict:
+    """(fitting, held-out or None) Gram matrices by tensor name, checked against the file."""
+    if calibration is None:
+        return {}
+    unknown = sorted(set(calibration) - set(tensors))
+    if unknown:
+        raise ValueError(f"calibration: {unknown} are not tensors of {source}")
+    grams = {}
+    for name, rows in calibration.items():
+        cols = math.prod(tensors[name].shape[1:])
+        rows = np.asarray(rows)
+        input_gram(rows, cols, name=f"calibration {name!r}")  # checks: shape, NaN, rows
+        held = np.random.default_rng(0).random(rows.shape[0]) < HELD_OUT
+        fit = input_gram(rows[~held], cols) if (~held).any() else input_gram(rows, cols)
+        grams[name] = (fit, input_gram(rows[held], cols) if held.any() else None)
+    return grams
 
 
 def _selected(name: str, includes: list[re.Pattern[str]], excludes: list[re.Pattern[str]]) -> bool:
@@ -215,15 +245,23 @@ def _not_candidate(tensor: RawTensor, selected: bool) -> str:
 
 
 def _compress_one(
-    name: str, tensor: RawTensor, truncation: Truncation, n_cores: int
+    name: str, tensor: RawTensor, truncation: Truncation, n_cores: int, grams: Any = None
 ) -> tuple[Row, list[RawTensor] | None, dict[str, Any] | None]:
-    """Compress one candidate tensor (a job: may run on an executor's worker)."""
+    """Compress one candidate tensor (a job: may run on an executor's worker); fitted to
+    the calibration Gram matrices ``grams`` (fitting, held out) where given."""
     weights = to_float(tensor)
     matrix = weights.reshape(tensor.shape[0], -1)
     if not np.isfinite(matrix).all():
         return _kept(name, tensor, "contains NaN or Inf", candidate=True)
     start = time.perf_counter()
-    mpo = from_matrix(matrix, n_cores, n_cores, max_bond=truncation.max_bond, rtol=truncation.rtol)
+    rule = {"max_bond": truncation.max_bond, "rtol": truncation.rtol}
+    output_error = None
+    if grams is None:
+        mpo = from_matrix(matrix, n_cores, n_cores, **rule)
+        report = mpo.report
+    else:
+        mpo, fitted = calibrated_mpo(matrix, grams[0], n_cores, n_cores, held_out=grams[1], **rule)
+        report, output_error = fitted.truncation, fitted.held_out_error
     logger.debug("%s: from_matrix %s in %.3f s", name, matrix.shape, time.perf_counter() - start)
     if mpo.num_params >= tensor.size:
         note = f"MPO not smaller ({mpo.num_params:,} params)"
@@ -238,7 +276,7 @@ def _compress_one(
     # The report bounds the float32/64 product; storing cores (and the result) in a narrower
     # dtype adds a rounding error we measure, so the stored bound stays rigorous (triangle).
     rounding = _relative(np.linalg.norm(mpo.to_matrix().astype(np.float64) - approx), norm)
-    bound = mpo.report.rel_error_bound + rounding
+    bound = report.rel_error_bound + rounding
     error = _relative(np.linalg.norm(exact - approx), norm)
     entry = {
         "kind": "mpo",
@@ -252,9 +290,9 @@ def _compress_one(
         "params_after": mpo.num_params,
         "rel_error_bound": bound,
         "rel_error": error,
-        "method": mpo.report.method,
+        "method": report.method,
     }
-    return entry_row(name, entry), cores, entry
+    return replace(entry_row(name, entry), output_error=output_error), cores, entry
 
 
 def _kept(

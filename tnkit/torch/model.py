@@ -1,7 +1,8 @@
 """Whole models: every dense layer to an MPO layer (``compress_model``) and back again.
 
 Edits models in place, as torch's own module utilities do; no math of its own (the kinds'
-table says how each layer converts: its ``from_*`` and ``to_*`` conversions).
+table says how each layer converts: its ``from_*`` and ``to_*`` conversions; the data-aware
+fit is ``calibrate_linear``'s, fed by the Gram matrices that forward hooks gather here).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .._checks import check_int
 from .._executor import Jobs, check_executor
 from ..truncation import Truncation
 from .kinds import LAYER_KINDS, MPO_LAYERS, LayerKind, core_entries, kind_of_mpo, num_params
+from .linear import MPOLinear, calibrate_linear
 from .modules import Group, check_root, convertible_groups, install, module_names, set_module, tie
 from .report import CompressionReport, LayerCompression
 
@@ -105,8 +107,103 @@ def _row(group: Group, **fields: Any) -> LayerCompression:
 
 def _convert_job(name: str, module: nn.Module, options: dict) -> nn.Module:
     """The decomposition of one module of the kind ``name`` (what an executor runs: plain
-    arguments, so it pickles)."""
-    return LAYER_KINDS[name].convert(module, options)
+    arguments, so it pickles); refit to the Gram matrices in ``options["calibration"]``
+    (fit, held out) where given."""
+    options = dict(options)
+    grams = options.pop("calibration", None)
+    kind = LAYER_KINDS[name]
+    layer = kind.convert(module, options)
+    if grams is not None:
+        (weight,) = kind.matrices(module).values()
+        rule = {"max_bond": options["max_bond"], "rtol": options["rtol"]}
+        calibrate_linear(layer, weight, grams[0], held_out=grams[1], **rule)
+    return layer
+
+
+# ---------------------------------------------------------------------- calibration
+
+HELD_OUT = 0.2  # the share of calibration rows kept aside to measure the output error
+CALIBRATION_SEED = 0  # which rows are held out: reproducible for the same batches
+
+
+class _Gatherer:
+    """A forward hook that adds ``xᵀx`` of a layer's input rows to a fitting and a held-out
+    Gram matrix (float64, on the layer's device), rows split at random (seeded)."""
+
+    def __init__(self, name: str, in_features: int) -> None:
+        self.name, self.in_features = name, in_features
+        self.fit: torch.Tensor | None = None
+        self.held: torch.Tensor | None = None
+        self.rows = self.held_rows = 0
+        self.split = torch.Generator().manual_seed(CALIBRATION_SEED)
+
+    def __call__(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        given = args[0] if args else next(iter(kwargs.values()))  # forward(input=x) too
+        rows = given.detach().reshape(-1, self.in_features)
+        if not bool(torch.isfinite(rows).all()):
+            raise ValueError(f"calibration: the inputs of {self.name} contain NaN or Inf")
+        rows = rows.to(torch.float64)
+        held = torch.rand(rows.shape[0], generator=self.split) < HELD_OUT
+        held = held.to(rows.device)
+        if self.fit is None:
+            zeros = torch.zeros(self.in_features, self.in_features, dtype=torch.float64)
+            self.fit, self.held = zeros.to(rows.device), zeros.clone().to(rows.device)
+        fit_rows, held_rows = rows[~held], rows[held]
+        self.fit += fit_rows.mT @ fit_rows
+        self.held += held_rows.mT @ held_rows
+        self.rows += rows.shape[0]
+        self.held_rows += held_rows.shape[0]
+
+    def grams(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """(fitting, held-out) Gram matrices; None if the layer saw no rows."""
+        if not self.rows or self.rows == self.held_rows:
+            return None
+        return self.fit, (self.held if self.held_rows else None)
+
+
+def _check_calibration(calibration: Any) -> None:
+    if calibration is None:
+        return
+    if isinstance(calibration, (torch.Tensor, dict, str, bytes)) or not hasattr(
+        calibration, "__iter__"
+    ):
+        raise TypeError(
+            "calibration: expected an iterable of batches (each a tensor, a dict of keyword "
+            f"arguments or a tuple of arguments of model), got {type(calibration).__name__}; "
+            "wrap a single batch in a list"
+        )
+
+
+def _gather(model: nn.Module, targets: dict[str, tuple], calibration: Any) -> dict:
+    """Run ``model`` on every batch of ``calibration`` (no gradients) with hooks on the
+    ``targets`` (name: module, in_features); the ``_Gatherer`` of each name. Hooks are
+    removed even on error."""
+    gatherers, handles = {}, []
+    try:
+        for name, (module, in_features) in targets.items():
+            gatherers[name] = _Gatherer(name, in_features)
+            handles.append(module.register_forward_hook(gatherers[name], with_kwargs=True))
+        batches = 0
+        with torch.no_grad():
+            for batch in calibration:
+                if isinstance(batch, dict):
+                    model(**batch)
+                elif isinstance(batch, (tuple, list)):
+                    model(*batch)
+                elif isinstance(batch, torch.Tensor):
+                    model(batch)
+                else:
+                    raise TypeError(
+                        f"calibration: batch {batches}: expected a tensor, a dict or a tuple, "
+                        f"got {type(batch).__name__}"
+                    )
+                batches += 1
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not batches:
+        raise ValueError("calibration: no batches (an empty iterable)")
+    return gatherers
 
 
 def _run(jobs: list, labels: list[str], executor: Any, progress: bool) -> list:
@@ -138,6 +235,7 @@ def compress_model(
     exclude: str | None = None,
     progress: bool = False,
     executor: Any = None,
+    calibration: Any = None,
 ) -> CompressionReport:
     """Replace, in place, every dense layer of ``model`` whose MPO is smaller by that MPO.
 
@@ -165,6 +263,16 @@ def compress_model(
     results as serially, and a failing layer raises what a serial run raises.
     ``progress=True`` shows a tqdm bar on stderr that advances as layers finish; details go
     to the ``tnkit.torch.model`` logger.
+
+    ``calibration``: an iterable of model inputs (each a tensor ``model(batch)``, a dict
+    ``model(**batch)`` or a tuple ``model(*batch)``), run once without gradients before any
+    change, with forward hooks (removed afterwards, also on error) gathering the input
+    Gram matrix ``XᵀX`` of every layer that becomes an ``MPOLinear`` (``nn.Linear``,
+    ``Conv1D``). Those layers are then fitted to their outputs rather than their weights
+    (``MPOLinear.from_linear(..., inputs=)``, never worse than plain TT-SVD on the fitting
+    rows); a seeded 20% of the rows is held out, and each row's ``output_error`` is the
+    relative output error there. Memory: one ``in × in`` float64 matrix per layer and split,
+    whatever the number of rows.
 
     Example:
         >>> import torch
@@ -194,6 +302,7 @@ def compress_model(
     if not isinstance(progress, bool):
         raise TypeError(f"progress: expected a bool, got {progress!r}")
     check_executor(executor)
+    _check_calibration(calibration)
     choose = _name_filter(include, exclude)
 
     params_before = num_params([model])
@@ -217,11 +326,30 @@ def compress_model(
         todo.append((len(rows), group))
         labels.append(group.names[0])
         rows.append(None)
+    if calibration is not None:
+        _calibrate_jobs(model, jobs, [group for _, group in todo], calibration)
     for (index, group), layer in zip(todo, _run(jobs, labels, executor, progress), strict=True):
         rows[index] = _replace_group(model, group, layer)
     report = CompressionReport(tuple(rows), params_before, num_params([model]))
     logger.info("compress_model: %r", report)
     return report
+
+
+def _calibrate_jobs(model: nn.Module, jobs: list, groups: list[Group], calibration: Any) -> None:
+    """Add the gathered Gram matrices to the options of the jobs whose layer becomes one
+    ``MPOLinear`` (one module of one weight, not tied to others)."""
+    targets = {}
+    for (name, module, _), group in zip(jobs, groups, strict=True):
+        kind = LAYER_KINDS[name]
+        matrices = kind.matrices(module)
+        if kind.mpo_type is MPOLinear and len(matrices) == 1 and len(group.members) == 1:
+            targets[group.names[0]] = (module, int(next(iter(matrices.values())).shape[1]))
+    gatherers = _gather(model, targets, calibration)
+    for (_, _, options), group in zip(jobs, groups, strict=True):
+        gatherer = gatherers.get(group.names[0])
+        grams = None if gatherer is None else gatherer.grams()
+        if grams is not None:
+            options["calibration"] = grams
 
 
 def _replace_group(model: nn.Module, group: Group, layer: nn.Module) -> LayerCompression:
@@ -248,6 +376,7 @@ def _replace_group(model: nn.Module, group: Group, layer: nn.Module) -> LayerCom
         layers.append(tied)
     for member, new in zip(group.members, layers, strict=True):
         install(model, member.kind, member.module, new, member.names)
+    calibrated = getattr(layer, "calibration", None)
     row = _row(
         group,
         replaced=True,
@@ -255,6 +384,8 @@ def _replace_group(model: nn.Module, group: Group, layer: nn.Module) -> LayerCom
         rel_error=rel_error,
         rel_error_bound=bound,
         bond_dims=bond_dims,
+        output_error=None if calibrated is None else calibrated.held_out_error,
+        calibration=calibrated,
     )
     logger.info(
         "compress_model: %s (%s %s) -> bonds %s, params %d -> %d, rel error %.3e <= %.3e",

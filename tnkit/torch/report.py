@@ -49,6 +49,11 @@ class LayerCompression:
         rel_error_bound: the truncation reports' rigorous bound on it, or None.
         bond_dims: the MPO's bonds (for an LSTM the largest over its weights).
         note: why a module was kept.
+        output_error: with ``calibration``, the relative output error
+            ‖(W − W̃)Xᵀ‖_F / ‖W Xᵀ‖_F on the held-out calibration rows (bias excluded: it
+            is kept exactly), or None.
+        calibration: the layer's ``tnkit.calibration.CalibrationReport``
+            (the candidates tried, plain TT-SVD's held-out error), or None.
     """
 
     name: str
@@ -62,6 +67,8 @@ class LayerCompression:
     rel_error_bound: float | None = None
     bond_dims: tuple[int, ...] = ()
     note: str = ""
+    output_error: float | None = None
+    calibration: Any = None
 
 
 @dataclass(frozen=True, repr=False)
@@ -110,26 +117,31 @@ class CompressionReport(Sequence):
         )
 
     def __str__(self) -> str:
-        headers = ("layer", "kind", "shape", "before", "after", "rel error", "bound", "bonds")
+        headers = ["layer", "kind", "shape", "before", "after", "rel error", "bound", "bonds"]
+        calibrated = any(r.calibration is not None for r in self.rows)
+        if calibrated:  # the output error beside the weight error
+            headers.insert(7, "out error")
         body = []
         for r in self.rows:
             name = r.name + (f" (= {', '.join(r.aliases)})" if r.aliases else "")
             bonds = ",".join(map(str, r.bond_dims)) if r.replaced else f"kept: {r.note}"
-            body.append(
-                (
-                    name,
-                    r.kind,
-                    "x".join(map(str, r.shape)),
-                    str(r.params_before),
-                    str(r.params_after),
-                    _fmt(r.rel_error),
-                    _fmt(r.rel_error_bound),
-                    bonds,
-                )
-            )
+            cells = [
+                name,
+                r.kind,
+                "x".join(map(str, r.shape)),
+                str(r.params_before),
+                str(r.params_after),
+                _fmt(r.rel_error),
+                _fmt(r.rel_error_bound),
+                bonds,
+            ]
+            if calibrated:
+                cells.insert(7, _fmt(r.output_error))
+            body.append(cells)
         total = (
             f"layers: {self.params_before} -> {self.params_after} parameters "
             f"({self.compression_ratio:.3g}x), {len(self.replaced)} of {len(self)} replaced; "
             f"model: {self.model_params_before} -> {self.model_params_after}"
         )
-        return format_table(headers, body, "<<>>>>><") + "\n" + total
+        align = "<<>>>>>" + (">" if calibrated else "") + "<"
+        return format_table(headers, body, align) + "\n" + total
