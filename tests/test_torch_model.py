@@ -361,7 +361,7 @@ def test_squeeze_stops_at_the_first_failing_step_and_restores():
         seen[layer.bond_dims] = [c.detach().clone() for c in layer.cores]
         return float(max(layer.bond_dims))
 
-    report = squeeze(model, metric, step=3, tolerance=7)
+    report = squeeze(model, metric, step=3, tolerance=7, select="all")  # every layer at once
     assert [(s.step, s.bond, s.metric, s.accepted) for s in report] == [
         (0, 16, 16.0, True),
         (1, 13, 13.0, True),
