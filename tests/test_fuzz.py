@@ -369,7 +369,7 @@ CALLS = [
     row(
         "tdvp",
         lambda p, n, m: tn.tdvp(
-            p[1] + p[1].H if n else p[1], p[0], 0.1, dt=0.05, method=m, max_bond=4
+            _hermitian(p[1]) if n else p[1], p[0], 0.1, dt=0.05, method=m, max_bond=4
         ),
         mostly(matched(), st.tuples(any_value(), any_value())),
         st.booleans(),
@@ -388,7 +388,7 @@ CALLS = [
     ),
     row(
         "dmrg",
-        lambda p, b, n: tn.dmrg(p[1] + p[1].H if n else p[1], max_bond=b, sweeps=1),
+        lambda p, b, n: tn.dmrg(_hermitian(p[1]) if n else p[1], max_bond=b, sweeps=1),
         mostly(matched(), st.tuples(any_value(), any_value())),
         mostly(bonds),
         st.booleans(),
@@ -594,6 +594,11 @@ CALLS = [
 
 def _truncation(rule, norm):
     return rule.total_budget(norm), rule.is_exact, rule.has_tolerance
+
+
+def _hermitian(o):
+    """``o + o†`` for an MPO (a Hermitian operator to hand the solvers), anything else as is."""
+    return o + o.H if isinstance(o, tn.MPO) else o
 
 
 def _opsum(L, site, terms, dtype):
