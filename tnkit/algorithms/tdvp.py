@@ -26,6 +26,7 @@ from ..mps import MPS
 from ..truncation import Truncation
 from .checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from .checks import check_hamiltonian, check_state
+from .tdvp_expansion import KrylovExpansion, expand_basis, expansion_rule
 from .tdvp_steps import Chain, Integrator, StepStats, bonds_saturated, composed_step
 
 __all__ = ["StepRecord", "TDVPResult", "tdvp"]
@@ -81,6 +82,7 @@ def tdvp(
     progress: bool = False,
     checkpoint: str | os.PathLike | None = None,
     resume: str | os.PathLike | None = None,
+    expand: str | KrylovExpansion | None = None,
 ) -> TDVPResult:
     """ψ(t) = exp(−iHt)·ψ by the time-dependent variational principle (ħ = 1).
 
@@ -105,6 +107,12 @@ def tdvp(
     level. ``checkpoint``: a ``.safetensors`` path written atomically after every step;
     ``resume``: such a file, to go on with the same request to the same result.
 
+    ``expand="krylov"`` (or a ``KrylovExpansion`` with its parameters) enlarges every bond
+    before a step with the directions of H|ψ⟩, H²|ψ⟩ at zero weight (Yang & White, PRB
+    102, 094315, 2020; ``tdvp_expansion.krylov_expand``), within ``max_bond``: one-site
+    steps can then grow the bond, from a product state or under a long-range H. The step's
+    record counts what the expansion's truncation discarded.
+
     Example:
         >>> import numpy as np, tnkit as tn
         >>> H = tn.models.heisenberg(6)
@@ -116,6 +124,7 @@ def tdvp(
     plan = _check_request(H, psi, t, dt, method, order, imaginary, progress)
     truncation = Truncation(max_bond=max_bond, rtol=rtol)
     measures = _measures(observables)
+    expansion = expansion_rule(expand)
     xp = backend.namespace(H.cores[0], psi.cores[0], name="psi")
     dtype = xp.result_type(H.dtype, psi.dtype, *([] if imaginary else [xp.complex64]))
     ops = [op if op.dtype == dtype else xp.astype(op, dtype) for op in H.cores]
@@ -133,6 +142,8 @@ def tdvp(
         "imaginary": imaginary,
         "observables": sorted(measures),
     }
+    if expansion is not None:
+        request["expand"] = dataclasses.asdict(expansion)
     if resume is not None:
         run = _resumed(resume, request, hamiltonian)
     else:
@@ -144,6 +155,10 @@ def tdvp(
         started = time.perf_counter()
         rule = Integrator(run.method == "two-site", truncation, normalise=imaginary)
         stats = StepStats()
+        if expansion is not None and expansion.due(step):
+            grown = expand_basis(hamiltonian, run.state, expansion, truncation)
+            run.state, stats.discarded = grown.state, grown.discarded
+            chain = Chain.start(list(run.state.cores), ops)
         tau = -plan[step] if imaginary else -1j * plan[step]
         with backend.blas_threads(threads):
             composed_step(chain, tau, order, rule, stats)
