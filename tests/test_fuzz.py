@@ -102,6 +102,13 @@ METHODS_COMPRESS = ("svd", "rescaled", "deparallelise", "delinearise", "parker")
 METHODS_APPLY = ("zipup", "density", "fit", "exact")
 SITE_TYPES = ("spin-half", "spin-one", "fermion", "electron")
 OP_NAMES = ("Sz", "Sx", "Sy", "S+", "S-", "Id", "C", "Cdag", "N", "F", "Cup", "Nup", "Sz2", "bogus")
+STATE_LABELS = ("up", "dn", "0", "1", "+1", "-1", "updn", "ud", "bogus")
+CONSERVE = ("Sz", "N", "parity", ("N", "Sz"), None, "bogus", ("Sz", "Sz"))
+CONSERVING_MPOS = (
+    tn.models.heisenberg(3, conserve="Sz"),
+    tn.models.hubbard(2, conserve=("N", "Sz")),
+    tn.models.ising(3, g=0.5),
+)
 
 # Sizes for factorize_dims: anything up to and beyond int64 (Pollard's rho factorises them);
 # factor counts small (a count in the thousands is valid but slow to pad), or junk.
@@ -548,6 +555,33 @@ CALLS = [
         opt(st.sampled_from(OP_NAMES)),
         site=opt(st.sampled_from(SITE_TYPES)),
     ),
+    # symmetries (issue 19)
+    row(
+        "product_state",
+        lambda states, **k: tn.MPS.product_state(states, **k),
+        mostly(st.lists(st.one_of(small_ints, st.sampled_from(STATE_LABELS)), max_size=5)),
+        site=opt(st.one_of(st.sampled_from(SITE_TYPES), dims_lists(max_len=5))),
+        conserve=opt(st.sampled_from(CONSERVE)),
+        dtype=opt(dtypes),
+    ),
+    row(
+        "OpSum-conserve",
+        lambda L, site, conserve, terms: _opsum_conserving(L, site, conserve, terms),
+        mostly(st.integers(-1, 4), junk),
+        mostly(st.sampled_from(SITE_TYPES)),
+        mostly(st.sampled_from(CONSERVE)),
+        st.lists(
+            st.lists(st.one_of(st.sampled_from(OP_NAMES), small_ints, reals, junk), max_size=5),
+            max_size=4,
+        ),
+    ),
+    row(
+        "bond_charges",
+        lambda o, site, conserve: tn.operators.bond_charges(o, site=site, conserve=conserve),
+        mostly(st.one_of(mpo(), st.sampled_from(CONSERVING_MPOS)), any_value()),
+        mostly(st.one_of(st.none(), st.sampled_from(SITE_TYPES))),
+        mostly(st.sampled_from(CONSERVE)),
+    ),
     # storage
     row(
         "save-load",
@@ -610,6 +644,13 @@ def _opsum(L, site, terms, dtype):
             ops.add(1.0, "Id", 0)
     ops = (ops + ops) * 0.5
     return ops.to_mpo(dtype=dtype)
+
+
+def _opsum_conserving(L, site, conserve, terms):
+    ops = tn.OpSum(L, site, conserve=conserve)
+    for term in terms:
+        ops.add(*term)
+    return ops.to_mpo()
 
 
 def _save_load(obj, name, like):

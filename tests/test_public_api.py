@@ -30,7 +30,10 @@ TRAIN_METHODS = [
     "entropy", "is_canonical", "log_norm", "norm", "num_params", "report", "scale_exponent",
     "singular_values", "xp",
 ]  # fmt: skip
-MPS_METHODS = sorted([*TRAIN_METHODS, "phys_dims", "probabilities", "random", "sample", "to_dense"])
+MPS_METHODS = sorted(
+    [*TRAIN_METHODS, "phys_dims", "probabilities", "product_state", "random", "sample"]
+    + ["to_dense"]
+)
 MPO_METHODS = sorted(
     [*TRAIN_METHODS, "H", "T", "from_matrix", "identity", "in_dims", "matrix_shape", "out_dims"]
     + ["phys_dims", "random", "to_dense", "to_matrix", "trace"]
@@ -44,6 +47,7 @@ MODELS = [
     "long_range_exp",
 ]
 MEASURE = ["entropies", "entropy", "probabilities", "sample", "singular_values"]
+SYMMETRY = ["Charges", "bond_charges", "local_charges", "sector", "site_charges"]
 
 
 def public(obj) -> list[str]:
@@ -86,6 +90,20 @@ def test_signatures():
     for fn, names in params.items():
         got = list(inspect.signature(fn).parameters)
         assert got[: len(names)] == names or set(names) <= set(got), (fn, got)
+
+
+def test_symmetry_names():
+    """Abelian symmetries (issue 19): tnkit.operators and tnkit.symmetry."""
+    for name in SYMMETRY:
+        assert name in tn.operators.__all__ and callable(getattr(tn.operators, name))
+    assert tn.operators.Charges is tn.symmetry.Charges
+    assert tn.operators.sector is tn.symmetry.sector
+    params = list(inspect.signature(tn.MPS.product_state).parameters)
+    assert params[:4] == ["states", "site", "conserve", "dtype"]
+    for build in (tn.OpSum, tn.models.heisenberg, tn.models.hubbard, tn.models.ising):
+        assert "conserve" in inspect.signature(build).parameters, build
+    for build in (tn.models.heisenberg_cylinder, tn.models.hubbard_cylinder):
+        assert "conserve" in inspect.signature(build).parameters, build
 
 
 def test_torch_names():

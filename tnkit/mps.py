@@ -9,11 +9,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from . import _backend as backend
 from . import _kernels, spectra
 from ._checks import check_count, check_dims, check_entries
 from .cores import random_cores
 from .decompose import decompose_tensor
+from .symmetry import basis_states, conserved_charges
 from .tensortrain import TensorTrain
 
 # probabilities() forms the dense distribution: refused above this many outcomes.
@@ -93,6 +96,48 @@ class MPS(TensorTrain):
         dims = check_dims(phys_dims, "phys_dims")
         cores = random_cores([(d,) for d in dims], max_bond, seed=seed, dtype=dtype, like=like)
         return cls._trusted(cores)
+
+    @classmethod
+    def product_state(
+        cls,
+        states: Any,
+        *,
+        site: Any = None,
+        conserve: Any = None,
+        dtype: Any = "float64",
+        like: Any = None,
+    ) -> MPS:
+        """The product of basis states, bond dimension 1, norm 1 (left- and right-canonical).
+
+        ``states``: per site a basis index or a label: ``"up"``/``"dn"`` (spin-half),
+        ``"+1"``/``"0"``/``"-1"`` (spin-one), ``"0"``/``"1"`` (fermion), ``"0"``/``"up"``/
+        ``"dn"``/``"updn"`` or ``"ud"`` (electron, |↑↓⟩ = c†↑c†↓|0⟩). ``site``: a site type
+        (None: ``"spin-half"``, as for OpSum) or a list of local dims (indices only).
+        ``conserve`` (names or Charges as in [OpSum][tnkit.OpSum]) is checked against the
+        site; the state's sector is [sector][tnkit.symmetry.sector] of the same arguments.
+        The train itself is an ordinary MPS (block-sparse trains come with the next part of
+        the symmetries work; see the symmetries page of the docs). ``dtype`` and ``like`` as
+        in [random][tnkit.MPS.random].
+
+        Example:
+            >>> import tnkit as tn
+            >>> from tnkit.symmetry import sector
+            >>> neel = ["up", "dn"] * 3
+            >>> m = tn.MPS.product_state(neel, conserve="Sz")
+            >>> m.bond_dims, float(m.to_dense()[0, 1, 0, 1, 0, 1]), sector(neel, conserve="Sz")
+            ((1, 1, 1, 1, 1), 1.0, (0,))
+        """
+        indices, dims = basis_states(states, site)
+        site_type = "spin-half" if site is None else site if isinstance(site, str) else None
+        conserved_charges(conserve, site_type, dims)
+        target = backend.resolve_dtype(np, dtype)
+        xp = np if like is None else backend.namespace(like, name="like")
+        cores = []
+        for index, d in zip(indices, dims, strict=True):
+            core = np.zeros((1, d, 1), dtype=target)
+            core[0, index, 0] = 1
+            cores.append(backend.from_numpy(core, like, xp))
+        return cls._trusted(tuple(cores), len(cores) - 1)
 
 
 def tt_svd(

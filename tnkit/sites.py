@@ -14,18 +14,20 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ._checks import is_int
+from .symmetry import SITE_BASES, site_charges
 
 __all__ = [
     "SITE_TYPES",
     "Factor",
     "jordan_wigner_layout",
     "jordan_wigner_pieces",
+    "local_charges",
     "local_operators",
     "parity",
     "resolve_op",
 ]
 
-SITE_TYPES = ("spin-half", "spin-one", "fermion", "electron")
+SITE_TYPES = tuple(SITE_BASES)
 
 
 def _spin_table(plus: np.ndarray) -> dict[str, np.ndarray]:
@@ -99,6 +101,33 @@ def local_operators(site: str) -> dict[str, np.ndarray]:
     if site not in _TABLES:
         raise ValueError(f"site: expected one of {SITE_TYPES} or a list of dims, got {site!r}")
     return {name: matrix.copy() for name, matrix in _TABLES[site].items()}
+
+
+def local_charges(site: str, conserve: Any) -> dict[str, tuple[int, ...] | None]:
+    """The charge of every named operator of a site type under ``conserve`` (see
+    [site_charges][tnkit.symmetry.site_charges]), computed from the matrices: the change
+    ``Q(out) − Q(in)`` that all its nonzero entries share, or None for an operator that
+    mixes charges (``Sx``, ``Sy`` under ``"Sz"``), which a conserving OpSum refuses.
+
+    Example:
+        >>> from tnkit.sites import local_charges
+        >>> charges = local_charges("spin-half", "Sz")       # units of 2·Sz
+        >>> charges["S+"], charges["Sz"], charges["Sx"]
+        ((2,), (0,), None)
+        >>> local_charges("electron", ("N", "Sz"))["Cdagdn"]
+        (1, -1)
+    """
+    if site not in _TABLES:
+        raise ValueError(f"site: expected one of {SITE_TYPES}, got {site!r}")
+    charges = site_charges(site, conserve)
+    return {name: _charge_or_none(charges, matrix) for name, matrix in _TABLES[site].items()}
+
+
+def _charge_or_none(charges: Any, matrix: np.ndarray) -> tuple[int, ...] | None:
+    try:
+        return charges.of(matrix)
+    except ValueError:
+        return None
 
 
 def parity(site: str | None) -> np.ndarray | None:

@@ -39,21 +39,26 @@ def _check_length(L: Any) -> int:
     return check_int(L, "L", minimum=2, maximum=MAX_SITES)
 
 
-def _on_cylinder(build: Any, Lx: Any, Ly: Any, **couplings: Any) -> MPO:
-    """``build(L, bonds, **couplings)`` for the checked cylinder and real couplings."""
+def _on_cylinder(build: Any, Lx: Any, Ly: Any, conserve: Any, **couplings: Any) -> MPO:
+    """``build(L, bonds, **couplings, conserve=conserve)`` for the checked cylinder and
+    real couplings."""
     Lx = check_int(Lx, "Lx", minimum=1, maximum=MAX_SITES)
     Ly = check_int(Ly, "Ly", minimum=1, maximum=MAX_SITES)
     if Lx * Ly < 2 or Lx * Ly > MAX_SITES:
         raise ValueError(f"Lx, Ly: need 2 ≤ Lx·Ly ≤ {MAX_SITES} sites, got {Lx}×{Ly}")
     checked = {name: _check_real(value, name) for name, value in couplings.items()}
-    return build(Lx * Ly, cylinder_bonds(Lx, Ly), **checked)
+    return build(Lx * Ly, cylinder_bonds(Lx, Ly), **checked, conserve=conserve)
 
 
-def heisenberg(L: int, J: float = 1.0, Jz: float = 1.0, h: float = 0.0) -> MPO:
+def heisenberg(
+    L: int, J: float = 1.0, Jz: float = 1.0, h: float = 0.0, *, conserve: Any = None
+) -> MPO:
     """Open XXZ chain ``H = Σ_i [J(Sx Sx + Sy Sy) + Jz Sz Sz]_{i,i+1} − h Σ_i Sz_i``.
 
     Spin-half sites, S = σ/2, basis 0 = ↑; equal to quimb's ``MPO_ham_heis(L, j=(J, J, Jz),
-    bz=h, cyclic=False)``. Bond dimension 5 (4 at the end bonds when h = 0).
+    bz=h, cyclic=False)``. Bond dimension 5 (4 at the end bonds when h = 0). ``conserve``
+    (``"Sz"`` or ``"parity"``, as in [OpSum][tnkit.OpSum]) gives the same MPO with every
+    channel in one charge sector ([bond_charges][tnkit.operators.charges.bond_charges]).
 
     Example:
         >>> import numpy as np, tnkit as tn
@@ -62,18 +67,20 @@ def heisenberg(L: int, J: float = 1.0, Jz: float = 1.0, h: float = 0.0) -> MPO:
         ((4, 5, 5, 5, 4), -2.493577)
     """
     L, J, Jz, h = _check_length(L), _check_real(J, "J"), _check_real(Jz, "Jz"), _check_real(h, "h")
-    return _xxz(L, [(i, i + 1) for i in range(L - 1)], J, Jz, h)
+    return _xxz(L, [(i, i + 1) for i in range(L - 1)], J, Jz, h, conserve)
 
 
-def heisenberg_cylinder(Lx: int, Ly: int, J: float = 1.0, Jz: float = 1.0, h: float = 0.0) -> MPO:
+def heisenberg_cylinder(
+    Lx: int, Ly: int, J: float = 1.0, Jz: float = 1.0, h: float = 0.0, *, conserve: Any = None
+) -> MPO:
     """XXZ model on an ``Lx × Ly`` square-lattice cylinder (open in x, periodic in y),
     ``H = Σ_⟨ij⟩ [J(Sx Sx + Sy Sy) + Jz Sz Sz]_{ij} − h Σ_i Sz_i``.
 
     Site ``(x, y)`` is number ``x·Ly + y`` (column by column: the usual DMRG order on a
     cylinder, each bond at most ``Ly`` sites long); each nearest-neighbour pair counts once,
     so ``Ly = 2`` has one bond per rung (not two) and ``Ly = 1`` is the open chain. Spin-half
-    sites as in [heisenberg][tnkit.operators.models.heisenberg]; built by OpSum, bond
-    dimension at most ``2 + 3·Ly``.
+    sites and ``conserve`` as in [heisenberg][tnkit.operators.models.heisenberg]; built by
+    OpSum, bond dimension at most ``2 + 3·Ly``.
 
     Example:
         >>> import numpy as np, tnkit as tn
@@ -81,11 +88,13 @@ def heisenberg_cylinder(Lx: int, Ly: int, J: float = 1.0, Jz: float = 1.0, h: fl
         >>> max(H.bond_dims), round(float(np.linalg.eigvalsh(H.to_matrix())[0]), 6)
         (11, -4.393657)
     """
-    return _on_cylinder(_xxz, Lx, Ly, J=J, Jz=Jz, h=h)
+    return _on_cylinder(_xxz, Lx, Ly, conserve, J=J, Jz=Jz, h=h)
 
 
-def _xxz(L: int, bonds: list[tuple[int, int]], J: float, Jz: float, h: float) -> MPO:
-    ops = OpSum(L, site="spin-half")
+def _xxz(
+    L: int, bonds: list[tuple[int, int]], J: float, Jz: float, h: float, conserve: Any = None
+) -> MPO:
+    ops = OpSum(L, site="spin-half", conserve=conserve)
     for i, j in bonds:
         ops.add(J / 2, "S+", i, "S-", j).add(J / 2, "S-", i, "S+", j)
         ops.add(Jz, "Sz", i, "Sz", j)
@@ -94,10 +103,14 @@ def _xxz(L: int, bonds: list[tuple[int, int]], J: float, Jz: float, h: float) ->
     return ops.to_mpo()
 
 
-def ising(L: int, J: float = 1.0, g: float = 1.0) -> MPO:
+def ising(L: int, J: float = 1.0, g: float = 1.0, *, conserve: Any = None) -> MPO:
     """Open transverse-field Ising chain ``H = −J Σ_i σz_i σz_{i+1} − g Σ_i σx_i``.
 
-    Pauli matrices (not S = σ/2), basis 0 = ↑. Bond dimension 3.
+    Pauli matrices (not S = σ/2), basis 0 = ↑. Bond dimension 3. Its symmetry is the
+    parity ∏σx, which is not diagonal in this basis: ``conserve`` (``"Sz"`` or
+    ``"parity"``, the Z_2 of ∏σz) only holds for ``g = 0``, and is a ValueError otherwise.
+    For the Z_2 sectors, build the rotated chain ``−J Σ σx σx − g Σ σz`` (same spectrum)
+    with ``OpSum(L, conserve="parity")``; see the symmetries page of the docs.
 
     Example:
         >>> import numpy as np, tnkit as tn
@@ -106,20 +119,29 @@ def ising(L: int, J: float = 1.0, g: float = 1.0) -> MPO:
         ((3, 3, 3), -3.427034)
     """
     L, J, g = _check_length(L), _check_real(J, "J"), _check_real(g, "g")
-    ops = OpSum(L, site="spin-half")
+    ops = OpSum(L, site="spin-half", conserve=conserve)
     for i in range(L - 1):
         ops.add(-4 * J, "Sz", i, "Sz", i + 1)
-    for i in range(L):
+    if conserve is not None and g != 0:
+        raise ValueError(
+            f"conserve: the transverse field g={g} (σx) breaks {conserve!r}; the Ising "
+            "chain conserves ∏σx, which is not diagonal in the σz basis: use g=0, or build "
+            "−J Σ σx σx − g Σ σz with OpSum(L, conserve='parity')"
+        )
+    for i in range(L if g else 0):  # g = 0: no field terms (a zero sum either way)
         ops.add(-2 * g, "Sx", i)
     return ops.to_mpo()
 
 
-def hubbard(L: int, t: float = 1.0, U: float = 1.0, mu: float = 0.0) -> MPO:
+def hubbard(
+    L: int, t: float = 1.0, U: float = 1.0, mu: float = 0.0, *, conserve: Any = None
+) -> MPO:
     """Open Fermi–Hubbard chain
     ``H = −t Σ_{i,σ} (c†_{iσ} c_{i+1,σ} + h.c.) + U Σ_i n_{i↑} n_{i↓} − μ Σ_i n_i``.
 
     Electron sites, basis |0⟩, |↑⟩, |↓⟩, |↑↓⟩ with ↑ before ↓ in the Jordan–Wigner order.
-    Bond dimension 6 when U ≠ 0.
+    Bond dimension 6 when U ≠ 0. ``conserve``: ``"N"``, ``"Sz"``, ``"parity"`` or a tuple
+    such as ``("N", "Sz")``, as in [OpSum][tnkit.OpSum] (same MPO, channels in sectors).
 
     Example:
         >>> import numpy as np, tnkit as tn
@@ -128,10 +150,12 @@ def hubbard(L: int, t: float = 1.0, U: float = 1.0, mu: float = 0.0) -> MPO:
         ((6, 6), (4, 4, 4))
     """
     L, t, U, mu = _check_length(L), _check_real(t, "t"), _check_real(U, "U"), _check_real(mu, "mu")
-    return _hubbard(L, [(i, i + 1) for i in range(L - 1)], t, U, mu)
+    return _hubbard(L, [(i, i + 1) for i in range(L - 1)], t, U, mu, conserve)
 
 
-def hubbard_cylinder(Lx: int, Ly: int, t: float = 1.0, U: float = 1.0, mu: float = 0.0) -> MPO:
+def hubbard_cylinder(
+    Lx: int, Ly: int, t: float = 1.0, U: float = 1.0, mu: float = 0.0, *, conserve: Any = None
+) -> MPO:
     """Fermi–Hubbard model on an ``Lx × Ly`` square-lattice cylinder (open in x, periodic
     in y), ``H = −t Σ_{⟨ij⟩,σ} (c†_{iσ} c_{jσ} + h.c.) + U Σ_i n_{i↑} n_{i↓} − μ Σ_i n_i``.
 
@@ -139,6 +163,7 @@ def hubbard_cylinder(Lx: int, Ly: int, t: float = 1.0, U: float = 1.0, mu: float
     [heisenberg_cylinder][tnkit.operators.models.heisenberg_cylinder]; the Jordan–Wigner
     order is that numbering (↑ before ↓ on each site), and OpSum puts the strings on the
     sites between the two ends of each hop. Bond dimension at most ``2 + 4·Ly``.
+    ``conserve`` as in [hubbard][tnkit.operators.models.hubbard].
 
     Example:
         >>> import tnkit as tn
@@ -146,11 +171,13 @@ def hubbard_cylinder(Lx: int, Ly: int, t: float = 1.0, U: float = 1.0, mu: float
         >>> H.bond_dims, H.out_dims
         ((6, 10, 6), (4, 4, 4, 4))
     """
-    return _on_cylinder(_hubbard, Lx, Ly, t=t, U=U, mu=mu)
+    return _on_cylinder(_hubbard, Lx, Ly, conserve, t=t, U=U, mu=mu)
 
 
-def _hubbard(L: int, bonds: list[tuple[int, int]], t: float, U: float, mu: float) -> MPO:
-    ops = OpSum(L, site="electron")
+def _hubbard(
+    L: int, bonds: list[tuple[int, int]], t: float, U: float, mu: float, conserve: Any = None
+) -> MPO:
+    ops = OpSum(L, site="electron", conserve=conserve)
     for i, j in bonds:
         for spin in ("up", "dn"):
             ops.add(-t, f"Cdag{spin}", i, f"C{spin}", j)

@@ -16,8 +16,9 @@ from .. import _backend as backend
 from .._checks import MAX_SITES, check_int
 from ..mpo import MPO
 from ..sites import Factor, check_coef, check_site_type, parity, resolve_op
+from ..symmetry import Charges, conserved_charges
 from .automaton import Plan, Strings, automaton
-from .reduce import minimal_cores
+from .reduce import minimal_cores, minimal_cores_in_sectors
 from .terms import MatrixTable, encode_terms
 
 __all__ = ["OpSum"]
@@ -32,6 +33,14 @@ class OpSum:
     OpSum; ``+`` and ``*`` return new ones. Fermionic operators carry their Jordan–Wigner
     strings; see the operators page of the docs for the names and conventions.
 
+    ``conserve`` declares Abelian charges the sum must conserve (the symmetries page of the
+    docs): a name or tuple of names of the site type (``"Sz"``, ``"N"``, ``"parity"``,
+    ``("N", "Sz")``) or a [Charges][tnkit.symmetry.Charges] (one per site, or one for all,
+    for sites given as dims). Then every factor must have a charge (``Sx`` under ``"Sz"``
+    is refused: use ``S+``/``S-``) and every term total charge 0, else ``add`` raises a
+    ValueError naming the term; the MPO's channels then each carry one charge
+    ([bond_charges][tnkit.operators.charges.bond_charges]).
+
     Example:
         >>> import tnkit as tn
         >>> ops = tn.OpSum(4, site="spin-half")
@@ -43,11 +52,15 @@ class OpSum:
         (3, 3, 3)
     """
 
-    __slots__ = ("_L", "_site", "_dims", "_terms", "_resolved")
+    __slots__ = ("_L", "_site", "_dims", "_terms", "_resolved", "_conserve", "_charges")
 
-    def __init__(self, L: int, site: str | Sequence[int] = "spin-half") -> None:
+    def __init__(
+        self, L: int, site: str | Sequence[int] = "spin-half", conserve: Any = None
+    ) -> None:
         self._L = check_int(L, "L", minimum=1, maximum=MAX_SITES)
         self._site, self._dims = check_site_type(site, self._L)
+        self._charges = conserved_charges(conserve, self._site, self._dims)
+        self._conserve = conserve
         self._terms: list[tuple[complex | float, tuple[Factor, ...], tuple]] = []
         # (name, site) or (array bytes, dtype, shape, site) -> (Factor, given): factors met
         # before are neither checked nor copied again, and equal arrays share one copy
@@ -64,6 +77,11 @@ class OpSum:
         return self._site if self._site is not None else self._dims
 
     @property
+    def charges(self) -> tuple[Charges, ...] | None:
+        """Per site the conserved charges, or None when the sum declares none."""
+        return self._charges
+
+    @property
     def local_dims(self) -> tuple[int, ...]:
         """Local dimension of every site."""
         return self._dims
@@ -77,7 +95,8 @@ class OpSum:
         return len(self._terms)
 
     def __repr__(self) -> str:
-        return f"OpSum(L={self._L}, site={self.site!r}, terms={len(self)})"
+        kept = "" if self._charges is None else f", conserve={self._conserve!r}"
+        return f"OpSum(L={self._L}, site={self.site!r}{kept}, terms={len(self)})"
 
     def add(self, coef: Any, *factors: Any) -> OpSum:
         """Append ``coef · op_1(site_1) · op_2(site_2) ···`` (factors multiply as written).
@@ -98,12 +117,31 @@ class OpSum:
                 f"factors: expected op, site pairs (at least one), got {len(factors)} arguments"
             )
         pairs = [self._factor(factors[i], factors[i + 1]) for i in range(0, len(factors), 2)]
-        resolved = tuple(factor for factor, _ in pairs)
-        self._terms.append((number, resolved, tuple(given for _, given in pairs)))
+        resolved = tuple(pair[0] for pair in pairs)
+        given = tuple(pair[1] for pair in pairs)
+        if self._charges is not None:
+            self._check_charge(number, given, [pair[2] for pair in pairs])
+        self._terms.append((number, resolved, given))
         return self
 
-    def _factor(self, op: Any, site: Any) -> tuple[Factor, tuple]:
-        """(the factor, its entry in ``terms``) of ``op`` on ``site``, checked once."""
+    def _check_charge(self, coef: Any, given: tuple, charges: list) -> None:
+        """ValueError naming the term when its total charge is not 0 (a zero factor makes
+        the term zero, which conserves everything)."""
+        if any(charge is None for charge in charges):
+            return
+        moduli = self._charges[0].moduli
+        summed = (sum(c) for c in zip(*charges, strict=True))
+        total = tuple(q % m if m else q for q, m in zip(summed, moduli, strict=True))
+        if any(total):
+            names = " ".join(f"{op if isinstance(op, str) else 'array'}({k})" for op, k in given)
+            raise ValueError(
+                f"factors: the term {coef!r} {names} changes {self._charges[0].names} by "
+                f"{total}: it breaks conserve={self._conserve!r}"
+            )
+
+    def _factor(self, op: Any, site: Any) -> tuple[Factor, tuple, tuple[int, ...] | None]:
+        """(the factor, its entry in ``terms``, its charge or None) of ``op`` on ``site``,
+        checked once."""
         if type(site) is not int:  # floats and bools go the checking way (and fail there)
             key = None
         elif type(op) is str:
@@ -114,7 +152,11 @@ class OpSum:
         found = self._resolved.get(key) if key is not None else None
         if found is None:
             factor = resolve_op(op, site, self._site, self._dims)
-            found = (factor, (op if isinstance(op, str) else factor.matrix, factor.site))
+            charge = None
+            if self._charges is not None:
+                label = repr(op) if isinstance(op, str) else "(an array)"
+                charge = self._charges[factor.site].of(factor.matrix, f"op {label} on site {site}")
+            found = (factor, (op if isinstance(op, str) else factor.matrix, factor.site), charge)
             if key is not None:
                 self._resolved[key] = found
         return found
@@ -122,12 +164,14 @@ class OpSum:
     def _same_space(self, other: Any, name: str) -> None:
         if not isinstance(other, OpSum):
             raise TypeError(f"{name}: expected an OpSum, got {type(other).__name__}")
-        if (other._L, other._site, other._dims) != (self._L, self._site, self._dims):
+        mine, theirs = (self._L, self._site, self._dims), (other._L, other._site, other._dims)
+        if mine != theirs or other._charges != self._charges:
             raise ValueError(f"{name}: {other!r} does not act on the same sites as {self!r}")
 
     def _copy(self, scale: complex | float = 1.0) -> OpSum:
         new = OpSum.__new__(OpSum)
         new._L, new._site, new._dims = self._L, self._site, self._dims
+        new._conserve, new._charges = self._conserve, self._charges
         new._resolved = dict(self._resolved)
         new._terms = [(scale * coef, resolved, given) for coef, resolved, given in self._terms]
         return new
@@ -172,7 +216,7 @@ class OpSum:
             (2, 3, 3, 3, 3, 3, 2)
         """
         strings, table = self._encoded()
-        return _build(automaton(strings, self._L), table, dtype)
+        return _build(automaton(strings, self._L), table, dtype, self._charges)
 
     def _strings(self) -> tuple[dict, MatrixTable]:
         """The merged operator strings ``{((site, matrix id), ...): coef}`` without
@@ -188,9 +232,11 @@ class OpSum:
 # ---------------------------------------------------------------------- cores
 
 
-def _build(plan: Plan, table: MatrixTable, dtype: Any) -> MPO:
-    """The cores ``(Dl, d, d, Dr)`` of an automaton plan, reduced to minimal bonds, in the
-    requested dtype."""
+def _build(
+    plan: Plan, table: MatrixTable, dtype: Any, charges: tuple[Charges, ...] | None = None
+) -> MPO:
+    """The cores ``(Dl, d, d, Dr)`` of an automaton plan, reduced to minimal bonds (within
+    each charge sector when ``charges`` are given), in the requested dtype."""
     is_complex = any(np.iscomplexobj(site[3]) for site in plan.entries) or any(
         np.iscomplexobj(m) for site in table.matrices for m in site
     )
@@ -207,10 +253,38 @@ def _build(plan: Plan, table: MatrixTable, dtype: Any) -> MPO:
             np.add.at(coefficients, (channel_in[chosen], channel_out[chosen]), weight[chosen])
             core += coefficients[:, None, None, :] * matrices[used][None, :, :, None]
         cores.append(core)
-    cores = minimal_cores(cores)
+    if charges is None:
+        cores = minimal_cores(cores)
+    else:
+        cores, _ = minimal_cores_in_sectors(cores, _channel_sectors(plan, table, charges))
     if is_complex and not any(core.imag.any() for core in cores):
         cores = [core.real.copy() for core in cores]
     return MPO([_cast(core, dtype) for core in cores])
+
+
+def _channel_sectors(
+    plan: Plan, table: MatrixTable, charges: tuple[Charges, ...]
+) -> list[np.ndarray]:
+    """Per inner bond, a sector label per automaton channel: the charge of the operator
+    string left of the cut, carried along the plan (channel out = channel in + charge of
+    the matrix placed), charges numbered by one ``np.unique`` over all bonds."""
+    left = np.array([charges[0].zero], dtype=np.int64)
+    per_bond = []
+    for k, (channel_in, matrix_id, channel_out, _) in enumerate(plan.entries[:-1]):
+        placed = np.array(
+            [charges[k].of(m) or charges[k].zero for m in table.matrices[k]], dtype=np.int64
+        )
+        arriving = charges[k].reduce(left[channel_in] + placed[matrix_id])
+        right = np.zeros((plan.bond_dims[k], len(charges[k].zero)), dtype=np.int64)
+        right[channel_out] = arriving
+        if not np.array_equal(right[channel_out], arriving):  # a term check let one through
+            raise RuntimeError(f"OpSum: channels of bond {k} mix charges")
+        per_bond.append(right)
+        left = right
+    if not per_bond:
+        return []
+    _, labels = np.unique(np.concatenate(per_bond), axis=0, return_inverse=True)
+    return np.split(labels.reshape(-1), np.cumsum(plan.bond_dims)[:-1])
 
 
 def _cast(core: np.ndarray, dtype: Any) -> np.ndarray:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["minimal_cores", "span_basis"]
+__all__ = ["minimal_cores", "minimal_cores_in_sectors", "span_basis"]
 
 # A column is a linear combination of others when its residual is at most this many ε times
 # max(rows, columns) times its own norm (and zero at this level of the largest column): the
@@ -46,20 +46,49 @@ def minimal_cores(cores: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
         >>> [c.shape[-1] for c in minimal_cores([first, last])[:-1]]
         [1]
     """
+    return _reduce(cores, None)[0]
+
+
+def minimal_cores_in_sectors(
+    cores: Sequence[np.ndarray], sectors: Sequence[np.ndarray]
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """[minimal_cores][tnkit.operators.reduce.minimal_cores] for cores whose channels carry
+    conserved charges: ``sectors[k]`` labels each channel of inner bond k (equal labels,
+    equal charge). Returns the reduced cores and the labels of the channels kept.
+
+    Operators of different charges are linearly independent, so a channel is only ever a
+    combination of channels of its own sector: coefficients across sectors are rounding,
+    and are set to exactly 0. Every nonzero block of the result stays in its sector, which
+    is what a block-sparse core needs. Bonds and operator are those of ``minimal_cores``.
+
+    Example:
+        >>> import numpy as np
+        >>> eye, z = np.eye(2), np.diag([1.0, -1.0])
+        >>> first = np.stack([eye, z, z], axis=-1)[None]          # Z0 Z1 written twice
+        >>> last = np.stack([0 * eye, 0.5 * z, 0.5 * z])[..., None]
+        >>> cores, sectors = minimal_cores_in_sectors([first, last], [np.array([0, 0, 0])])
+        >>> cores[0].shape[-1], sectors[0].tolist()
+        (1, [0])
+    """
+    return _reduce(cores, [np.asarray(labels) for labels in sectors])
+
+
+def _reduce(cores: Sequence[np.ndarray], sectors: list | None) -> tuple[tuple, tuple]:
     host = [np.asarray(core) for core in cores]
     if len(host) == 1:
-        return (host[0],)
+        return (host[0],), ()
     for _ in range(_MAX_ROUNDS):
         bonds = [core.shape[-1] for core in host[:-1]]
-        host = _pass(host, rightward=True)
-        host = _pass(host, rightward=False)
+        host = _pass(host, sectors, rightward=True)
+        host = _pass(host, sectors, rightward=False)
         if [core.shape[-1] for core in host[:-1]] == bonds:
             break
-    return tuple(host)
+    return tuple(host), tuple(sectors or ())
 
 
-def _pass(host: list, *, rightward: bool) -> list:
-    """One sweep of ``span_basis`` over the bonds, the identity channels first."""
+def _pass(host: list, sectors: list | None, *, rightward: bool) -> list:
+    """One sweep of ``span_basis`` over the bonds, the identity channels first; with
+    ``sectors``, coefficients across sectors dropped and the kept labels updated in place."""
     start, done = _identity_channels(host)
     last = len(host) - 1
     for k in range(last) if rightward else range(last - 1, -1, -1):
@@ -71,6 +100,10 @@ def _pass(host: list, *, rightward: bool) -> list:
         if basis is None:
             continue
         keep, coeffs = basis
+        if sectors is not None:
+            labels = sectors[k]
+            coeffs = np.where(labels[keep][:, None] == labels[None, :], coeffs, 0)
+            sectors[k] = labels[keep]
         if rightward:
             host[k] = host[k][..., keep]
             host[k + 1] = _combine(coeffs, keep, host[k + 1])
