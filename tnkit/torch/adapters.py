@@ -178,8 +178,8 @@ def add_adapters(
         >>> model = add_adapters(model, ["0"], max_bond=4, n_cores=3)
         >>> torch.equal(model(x), before), parameter_counts(model)
         (True, (384, 5194))
-        >>> [name for name, p in model.named_parameters() if p.requires_grad]
-        ['0.adapter.cores.0', '0.adapter.cores.1', '0.adapter.cores.2']
+        >>> print(*(name for name, p in model.named_parameters() if p.requires_grad))
+        0.adapter.cores.0 0.adapter.cores.1 0.adapter.cores.2
     """
     _check_model(model)
     max_bond = check_int(max_bond, "max_bond", minimum=1)
