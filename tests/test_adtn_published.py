@@ -183,6 +183,7 @@ def test_bad_input(kwargs, name):
         ADTNLinear(**args)
 
 
+@pytest.mark.slow  # end-to-end training (10 s); the unit tests cover the parts
 def test_trains_on_digits():
     """The published ADTN MLP 64 -> 256 -> ReLU -> 10 at depths (2, 2), 768 weight
     parameters: measured 0.83 after 8 epochs (seed 0, 1 thread; 0.79 and 0.85 for seeds 1

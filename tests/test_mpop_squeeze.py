@@ -44,6 +44,7 @@ def one_thread():
 # ============================================================================ digits
 
 
+@pytest.mark.slow  # end-to-end training (10 s); the unit tests cover the parts
 def test_squeezes_a_digits_mlp_within_delta():
     """MLP 64-64-64-10 on digits, the 64x64 layers as MPOs at bond 8, auxiliary-only
     recovery, then squeezing: fewer parameters, the validation accuracy within Δ of its
