@@ -29,8 +29,10 @@ __all__ = ["Extrapolation", "extrapolate", "two_site_variance"]
 # The extrapolated energy is trusted to this fraction of its distance to the best point: the
 # convention of DMRG extrapolations in bond or variance (e.g. Stoudenmire & White 2012).
 EXTRAPOLATION_TRUST = 0.2
-# The energy is linear in the variance only as it goes to zero: fit the smallest ones.
+# The energy is linear in the variance only as it goes to zero: fit the (at most) three
+# smallest variances, and none more than this many times the smallest.
 FIT_POINTS = 3
+FIT_SPAN = 100.0
 
 
 @dataclass(frozen=True)
@@ -109,12 +111,13 @@ def energy_and_two_site_variance(cores: Sequence[Any], ops: Sequence[Any]) -> tu
 def extrapolate(points: Sequence[tuple[float, float]]) -> Extrapolation | None:
     """Fit energy = E₀ + slope·variance through ``points`` (variance, energy) and return E₀
     with an error bar; ``None`` with fewer than two distinct variances. Only the three
-    points of smallest variance enter the fit: the energy is linear in the variance only
-    as it goes to zero.
+    points of smallest variance enter the fit, and none whose variance is more than 100
+    times the smallest: the energy is linear in the variance only as it goes to zero.
 
-    The error bar is the larger of a fifth of the distance from E₀ to the lowest-variance
-    point (the usual convention) and, with three or more points, the standard error of the
-    intercept.
+    The error bar: with three points, the larger of a fifth of the distance from E₀ to the
+    lowest-variance point (the usual convention) and the standard error of the intercept;
+    with two, that whole distance (a line through two points says nothing of its own
+    trust).
 
     Example:
         >>> e = extrapolate([(1e-3, -9.99), (4e-3, -9.96), (2e-3, -9.98)])
@@ -123,12 +126,15 @@ def extrapolate(points: Sequence[tuple[float, float]]) -> Extrapolation | None:
     """
     data = np.array([(float(v), float(e)) for v, e in points], dtype=float).reshape(-1, 2)
     data = data[np.argsort(data[:, 0])][:FIT_POINTS]
+    data = data[data[:, 0] <= FIT_SPAN * max(data[0, 0], 0.0)] if len(data) else data
     if len(np.unique(data[:, 0])) < 2:
         return None
     design = np.stack([np.ones(len(data)), data[:, 0]], axis=1)
     (intercept, slope), *_ = np.linalg.lstsq(design, data[:, 1], rcond=None)
     best = data[np.argmin(data[:, 0]), 1]
-    error = EXTRAPOLATION_TRUST * abs(best - intercept)
+    # two points fix a line but not its trust: the whole correction is the error bar
+    trust = EXTRAPOLATION_TRUST if len(data) > 2 else 1.0
+    error = trust * abs(best - intercept)
     if len(data) > 2:
         residual = data[:, 1] - design @ np.array([intercept, slope])
         sigma_sq = float(residual @ residual) / (len(data) - 2)
