@@ -20,6 +20,8 @@ feed-forward ``nn.Linear`` layers are compressed; per ratio of their parameters:
 
 Reported: the mean cosine of held-out embeddings to the original model's, and the time
 of each compression (one torch thread, one BLAS thread, on a shared box: a rough guide).
+Row (c), (b) followed by auxiliary-only fine-tuning, and (d) fine-tuned with the same CPU
+budget are ``benchmarks/bench_calibration_finetune.py`` (which also draws the plot).
 """
 
 from __future__ import annotations
