@@ -21,48 +21,23 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from tnkit import factorize_dims
-from tnkit.torch import ADTNLinear, MPOLinear
+from tnkit.torch import ADTNLinear
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from adtn_taylor_digits import nearest_mpo  # noqa: E402  (the examples' data, loop, match)
+from mponet_digits import load_split, train  # noqa: E402
 
 PIXELS, HIDDEN, CLASSES = 64, 256, 10
 BUDGETS = ((2, 1), (4, 2))  # ADTN depths of the (hidden, head) layers
-
-
-def load_split() -> dict[str, torch.Tensor]:
-    X, y = load_digits(return_X_y=True)
-    x_train, x_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.3, random_state=0, stratify=y
-    )
-    mean, std = x_train.mean(), x_train.std()
-    return {
-        "x_train": torch.tensor((x_train - mean) / std, dtype=torch.float32),
-        "y_train": torch.tensor(y_train),
-        "x_test": torch.tensor((x_test - mean) / std, dtype=torch.float32),
-        "y_test": torch.tensor(y_test),
-    }
-
-
-def train(model: nn.Module, data: dict, *, epochs: int, lr: float, seed: int) -> float:
-    """Adam on cross-entropy, batches of 64 shuffled by ``seed``; the test accuracy."""
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    x, y = data["x_train"], data["y_train"]
-    for _ in range(epochs):
-        for batch in torch.randperm(len(x), generator=generator).split(64):
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
-            optimizer.step()
-    with torch.no_grad():
-        return float((model(data["x_test"]).argmax(1) == data["y_test"]).float().mean())
 
 
 def weights(model: nn.Module) -> int:
@@ -84,23 +59,6 @@ def adtn_mlp(depths: tuple[int, int], mode: str) -> nn.Module:
         nn.ReLU(),
         ADTNLinear(HIDDEN, CLASSES, depth=depths[1], mode=mode),
     )
-
-
-def nearest_mpo(in_features: int, out_features: int, target: int) -> MPOLinear:
-    """The ``MPOLinear`` (2 to 4 cores, default dims, one bond cap) whose core count is
-    nearest to ``target``."""
-    best = None
-    for n_cores in (2, 3, 4):
-        ins = factorize_dims(in_features, n_cores, pad=True)
-        outs = factorize_dims(out_features, n_cores, pad=True)
-        for bond in range(1, 33):
-            layer = MPOLinear(in_features, out_features, in_dims=ins, out_dims=outs,
-                              max_bond=bond, device="meta")  # fmt: skip
-            gap = abs(sum(c.numel() for c in layer.cores) - target)
-            if best is None or gap < best[0]:
-                best = (gap, ins, outs, bond)
-    _, ins, outs, bond = best
-    return MPOLinear(in_features, out_features, in_dims=ins, out_dims=outs, max_bond=bond)
 
 
 def models_for(depths: tuple[int, int]) -> dict[str, Callable[[], nn.Module]]:
