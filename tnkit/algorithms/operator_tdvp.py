@@ -118,9 +118,10 @@ def tdvp_operator(
         start = start.compress(max_bond=max_bond)
     reference = operator_to_state(H)
     energy_scale = float(start.norm())  # tdvp evolves the normalised state
+    offset = weight * float(H.norm()) ** 2  # tr[H · c·H], subtracted from every measurement
 
     def energy(state: MPS) -> complex:
-        return complex(inner(reference, state)) * energy_scale - weight * _h_norm_sq(H)
+        return complex(inner(reference, state)) * energy_scale - offset
 
     measured = {"__energy": energy}
     for name, measure in (observables or {}).items():
@@ -248,10 +249,6 @@ class _OnOperator:
         if self.weight:
             operator = operator - self.weight * self.hamiltonian
         return self.function(operator)
-
-
-def _h_norm_sq(H: MPO) -> float:
-    return float(H.norm()) ** 2
 
 
 def _scaled_cores(H: MPO) -> list:
