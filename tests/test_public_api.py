@@ -32,11 +32,12 @@ TRAIN_METHODS = [
 ]  # fmt: skip
 MPS_METHODS = sorted(
     [*TRAIN_METHODS, "phys_dims", "probabilities", "product_state", "random", "sample"]
-    + ["to_dense"]
+    + ["to_dense", "charges", "to_plain", "with_charges"]
 )
 MPO_METHODS = sorted(
     [*TRAIN_METHODS, "H", "T", "from_matrix", "identity", "in_dims", "matrix_shape", "out_dims"]
-    + ["phys_dims", "random", "to_dense", "to_matrix", "trace"]
+    + ["phys_dims", "random", "to_dense", "to_matrix", "trace", "charges", "to_plain"]
+    + ["with_charges"]
 )
 MODELS = [
     "heisenberg",

@@ -13,13 +13,14 @@ from . import _backend as backend
 from . import arithmetic
 from ._checks import check_dim_pair, check_dims, check_entries, is_int
 from ._scaling import times_pow2
+from .charged import Charged
 from .cores import random_cores
 from .decompose import decompose_matrix
 from .mps import MPS
 from .tensortrain import TensorTrain
 
 
-class MPO(TensorTrain):
+class MPO(Charged, TensorTrain):
     """Matrix product operator: cores ``(Dl, d_out, d_in, Dr)``.
 
     The matrix ``W = o.to_matrix()`` has rows indexed by ``(i_1..i_L)`` and columns by
@@ -34,7 +35,7 @@ class MPO(TensorTrain):
 
     _n_phys_legs = 2
     _layout = "(Dl, d_out, d_in, Dr)"
-    __slots__ = ("_matrix_shape",)
+    __slots__ = ("_matrix_shape", "_charges")
 
     def __init__(self, cores: Any, *, matrix_shape: tuple[int, int] | None = None) -> None:
         super().__init__(cores)
@@ -85,7 +86,10 @@ class MPO(TensorTrain):
             )
         backend.namespace(self.cores[0], other.cores[0], name="@")
         cores = arithmetic.product(self.cores, other.cores)
-        return type(other)._trusted(cores, exponent=self.scale_exponent + other.scale_exponent)
+        kept = other.charges if other.charges == self.charges else None  # both conserve them
+        return type(other)._trusted(
+            cores, exponent=self.scale_exponent + other.scale_exponent, _charges=kept
+        )
 
     @property
     def T(self) -> MPO:

@@ -14,6 +14,7 @@ import numpy as np
 from . import _backend as backend
 from . import _kernels, spectra
 from ._checks import check_count, check_dims, check_entries
+from .charged import Charged
 from .cores import random_cores
 from .decompose import decompose_tensor
 from .symmetry import basis_states, conserved_charges
@@ -23,7 +24,7 @@ from .tensortrain import TensorTrain
 PROBABILITIES_LIMIT = 2**24
 
 
-class MPS(TensorTrain):
+class MPS(Charged, TensorTrain):
     """Matrix product state: cores ``(Dl, d, Dr)``; ``to_dense()`` has shape ``phys_dims``.
 
     Example:
@@ -35,7 +36,7 @@ class MPS(TensorTrain):
 
     _n_phys_legs = 1
     _layout = "(Dl, d, Dr)"
-    __slots__ = ()
+    __slots__ = ("_charges",)
 
     @property
     def phys_dims(self) -> tuple[int, ...]:
@@ -115,9 +116,9 @@ class MPS(TensorTrain):
         (None: ``"spin-half"``, as for OpSum) or a list of local dims (indices only).
         ``conserve`` (names or Charges as in [OpSum][tnkit.OpSum]) is checked against the
         site; the state's sector is [sector][tnkit.symmetry.sector] of the same arguments.
-        The train itself is an ordinary MPS (block-sparse trains come with the next part of
-        the symmetries work; see the symmetries page of the docs). ``dtype`` and ``like`` as
-        in [random][tnkit.MPS.random].
+        With ``conserve`` the state carries the charges (``m.charges``), so ``tn.dmrg`` and
+        ``tn.tdvp`` run it in its sector on block-sparse cores. ``dtype`` and ``like`` as in
+        [random][tnkit.MPS.random].
 
         Example:
             >>> import tnkit as tn
@@ -129,7 +130,7 @@ class MPS(TensorTrain):
         """
         indices, dims = basis_states(states, site)
         site_type = "spin-half" if site is None else site if isinstance(site, str) else None
-        conserved_charges(conserve, site_type, dims)
+        charges = conserved_charges(conserve, site_type, dims)
         target = backend.resolve_dtype(np, dtype)
         xp = np if like is None else backend.namespace(like, name="like")
         cores = []
@@ -137,7 +138,8 @@ class MPS(TensorTrain):
             core = np.zeros((1, d, 1), dtype=target)
             core[0, index, 0] = 1
             cores.append(backend.from_numpy(core, like, xp))
-        return cls._trusted(tuple(cores), len(cores) - 1)
+        charges = None if charges is None else tuple(charges)
+        return cls._trusted(tuple(cores), len(cores) - 1, _charges=charges)
 
 
 def tt_svd(

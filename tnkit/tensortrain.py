@@ -57,9 +57,10 @@ class TensorTrain:
         object.__setattr__(self, "_centre", centre)
         object.__setattr__(self, "_report", report)
         object.__setattr__(self, "_exponent", int(exponent))
-        # Cores packed for the Numba kernels, built on first use: every new train starts
-        # empty (_with_cores and _trusted come through here), so no two trains share one.
+        # Numba-packed cores built on first use; subclass metadata filled in by the callers.
         object.__setattr__(self, "_packed", None)
+        for name in type(self).__slots__:
+            object.__setattr__(self, name, None)
 
     def _with_cores(
         self,
@@ -277,9 +278,8 @@ class TensorTrain:
         except np.linalg.LinAlgError:  # a QR met an overflowed core
             cores = None
         exponent = self._exponent
-        # The centre core carries the norm, and an overflow anywhere ends up in it (the other
-        # cores are isometries): checking it alone is enough, and costs one core. Where the
-        # cores cannot hold the norm, the sweep runs again pulling powers of two out (exact).
+        # An overflow anywhere ends up in the centre core (the others are isometries): check
+        # it alone. Where it cannot hold the norm, sweep again pulling powers of two out.
         if cores is None or self._lost(cores[centre]):
             cores, shift = canonical.move_centre_scaled(self._fused(), self._centre, centre)
             exponent, packed = exponent + shift, None

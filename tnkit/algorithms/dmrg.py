@@ -19,16 +19,15 @@ from typing import Any
 
 from .. import _backend as backend
 from .._checks import check_int, check_number
-from .._einsum import contract
 from .._progress import logger
 from ..contract import expectation, inner
-from ..linalg import truncated_split
 from ..mpo import MPO
 from ..mps import MPS
 from ..truncation import Truncation
 from . import environments as env
 from .checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from .checks import check_hamiltonian
+from .engines import BlockEngine, DenseEngine, choose_engine
 from .estimates import Extrapolation, energy_and_two_site_variance, extrapolate
 from .expansion import ALPHA_START, MixingFactor, RecordingOperator, expand
 from .krylov import lowest_eigenpair
@@ -194,7 +193,8 @@ def dmrg(
             point = Checkpoint(tuple(found), current, index, position, records, request)
             write_checkpoint(checkpoint, point)
 
-    run = Request(H, schedule, tol, truncation, method, progress, callback)
+    engine = choose_engine(H, starts, method)
+    run = Request(H, schedule, tol, truncation, method, progress, callback, engine)
     for n in range(first, nstates):
         state = _optimise(
             run,
@@ -203,7 +203,7 @@ def dmrg(
             n,
             log,
             resume=where if n == first else None,
-            on_sweep=lambda cores, position, n=n: save(n, MPS._trusted(tuple(cores), 0), position),
+            on_sweep=lambda state, position, n=n: save(n, state, position),
         )
         found.append(state)
         save(n + 1, None, None)
@@ -268,24 +268,20 @@ def _optimise(
     is switched off and the next sweeps are plain one-site ones, so the state returned is
     one-site optimal (the last sweep of the schedule never expands either).
     """
-    H, schedule, tol, truncation = run.H, run.schedule, run.tol, run.truncation
-    ops = list(H.cores)
-    cores = list(start.canonicalize(0).cores)
-    xp = backend.namespace(cores[0])
-    dtype = xp.result_type(H.dtype, start.dtype)  # a complex H makes the state complex
-    cores = [c if c.dtype == dtype else xp.astype(c, dtype) for c in cores]
-    if resume is None:  # a resumed state is the normalised one that was saved
-        cores[0] = cores[0] / _norm(cores[0])
+    H, schedule, tol, truncation, engine = run.H, run.schedule, run.tol, run.truncation, run.engine
+    cores, ops = engine.start(start, H)
+    xp = backend.namespace(H.cores[0])
     n = len(cores)
     lower_cores = [list(s.cores) for s in lower]
     chain = _Chain(
         cores,
         ops,
         left=[],
-        right=env.right_environments(cores, ops),
+        right=engine.right_environments(cores, ops),
         lower=lower_cores,
         left_overlaps=[],
         right_overlaps=[_right_overlaps(cores, other) for other in lower_cores],
+        engine=engine,
     )
     one_site = run.method == "one-site"
     update = _update_one_site if one_site else _update
@@ -311,10 +307,10 @@ def _optimise(
             "energy": energy,
             "mixing": mixing if expanding else MixingFactor(0.0),
         }
-        chain.left = [env.edge(cores[0])] + [None] * n
+        chain.left = [engine.edge(cores)] + [None] * n
         chain.left_overlaps = [[_edge2(cores[0])] + [None] * n for _ in lower_cores]
         # Small matrices (χ²·d·w entries up to 2^20) run faster on one BLAS thread.
-        largest = max(cap * cap * max(op.shape[1] * op.shape[3] for op in ops), 1)
+        largest = max(cap * cap * max(op.shape[1] * op.shape[3] for op in H.cores), 1)
         with backend.blas_threads(backend.small_work_threads(largest, backend.is_numpy(xp))):
             for i, direction in _steps(n, one_site):
                 update(chain, i, direction, cap, truncation, stats)
@@ -333,7 +329,7 @@ def _optimise(
         measured = {}
         if stage_end:
             with backend.blas_threads(backend.small_work_threads(largest, backend.is_numpy(xp))):
-                exact, spread = energy_and_two_site_variance(cores, ops)
+                exact, spread = energy_and_two_site_variance(engine.dense(cores), list(H.cores))
             measured = {"state_energy": exact, "two_site_variance": spread}
         record = SweepRecord(
             state=index,
@@ -341,7 +337,7 @@ def _optimise(
             energy=energy,
             energy_change=change,
             max_discarded=stats["discarded"],
-            max_bond=max([int(c.shape[-1]) for c in cores[:-1]], default=1),
+            max_bond=max([engine.bond(c) for c in cores[:-1]], default=1),
             matvecs=stats["matvecs"],
             seconds=time.perf_counter() - started,
             **measured,
@@ -373,10 +369,10 @@ def _optimise(
                 "settled": settled_cap,
                 "seen": seen_cap,
             }
-            on_sweep(cores, position)
+            on_sweep(engine.finish(cores, start), position)
         if run.callback is not None:
             run.callback(record)
-    return MPS._trusted(tuple(cores), 0)
+    return engine.finish(cores, start)
 
 
 @dataclass(frozen=True)
@@ -390,6 +386,7 @@ class Request:
     method: str
     progress: bool
     callback: Callable[[SweepRecord], None] | None
+    engine: DenseEngine | BlockEngine = field(default_factory=DenseEngine)
 
 
 @dataclass
@@ -404,6 +401,7 @@ class _Chain:
     lower: list
     left_overlaps: list
     right_overlaps: list
+    engine: DenseEngine | BlockEngine
 
 
 def _steps(n: int, one_site: bool) -> list[tuple[int, str]]:
@@ -415,35 +413,20 @@ def _steps(n: int, one_site: bool) -> list[tuple[int, str]]:
 
 def _update(chain, i, direction, cap, truncation, stats) -> None:
     """Optimise sites (i, i+1), split them, and grow the environment in ``direction``."""
-    cores, ops, left, right = chain.cores, chain.ops, chain.left, chain.right
-    theta = contract("asb,btc->astc", cores[i], cores[i + 1])
+    cores, ops, left, right, engine = chain.cores, chain.ops, chain.left, chain.right, chain.engine
+    theta = engine.merge(cores[i], cores[i + 1])
     images = [
         env.local_image(chain.left_overlaps[k][i], [other[i], other[i + 1]], right_ov[i + 2])
         for k, (other, right_ov) in enumerate(zip(chain.lower, chain.right_overlaps, strict=True))
     ]
-    matvec = env.two_site_matvec(left[i], ops[i], ops[i + 1], right[i + 2])
-    pair = lowest_eigenpair(
+    matvec = engine.two_site_matvec(left[i], ops[i], ops[i + 1], right[i + 2])
+    pair = engine.lowest(
         matvec, theta, tol=stats["tol"], max_iter=_LOCAL_ITERATIONS, orthogonal_to=images
     )
     stats["energy"], stats["matvecs"] = pair.value, stats["matvecs"] + pair.matvecs
-    dl, d1, d2, dr = pair.vector.shape
-    xp = backend.namespace(pair.vector)
-    split = truncated_split(
-        xp.reshape(pair.vector, (dl * d1, d2 * dr)),
-        max_bond=cap,
-        budget=truncation.total_budget(1.0),
-        isometry="left" if direction == "right" else "right",
-    )
-    stats["discarded"] = max(stats["discarded"], split.discarded)
-    rank = split.rank
-    if direction == "right":
-        cores[i] = xp.reshape(split.left, (dl, d1, rank))
-        rest = split.right / _norm(split.right)
-        cores[i + 1] = xp.reshape(rest, (rank, d2, dr))
-    else:
-        cores[i + 1] = xp.reshape(split.right, (rank, d2, dr))
-        rest = split.left / _norm(split.left)
-        cores[i] = xp.reshape(rest, (dl, d1, rank))
+    budget = truncation.total_budget(1.0)
+    cores[i], cores[i + 1], discarded = engine.split(pair.vector, cap, budget, direction)
+    stats["discarded"] = max(stats["discarded"], discarded)
     _grow(chain, i if direction == "right" else i + 1, direction)
 
 
@@ -493,11 +476,11 @@ def _grow(chain, i, direction) -> None:
     """Extend the environments (and overlaps) past site ``i``, now an isometry."""
     core, op = chain.cores[i], chain.ops[i]
     if direction == "right":
-        chain.left[i + 1] = env.grow_left(chain.left[i], core, op)
+        chain.left[i + 1] = chain.engine.grow_left(chain.left[i], core, op)
         for other, left_ov in zip(chain.lower, chain.left_overlaps, strict=True):
             left_ov[i + 1] = env.overlap_left(left_ov[i], core, other[i])
     else:
-        chain.right[i] = env.grow_right(chain.right[i + 1], core, op)
+        chain.right[i] = chain.engine.grow_right(chain.right[i + 1], core, op)
         for other, right_ov in zip(chain.lower, chain.right_overlaps, strict=True):
             right_ov[i] = env.overlap_right(right_ov[i + 1], core, other[i])
 

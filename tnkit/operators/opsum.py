@@ -259,7 +259,8 @@ def _build(
         cores, _ = minimal_cores_in_sectors(cores, _channel_sectors(plan, table, charges))
     if is_complex and not any(core.imag.any() for core in cores):
         cores = [core.real.copy() for core in cores]
-    return MPO([_cast(core, dtype) for core in cores])
+    built = MPO([_cast(core, dtype) for core in cores])
+    return built if charges is None else built.with_charges(tuple(charges), site=None)
 
 
 def _channel_sectors(

@@ -1,0 +1,420 @@
+"""Block-sparse local algebra for states and operators that conserve Abelian charges: the
+cores, environments and effective operators of DMRG as symmray arrays, so that only
+charge-conserving blocks are stored and multiplied.
+
+Conventions as in [environments][tnkit.algorithms.environments] (MPS cores ``(Dl, d, Dr)``,
+MPO cores ``(Dl, d_out, d_in, Dr)``, environments ``(bra, operator, ket)``). Charges flow
+left to right: a leg is *dual* when its charge leaves the tensor, and every block obeys
+``Σ in − Σ out = 0`` (mod n for Z_n): MPS cores ``(in, in, out)``, MPO cores ``(in, in,
+out, out)``, left environments ``(in, out, out)``, right ones ``(out, in, in)``. The left
+boundary carries charge 0 and the right one the sector of the state.
+
+symmray (block-sparse arrays by quimb's author) was chosen as the engine by measurement
+(``benchmarks/bench_symmetric_engines.py``); the splits (SVD per charge block, truncated
+over all blocks together) are written here, so the truncation rules are tnkit's own.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import symmray as sr
+
+from ..mpo import MPO
+from ..operators import bond_charges
+from ..sectors import ChargeResolved, charge_key
+from ..symmetry import Charges
+
+__all__ = [
+    "BlockSplit",
+    "dense_core",
+    "edges",
+    "flat",
+    "grow_left",
+    "grow_right",
+    "merge",
+    "operator_blocks",
+    "split",
+    "state_blocks",
+    "two_site_matvec",
+    "unflat",
+]
+
+_NAMED = {(0,): "U1", (0, 0): "U1U1", (2,): "Z2", (2, 2): "Z2Z2"}
+
+
+def symmetry_name(charges: Charges) -> str:
+    """The symmray symmetry of a charge group: U1, U1U1, Z2, Z2Z2 or Zn; ValueError for
+    other products (e.g. U(1) × Z2), which the block engine does not handle."""
+    moduli = charges.moduli
+    if moduli in _NAMED:
+        return _NAMED[moduli]
+    if len(moduli) == 1:
+        return f"Z{moduli[0]}"
+    raise ValueError(
+        f"conserve: the block-sparse engine handles U(1), U(1)×U(1), Z_n and Z2×Z2, not "
+        f"{' × '.join(charges.groups)}"
+    )
+
+
+def _index(rows: np.ndarray, dual: bool) -> sr.BlockIndex:
+    """The block index of a leg whose channels carry ``rows`` (one charge row each)."""
+    keys, counts = np.unique(rows, axis=0, return_counts=True)
+    chargemap = {charge_key(k): int(c) for k, c in zip(keys, counts, strict=True)}
+    return sr.BlockIndex(chargemap, dual=dual)
+
+
+def _positions(rows: np.ndarray) -> dict:
+    """Per charge key the channels (in order) that carry it."""
+    out: dict = {}
+    for i, row in enumerate(rows):
+        out.setdefault(charge_key(row), []).append(i)
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def _conserves(sector: tuple, duals: Sequence[bool], moduli: tuple) -> bool:
+    total = np.zeros(len(moduli), dtype=np.int64)
+    for key, dual in zip(sector, duals, strict=True):
+        total += (-1 if dual else 1) * np.atleast_1d(np.array(key, dtype=np.int64))
+    return all((t % m if m else t) == 0 for t, m in zip(total, moduli, strict=True))
+
+
+def from_dense(
+    array: np.ndarray, legs: Sequence[np.ndarray], duals: Sequence[bool], group: Charges
+):
+    """The block-sparse array of a dense ``array`` whose leg i has channel charges
+    ``legs[i]``: every charge-conserving block with a nonzero entry. A nonzero entry
+    outside those blocks raises ValueError (the array breaks the symmetry)."""
+    total = np.zeros(array.shape + (len(group.moduli),), dtype=np.int64)
+    for axis, (rows, dual) in enumerate(zip(legs, duals, strict=True)):
+        shape = [1] * array.ndim + [rows.shape[1]]
+        shape[axis] = rows.shape[0]
+        total += (-1 if dual else 1) * rows.reshape(shape)
+    if np.any(
+        array[
+            np.any(group.reduce(total.reshape(-1, total.shape[-1])).reshape(total.shape), axis=-1)
+        ]
+    ):
+        raise ValueError(
+            f"the array has entries outside its charge blocks: it breaks {group.names}"
+        )
+    places = [_positions(rows) for rows in legs]
+    blocks = {}
+    for sector in itertools.product(*[list(p) for p in places]):
+        if _conserves(sector, duals, group.moduli):
+            block = array[np.ix_(*[p[k] for p, k in zip(places, sector, strict=True)])]
+            if np.any(block):
+                blocks[sector] = np.ascontiguousarray(block)
+    indices = [_index(rows, dual) for rows, dual in zip(legs, duals, strict=True)]
+    return sr.AbelianArray(
+        indices, charge=charge_key(group.zero), blocks=blocks, symmetry=symmetry_name(group)
+    )
+
+
+def dense_core(array: Any, phys: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """The dense core of a block-sparse one: bond legs in sorted charge order (the order of
+    [bond_rows][tnkit.algorithms.blocks.bond_rows]), physical legs (given by their channel
+    charges ``phys``, legs 1… in order) in their basis order."""
+    places = []
+    for axis, index in enumerate(array.indices):
+        if 1 <= axis <= len(phys):
+            places.append(_positions(phys[axis - 1]))
+            continue
+        start, place = 0, {}
+        for key in sorted(index.chargemap):
+            size = index.chargemap[key]
+            place[key] = np.arange(start, start + size)
+            start += size
+        places.append(place)
+    shape = tuple(sum(len(v) for v in p.values()) for p in places)
+    out = np.zeros(shape, dtype=array.dtype)
+    for sector, block in array.blocks.items():
+        out[np.ix_(*[p[k] for p, k in zip(places, sector, strict=True)])] = block
+    return out
+
+
+def bond_rows(index: sr.BlockIndex, n: int) -> np.ndarray:
+    """The channel charges of a bond leg in sorted charge order, shape ``(D, n)``."""
+    rows = [
+        np.broadcast_to(np.atleast_1d(np.array(k)), (s, n))
+        for k, s in sorted(index.chargemap.items())
+    ]
+    return np.concatenate(rows).astype(np.int64) if rows else np.zeros((0, n), np.int64)
+
+
+def state_blocks(resolved: ChargeResolved, charges: Sequence[Charges]) -> list:
+    """The block-sparse cores of a charge-resolved state (same gauge)."""
+    return [
+        from_dense(
+            core,
+            [resolved.bonds[k], charges[k].values, resolved.bonds[k + 1]],
+            (False, False, True),
+            charges[k],
+        )
+        for k, core in enumerate(resolved.cores)
+    ]
+
+
+def operator_blocks(H: MPO) -> list:
+    """The block-sparse cores of an MPO that declares and conserves its charges."""
+    charges = H.charges
+    zero = np.array([charges[0].zero], dtype=np.int64)
+    bonds = [zero, *bond_charges(H, site=None, conserve=charges), zero]
+    return [
+        from_dense(
+            np.asarray(core),
+            [bonds[k], charges[k].values, charges[k].values, bonds[k + 1]],
+            (False, False, True, True),
+            charges[k],
+        )
+        for k, core in enumerate(H.cores)
+    ]
+
+
+def edges(group: Charges, sector: tuple, dtype: Any) -> tuple:
+    """The left environment beyond site 0 and the right one beyond the last site."""
+    zero, total = charge_key(group.zero), charge_key(np.array(sector))
+    name = symmetry_name(group)
+
+    def one(keys, duals):
+        indices = [sr.BlockIndex({k: 1}, dual=d) for k, d in zip(keys, duals, strict=True)]
+        return sr.AbelianArray(
+            indices, charge=zero, symmetry=name, blocks={keys: np.ones((1, 1, 1), dtype=dtype)}
+        )
+
+    return one((zero, zero, zero), (False, True, True)), one(
+        (total, zero, total), (True, False, False)
+    )
+
+
+# ---------------------------------------------------------------------- local algebra
+
+
+def merge(a: Any, b: Any) -> Any:
+    """The two-site tensor ``θ[a, s, t, c]`` of two neighbouring cores."""
+    return sr.tensordot(a, b, axes=((2,), (0,)))
+
+
+def grow_left(env: Any, core: Any, op: Any) -> Any:
+    """Σ E[a,w,b] conj(A)[a,s,c] W[w,s,t,v] A[b,t,d] → E'[c, v, d]."""
+    x = sr.tensordot(env, core, axes=((2,), (0,)))  # (a, w, t, d)
+    x = sr.tensordot(x, op, axes=((1, 2), (0, 2)))  # (a, d, s, v)
+    x = sr.tensordot(core.conj(), x, axes=((0, 1), (0, 2)))  # (c, d, v)
+    return x.transpose((0, 2, 1))
+
+
+def grow_right(env: Any, core: Any, op: Any) -> Any:
+    """Σ conj(B)[a,s,c] W[w,s,t,v] B[b,t,d] E[c,v,d] → E'[a, w, b]."""
+    x = sr.tensordot(core, env, axes=((2,), (2,)))  # (b, t, c, v)
+    x = sr.tensordot(op, x, axes=((2, 3), (1, 3)))  # (w, s, b, c)
+    return sr.tensordot(core.conj(), x, axes=((1, 2), (1, 3)))  # (a, w, b)
+
+
+def two_site_matvec(left: Any, op1: Any, op2: Any, right: Any):
+    """``θ -> H_eff θ`` for a two-site tensor ``θ[b, t, u, d]``: four block contractions,
+    environments first and last (the order of the dense matvec)."""
+
+    def matvec(theta: Any) -> Any:
+        x = sr.tensordot(left, theta, axes=((2,), (0,)))  # (a, w, t, u, c)
+        x = sr.tensordot(x, op1, axes=((1, 2), (0, 2)))  # (a, u, c, s, x)
+        x = sr.tensordot(x, op2, axes=((4, 1), (0, 2)))  # (a, c, s, r, y)
+        return sr.tensordot(x, right, axes=((1, 4), (2, 1)))  # (a, s, r, e)
+
+    # the legs of θ in full: every charge of the local bases, not only those present now
+    matvec.indices = (left.indices[0], op1.indices[1], op2.indices[1], right.indices[0])
+    return matvec
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each block of a block-sparse array sits in its flat vector (for Lanczos)."""
+
+    indices: tuple
+    charge: Any
+    symmetry: Any
+    sectors: tuple
+    shapes: tuple
+    offsets: tuple
+    size: int
+
+
+def layout(indices: Sequence[sr.BlockIndex], like: Any) -> Layout:
+    """The flat layout of every charge-conserving block over ``indices`` (present in an
+    array or not), so that vectors on the same legs line up entry by entry; charge and
+    symmetry from ``like``."""
+    maps = [index.chargemap for index in indices]
+    signs = [-1 if index.dual else 1 for index in indices]
+    moduli = _moduli(like)
+    sectors, shapes, offsets, start = [], [], [], 0
+    for head in itertools.product(*[sorted(m) for m in maps[:-1]]):
+        flow = sum(s * np.atleast_1d(np.array(k)) for s, k in zip(signs, head, strict=False))
+        last = charge_key(_reduce(-signs[-1] * flow, moduli))  # what conservation leaves
+        if last in maps[-1]:
+            sector = (*head, last)
+            shape = tuple(m[k] for m, k in zip(maps, sector, strict=True))
+            sectors.append(sector)
+            shapes.append(shape)
+            offsets.append(start)
+            start += int(np.prod(shape))
+    return Layout(
+        tuple(indices),
+        like.charge,
+        like.symmetry,
+        tuple(sectors),
+        tuple(shapes),
+        tuple(offsets),
+        start,
+    )
+
+
+def _moduli(array: Any) -> tuple:
+    name = array.symmetry if isinstance(array.symmetry, str) else type(array.symmetry).__name__
+    if name.startswith("U1"):
+        return (0,) * (len(name) // 2)
+    if name == "Z2Z2":
+        return (2, 2)
+    return (int(name[1:]),)
+
+
+def flat(array: Any, where: Layout) -> np.ndarray:
+    """The blocks of ``array`` as one vector in ``where``'s layout (absent blocks: zeros)."""
+    out = np.zeros(where.size, dtype=array.dtype)
+    for sector, _shape, start in zip(where.sectors, where.shapes, where.offsets, strict=True):
+        block = array.blocks.get(sector)
+        if block is not None:
+            out[start : start + block.size] = block.reshape(-1)
+    return out
+
+
+def unflat(vector: np.ndarray, where: Layout) -> Any:
+    """The block-sparse array of a vector in ``where``'s layout (views of ``vector``)."""
+    blocks = {
+        sector: vector[start : start + int(np.prod(shape))].reshape(shape)
+        for sector, shape, start in zip(where.sectors, where.shapes, where.offsets, strict=True)
+    }
+    return sr.AbelianArray(
+        list(where.indices), charge=where.charge, blocks=blocks, symmetry=where.symmetry
+    )
+
+
+@dataclass(frozen=True)
+class BlockSplit:
+    """A truncated split of a block-sparse two-site tensor: the two cores, the kept rank
+    and the discarded weight."""
+
+    left: Any
+    right: Any
+    rank: int
+    discarded: float
+
+
+def split(theta: Any, *, max_bond: int, budget: float | None, isometry: str) -> BlockSplit:
+    """Split ``θ[a, s, t, c]`` at its middle by one SVD per charge of the cut, truncated
+    over all blocks together: at most ``max_bond`` values kept, and (``budget``) as few as
+    drop at most that squared weight; only numerically zero values go when ``budget`` is
+    None. The singular values go right of the cut (``isometry="left"``) or left of it."""
+    row_maps = [index.chargemap for index in theta.indices[:2]]
+    col_maps = [index.chargemap for index in theta.indices[2:]]
+    moduli = _moduli(theta)
+    by_cut: dict = {}
+    for sector, block in theta.blocks.items():
+        cut = charge_key(
+            _reduce(np.atleast_1d(np.array(sector[0])) + np.atleast_1d(np.array(sector[1])), moduli)
+        )
+        by_cut.setdefault(cut, {})[sector] = block
+    factors = {}
+    for cut, blocks in by_cut.items():
+        rows = sorted({s[:2] for s in blocks})
+        cols = sorted({s[2:] for s in blocks})
+        row_sizes = [row_maps[0][r[0]] * row_maps[1][r[1]] for r in rows]
+        col_sizes = [col_maps[0][c[0]] * col_maps[1][c[1]] for c in cols]
+        matrix = np.zeros((sum(row_sizes), sum(col_sizes)), dtype=theta.dtype)
+        r0 = np.cumsum([0, *row_sizes])
+        c0 = np.cumsum([0, *col_sizes])
+        for sector, block in blocks.items():
+            i, j = rows.index(sector[:2]), cols.index(sector[2:])
+            matrix[r0[i] : r0[i + 1], c0[j] : c0[j + 1]] = block.reshape(row_sizes[i], col_sizes[j])
+        u, s, vh = np.linalg.svd(matrix, full_matrices=False)
+        factors[cut] = (rows, cols, r0, c0, u, s, vh)
+    keep = _ranks({cut: f[5] for cut, f in factors.items()}, max_bond, budget)
+    total = sum(float(f[5] @ f[5]) for f in factors.values())
+    kept_weight = sum(float(f[5][: keep[cut]] @ f[5][: keep[cut]]) for cut, f in factors.items())
+    left_blocks, right_blocks, bond = {}, {}, {}
+    for cut, (rows, cols, r0, c0, u, s, vh) in factors.items():
+        k = keep[cut]
+        if k == 0:
+            continue
+        bond[cut] = k
+        u, s, vh = u[:, :k], s[:k], vh[:k]
+        if isometry == "left":
+            vh = s[:, None] * vh
+        else:
+            u = u * s
+        for i, r in enumerate(rows):
+            shape = (row_maps[0][r[0]], row_maps[1][r[1]], k)
+            left_blocks[(*r, cut)] = u[r0[i] : r0[i + 1]].reshape(shape)
+        for j, c in enumerate(cols):
+            shape = (k, col_maps[0][c[0]], col_maps[1][c[1]])
+            right_blocks[(cut, *c)] = vh[:, c0[j] : c0[j + 1]].reshape(shape)
+    if not bond:
+        raise ValueError("θ: the two-site tensor is zero")
+    a, s_, t, c = theta.indices
+    left = sr.AbelianArray(
+        [a, s_, sr.BlockIndex(bond, dual=True)],
+        charge=theta.charge,
+        blocks=left_blocks,
+        symmetry=theta.symmetry,
+    )
+    right = sr.AbelianArray(
+        [sr.BlockIndex(bond, dual=False), t, c],
+        charge=theta.charge,
+        blocks=right_blocks,
+        symmetry=theta.symmetry,
+    )
+    return BlockSplit(left, right, sum(bond.values()), max(total - kept_weight, 0.0))
+
+
+def _reduce(charge: np.ndarray, moduli: tuple) -> np.ndarray:
+    return np.array([c % m if m else c for c, m in zip(charge, moduli, strict=True)])
+
+
+def _ranks(values: dict, max_bond: int, budget: float | None) -> dict:
+    """How many singular values of each block to keep: the largest over all blocks, at
+    most ``max_bond``, the fewest whose dropped weight stays within ``budget`` (None:
+    drop only the numerically zero ones)."""
+    everything = np.concatenate([v for v in values.values()]) if values else np.zeros(0)
+    if everything.size == 0:
+        return {cut: 0 for cut in values}
+    largest = float(everything.max())
+    order = np.sort(everything)[::-1]
+    count = int(np.count_nonzero(order > np.finfo(order.dtype).eps * order.size * largest))
+    if budget is not None and budget > 0:
+        tail = np.cumsum((order**2)[::-1])[::-1]  # tail[k]: the weight dropped keeping k
+        fits = np.flatnonzero(np.append(tail, 0.0) <= budget)
+        count = min(count, int(fits[0])) if fits.size else count
+    count = max(1, min(count, max_bond))
+    threshold = order[count - 1]
+    keep = {cut: int(np.count_nonzero(v >= threshold)) for cut, v in values.items()}
+    excess = sum(keep.values()) - count  # ties at the threshold: drop from the last blocks
+    for cut in reversed(list(keep)):
+        if excess <= 0:
+            break
+        drop = min(excess, int(np.count_nonzero(values[cut] == threshold)), keep[cut])
+        keep[cut] -= drop
+        excess -= drop
+    return keep
+
+
+def right_canonical(cores: list) -> list:
+    """Right-canonical block cores of the same state (centre, with the norm, at site 0):
+    one right-to-left sweep of SVDs per charge of each core's left leg."""
+    cores = list(cores)
+    for k in range(len(cores) - 1, 0, -1):
+        pair = merge(cores[k - 1], cores[k])
+        step = split(pair, max_bond=np.iinfo(np.int64).max, budget=None, isometry="right")
+        cores[k - 1], cores[k] = step.left, step.right
+    return cores

@@ -1,0 +1,170 @@
+"""The local algebra a DMRG sweep runs on: dense arrays of any array-API library, or
+block-sparse arrays for a Hamiltonian and a start state that declare the same conserved
+charges. The sweep code is the same for both; only these operations differ.
+
+An engine turns the start state and the Hamiltonian into its cores and operators (the
+state right-canonical, normalised, centre 0), forms and solves the two-site problem, splits
+it with tnkit's truncation rules, grows environments, and turns the cores back into an MPS.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import _backend as backend
+from .._einsum import contract
+from ..linalg import truncated_split
+from ..mpo import MPO
+from ..mps import MPS
+from ..sectors import resolve_charges
+from . import blocks
+from . import environments as env
+from .krylov import Eigenpair, lowest_eigenpair
+
+__all__ = ["BlockEngine", "DenseEngine", "choose_engine"]
+
+
+class DenseEngine:
+    """Dense cores and environments in the state's own array library."""
+
+    name = "dense"
+
+    def start(self, psi: MPS, H: MPO) -> tuple[list, list]:
+        """Right-canonical unit cores of ``psi`` (in H's dtype where H is complex) and H's."""
+        cores = list(psi.canonicalize(0).cores)
+        xp = backend.namespace(cores[0])
+        dtype = xp.result_type(H.dtype, psi.dtype)  # a complex H makes the state complex
+        cores = [c if c.dtype == dtype else xp.astype(c, dtype) for c in cores]
+        cores[0] = cores[0] / norm(cores[0])
+        return cores, list(H.cores)
+
+    def edge(self, cores: list) -> Any:
+        return env.edge(cores[0])
+
+    def right_environments(self, cores: list, ops: list) -> list:
+        return env.right_environments(cores, ops)
+
+    merge = staticmethod(lambda a, b: contract("asb,btc->astc", a, b))
+    two_site_matvec = staticmethod(env.two_site_matvec)
+    grow_left = staticmethod(env.grow_left)
+    grow_right = staticmethod(env.grow_right)
+
+    def lowest(self, matvec: Any, theta: Any, **options: Any) -> Eigenpair:
+        return lowest_eigenpair(matvec, theta, **options)
+
+    def split(self, theta: Any, cap: int, budget: float | None, direction: str) -> tuple:
+        """(left core, right core, discarded weight): the isometry on the side the sweep
+        leaves, the normalised rest on the side it goes to."""
+        dl, d1, d2, dr = theta.shape
+        xp = backend.namespace(theta)
+        cut = truncated_split(
+            xp.reshape(theta, (dl * d1, d2 * dr)),
+            max_bond=cap,
+            budget=budget,
+            isometry="left" if direction == "right" else "right",
+        )
+        left, right = cut.left, cut.right
+        if direction == "right":
+            right = right / norm(right)
+        else:
+            left = left / norm(left)
+        rank = cut.rank
+        return xp.reshape(left, (dl, d1, rank)), xp.reshape(right, (rank, d2, dr)), cut.discarded
+
+    def dense(self, cores: list) -> list:
+        return list(cores)
+
+    def bond(self, core: Any) -> int:
+        return int(core.shape[-1])
+
+    def finish(self, cores: list, psi: MPS) -> MPS:
+        """The MPS of the cores; it keeps the start's charges where H declares the same (H
+        conserves them, so the state stays in the start's sector)."""
+        return MPS._trusted(tuple(cores), 0, _charges=psi.charges)
+
+
+class BlockEngine:
+    """Block-sparse cores (symmray) in the sector of the start state: only blocks that
+    conserve the charges are stored and multiplied; the Krylov vectors are the blocks laid
+    end to end."""
+
+    name = "blocks"
+
+    def __init__(self, H: MPO) -> None:
+        self.H = H
+        self.sector: tuple | None = None  # the start state's, found by start()
+
+    def start(self, psi: MPS, H: MPO) -> tuple[list, list]:
+        charges = H.charges
+        dtype = np.result_type(
+            backend.to_numpy(H.cores[0]).dtype, backend.to_numpy(psi.cores[0]).dtype
+        )
+        resolved = resolve_charges([backend.to_numpy(c).astype(dtype) for c in psi.cores], charges)
+        cores = blocks.right_canonical(blocks.state_blocks(resolved, charges))
+        cores[0] = cores[0] / float(cores[0].norm())
+        self.sector = resolved.sector
+        return cores, blocks.operator_blocks(H)
+
+    def edge(self, cores: list) -> Any:
+        return blocks.edges(self.H.charges[0], self.sector, cores[0].dtype)[0]
+
+    def right_environments(self, cores: list, ops: list) -> list:
+        right = [None] * (len(cores) + 1)
+        right[-1] = blocks.edges(self.H.charges[0], self.sector, cores[0].dtype)[1]
+        for k in range(len(cores) - 1, 0, -1):
+            right[k] = blocks.grow_right(right[k + 1], cores[k], ops[k])
+        return right
+
+    merge = staticmethod(blocks.merge)
+    two_site_matvec = staticmethod(blocks.two_site_matvec)
+    grow_left = staticmethod(blocks.grow_left)
+    grow_right = staticmethod(blocks.grow_right)
+
+    def lowest(self, matvec: Any, theta: Any, **options: Any) -> Eigenpair:
+        where = blocks.layout(matvec.indices, theta)
+        pair = lowest_eigenpair(
+            lambda v: blocks.flat(matvec(blocks.unflat(v, where)), where),
+            blocks.flat(theta, where),
+            **options,
+        )
+        return Eigenpair(pair.value, blocks.unflat(pair.vector, where), pair.matvecs, pair.residual)
+
+    def split(self, theta: Any, cap: int, budget: float | None, direction: str) -> tuple:
+        cut = blocks.split(
+            theta, max_bond=cap, budget=budget, isometry="left" if direction == "right" else "right"
+        )
+        left, right = cut.left, cut.right
+        if direction == "right":
+            right = right / float(right.norm())
+        else:
+            left = left / float(left.norm())
+        return left, right, cut.discarded
+
+    def dense(self, cores: list) -> list:
+        phys = [q.values for q in self.H.charges]
+        return [blocks.dense_core(c, [phys[k]]) for k, c in enumerate(cores)]
+
+    def bond(self, core: Any) -> int:
+        return int(core.shape[-1])
+
+    def finish(self, cores: list, psi: MPS) -> MPS:
+        dense = [backend.from_numpy(c, psi.cores[0]) for c in self.dense(cores)]
+        return MPS._trusted(tuple(dense), 0, _charges=self.H.charges)
+
+
+def choose_engine(H: MPO, starts: list, method: str) -> DenseEngine | BlockEngine:
+    """Blocks when H and the start state declare the same charges (two-site DMRG of one
+    state on NumPy); dense arrays otherwise."""
+    charged = H.charges is not None and all(s.charges == H.charges for s in starts)
+    numpy = backend.is_numpy(backend.namespace(H.cores[0]))
+    if charged and numpy and method == "two-site" and len(starts) == 1:
+        blocks.symmetry_name(H.charges[0])  # refuses groups the engine cannot run
+        return BlockEngine(H)
+    return DenseEngine()
+
+
+def norm(x: Any) -> float:
+    """The Frobenius norm of a dense array."""
+    return backend.frob_sq(x) ** 0.5

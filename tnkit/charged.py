@@ -1,0 +1,125 @@
+"""The conserved charges a train's sites declare (the labels of its local bases), shared by
+MPS and MPO: read them, attach them, drop them, and Schmidt values resolved by charge.
+
+Charges are metadata of the physical legs, kept by every operation that keeps those legs
+(canonical forms, compression, scalar multiples, conjugation) and dropped by the others.
+The cores stay ordinary arrays; the block-sparse engines build their blocks from the
+charges when they run (see the symmetries page of the docs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _backend as backend
+from ._checks import check_bond
+from .sectors import schmidt_by_charge
+from .symmetry import Charges, conserved_charges
+
+__all__ = ["Charged"]
+
+
+class Charged:
+    """Mixin of [MPS][tnkit.MPS] and [MPO][tnkit.MPO]: the ``charges`` slot and its methods."""
+
+    __slots__ = ()
+
+    @property
+    def charges(self) -> tuple[Charges, ...] | None:
+        """Per site the conserved charges of its basis, or None for a plain train.
+
+        Example:
+            >>> import tnkit as tn
+            >>> tn.MPS.product_state(["up", "dn"], conserve="Sz").charges[0].names
+            ('2Sz',)
+        """
+        return self._charges
+
+    def to_plain(self):
+        """The same train without charges (the cores are shared, nothing is copied).
+
+        Example:
+            >>> import tnkit as tn
+            >>> tn.models.heisenberg(4, conserve="Sz").to_plain().charges is None
+            True
+        """
+        return self._charges_set(None)
+
+    def with_charges(self, conserve: Any, *, site: Any = "spin-half"):
+        """The same train with its sites declaring ``conserve`` (as in [OpSum][tnkit.OpSum]:
+        names for a ``site`` type, or ``Charges`` with ``site=None``). Only the labels are
+        attached: whether the train conserves them is checked where it matters (the
+        block-sparse engines and ``by_charge`` refuse a state in no single sector).
+
+        Example:
+            >>> import tnkit as tn
+            >>> m = tn.MPS.product_state(["up", "up"]).with_charges("Sz")
+            >>> m.singular_values(0, by_charge=True)
+            {1: array([1.])}
+        """
+        dims = self._site_dims()
+        if site is not None and not isinstance(site, str):
+            raise TypeError(f"site: expected a site type name or None, got {site!r}")
+        charges = conserved_charges(conserve, site, dims)
+        if charges is not None:
+            found = tuple(q.dim for q in charges)
+            if found != dims:
+                raise ValueError(f"site: {site!r} has local dims {found}, the train {dims}")
+            charges = tuple(charges)
+        return self._charges_set(charges)
+
+    def __add__(self, other: Any):
+        """The direct sum (see TensorTrain); it keeps the charges only where both declare
+        the same ones."""
+        result = super().__add__(other)
+        if isinstance(other, Charged) and other._charges != self._charges:
+            return result._charges_set(None)
+        return result
+
+    def _charges_set(self, charges: tuple | None):
+        new = self._with_cores(self._cores, self._centre, self._report)
+        object.__setattr__(new, "_charges", charges)
+        object.__setattr__(new, "_packed", self._packed)
+        return new
+
+    def _site_dims(self) -> tuple[int, ...]:
+        dims = tuple(int(c.shape[1]) for c in self._cores)
+        if self._n_phys_legs == 2 and dims != tuple(int(c.shape[2]) for c in self._cores):
+            raise ValueError("charges: an MPO with charges needs equal out and in dims")
+        return dims
+
+    def singular_values(self, bond: int, *, by_charge: bool = False) -> Any:
+        """Schmidt values across ``bond`` (cut after site ``bond``), descending, as a NumPy
+        float64 array (``inf``/0 where the scale leaves float64); see
+        [singular_values][tnkit.measure.singular_values]. With ``by_charge=True`` (an MPS
+        with charges, in one sector): a dict from the charge of the left part (an int, or
+        a tuple for several components) to its Schmidt values; together they are the
+        ordinary ones.
+
+        Example:
+            >>> import numpy as np, tnkit as tn
+            >>> h = tn.models.heisenberg(6, conserve="Sz")
+            >>> neel = tn.MPS.product_state(["up", "dn"] * 3, conserve="Sz")
+            >>> psi = tn.dmrg(h, max_bond=8, init=neel).state
+            >>> parts = psi.singular_values(2, by_charge=True)   # 2·Sz of sites 0..2
+            >>> sorted(parts), round(float(sum(v @ v for v in parts.values())), 12)
+            ([-3, -1, 1, 3], 1.0)
+        """
+        if not by_charge:
+            return super().singular_values(bond)
+        if self._charges is None:
+            raise ValueError(
+                "by_charge: this train declares no charges; build it with conserve= or "
+                "attach them with with_charges()"
+            )
+        if self._n_phys_legs != 1:
+            raise ValueError("by_charge: Schmidt values by charge are defined for an MPS")
+        bond = check_bond(bond, len(self))
+        cores = [backend.to_numpy(c) for c in self._cores]
+        values = schmidt_by_charge(cores, self._charges, bond)
+        if not self._exponent:
+            return values
+        with np.errstate(over="ignore", under="ignore"):
+            return {k: np.ldexp(v, self._exponent) for k, v in values.items()}
