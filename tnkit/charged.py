@@ -117,9 +117,10 @@ class Charged:
         if self._n_phys_legs != 1:
             raise ValueError("by_charge: Schmidt values by charge are defined for an MPS")
         bond = check_bond(bond, len(self))
-        cores = [backend.to_numpy(c) for c in self._cores]
+        cores = [backend.to_numpy(c) for c in self.canonicalize(0).cores]  # minimal bonds
         values = schmidt_by_charge(cores, self._charges, bond)
-        if not self._exponent:
+        exponent = self.canonicalize(0).scale_exponent
+        if not exponent:
             return values
         with np.errstate(over="ignore", under="ignore"):
-            return {k: np.ldexp(v, self._exponent) for k, v in values.items()}
+            return {k: np.ldexp(v, exponent) for k, v in values.items()}

@@ -65,11 +65,17 @@ def charge_key(charge: Any) -> int | tuple[int, ...]:
     return values[0] if len(values) == 1 else values
 
 
+# Singular values below this fraction of the largest are rounding (of the operations that
+# made the state) and are dropped: exact to 1e-13, and leaks of rounding size into other
+# charges never open channels.
+ROUNDING = 1e-13
+
+
 def split_by_charge(matrix: np.ndarray, row_charges: np.ndarray) -> ChargeSplit:
     """Factor ``matrix`` whose rows carry charges into an isometry whose columns each carry
     one of them, by one SVD per charge: rows of different charges never mix. Singular
-    values below rounding (``eps·max(m, n)`` of the largest overall) are dropped, so the
-    factorisation is exact to rounding and the new bond holds no null channel.
+    values below rounding (``ROUNDING`` or ``eps·max(m, n)`` of the largest overall,
+    whichever is more) are dropped, so the new bond holds no null channel.
 
     Example:
         >>> m = np.array([[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]])
@@ -87,7 +93,7 @@ def split_by_charge(matrix: np.ndarray, row_charges: np.ndarray) -> ChargeSplit:
         u, s, vh = np.linalg.svd(matrix[rows], full_matrices=False)
         parts.append((rows, u, s, vh))
     largest = max((float(s[0]) for _, _, s, _ in parts if s.size), default=0.0)
-    cutoff = np.finfo(matrix.dtype).eps * max(matrix.shape) * largest
+    cutoff = max(np.finfo(matrix.dtype).eps * max(matrix.shape), ROUNDING) * largest
     kept = [int(np.count_nonzero(s > cutoff)) if largest > 0 else 0 for _, _, s, _ in parts]
     width = sum(kept)
     isometry = np.zeros((matrix.shape[0], width), dtype=matrix.dtype)
@@ -110,8 +116,9 @@ def split_by_charge(matrix: np.ndarray, row_charges: np.ndarray) -> ChargeSplit:
 def resolve_charges(cores: Sequence[Any], charges: Sequence[Charges]) -> ChargeResolved:
     """The charge-resolved form of the state with NumPy ``cores`` whose site k has the basis
     charges ``charges[k]``: one left-to-right sweep of
-    [split_by_charge][tnkit.sectors.split_by_charge]. Exact to rounding; bonds may come out
-    smaller (null channels dropped) but never larger than the state's Schmidt ranks allow.
+    [split_by_charge][tnkit.sectors.split_by_charge]. Exact to rounding. With cores
+    right-canonical from site 1 on (``canonicalize(0)``) every bond comes out at the state's
+    Schmidt rank (never above the bond it had); in another gauge a bond may grow.
 
     Raises ValueError when the state is zero or holds more than one total charge (it is
     then in no sector: a sum of states of different charges).

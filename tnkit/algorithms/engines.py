@@ -101,7 +101,8 @@ class BlockEngine:
         dtype = np.result_type(
             backend.to_numpy(H.cores[0]).dtype, backend.to_numpy(psi.cores[0]).dtype
         )
-        resolved = resolve_charges([backend.to_numpy(c).astype(dtype) for c in psi.cores], charges)
+        gauged = psi.canonicalize(0).cores  # right-canonical: resolved bonds stay minimal
+        resolved = resolve_charges([backend.to_numpy(c).astype(dtype) for c in gauged], charges)
         cores = blocks.right_canonical(blocks.state_blocks(resolved, charges))
         cores[0] = cores[0] / float(cores[0].norm())
         self.sector = resolved.sector

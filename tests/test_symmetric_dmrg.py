@@ -1,0 +1,269 @@
+"""Abelian symmetries, second part: trains that declare charges, the charge-resolved form
+and Schmidt values by charge, the block-sparse local algebra, and DMRG in a sector equal to
+the plain path (issue 19, items 2–4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tnkit as tn
+from tnkit.algorithms import blocks
+from tnkit.algorithms.engines import BlockEngine, DenseEngine, choose_engine
+from tnkit.sectors import resolve_charges, split_by_charge
+from tnkit.symmetry import sector, site_charges
+
+FAST = settings(max_examples=20, deadline=None)
+SZ = site_charges("spin-half", "Sz")
+
+
+def random_symmetric_state(L: int, seed: int):
+    """A Néel-like product state, then random conserving operators: a generic state of its
+    Sz sector with bonds above 1, its cores in no particular gauge."""
+    rng = np.random.default_rng(seed)
+    psi = tn.MPS.product_state((["up", "dn"] * L)[:L], conserve="Sz")
+    for _ in range(2):
+        terms = tn.OpSum(L, conserve="Sz")
+        for i in range(L - 1):
+            a, b, c = rng.standard_normal(3)
+            terms.add(a, "S+", i, "S-", i + 1).add(a, "S+", i + 1, "S-", i)
+            terms.add(b, "Sz", i, "Sz", i + 1).add(c, "Sz", i)
+        psi = (terms.to_mpo() @ psi).compress() + 0.5 * psi
+    return psi
+
+
+def test_charges_are_metadata_of_the_physical_legs():
+    psi = tn.MPS.product_state(["up", "dn", "up"], conserve="Sz")
+    assert psi.charges == (SZ,) * 3
+    for kept in (psi.canonicalize(0), psi.compress(max_bond=1), 2.0 * psi, psi.conj(), psi + psi):
+        assert kept.charges == psi.charges
+    assert psi.to_plain().charges is None
+    assert (psi + psi.to_plain()).charges is None  # declared on one side only
+    assert psi.to_plain().with_charges("Sz").charges == psi.charges
+    assert tn.MPS.random([2] * 3, 2, seed=0).charges is None
+    H = tn.models.heisenberg(3, conserve="Sz")
+    assert H.charges == (SZ,) * 3 and (H @ psi).charges == psi.charges
+    assert (H.to_plain() @ psi).charges is None
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "name"),
+    [
+        (lambda m: m.with_charges("N"), ValueError, "conserve"),
+        (lambda m: m.with_charges("Sz", site="electron"), ValueError, "site"),
+        (lambda m: m.with_charges("Sz", site=2), TypeError, "site"),
+        (lambda m: m.to_plain().singular_values(0, by_charge=True), ValueError, "by_charge"),
+    ],
+)
+def test_bad_charges_name_the_parameter(call, error, name):
+    psi = tn.MPS.product_state(["up", "dn"], conserve="Sz")
+    with pytest.raises(error, match=name):
+        call(psi)
+
+
+@FAST
+@given(st.integers(2, 7), st.integers(0, 2**31))
+def test_resolved_form_is_the_same_state_in_blocks(L, seed):
+    psi = random_symmetric_state(L, seed)
+    resolved = resolve_charges([np.asarray(c) for c in psi.canonicalize(0).cores], psi.charges)
+    dense = tn.MPS(list(resolved.cores)).to_dense()
+    assert np.allclose(dense, psi.to_dense(), atol=1e-12 * psi.norm())
+    assert resolved.sector == sector((["up", "dn"] * L)[:L], conserve="Sz")
+    for k, core in enumerate(resolved.cores):  # every entry outside a block is exactly 0
+        q_left, q_right = resolved.bonds[k][:, 0], resolved.bonds[k + 1][:, 0]
+        outside = q_left[:, None, None] + SZ.values[None, :, 0, None] != q_right[None, None, :]
+        assert not np.any(core[outside])
+        assert core.shape[2] <= psi.bond_dims[k] if k < L - 1 else True
+        if k < L - 1:  # left-canonical
+            flat = core.reshape(-1, core.shape[2])
+            assert np.allclose(flat.T @ flat, np.eye(flat.shape[1]), atol=1e-12)
+
+
+@FAST
+@given(st.integers(2, 7), st.integers(0, 2**31), st.data())
+def test_schmidt_values_by_charge_are_the_schmidt_values(L, seed, data):
+    psi = random_symmetric_state(L, seed)
+    bond = data.draw(st.integers(0, L - 2))
+    parts = psi.singular_values(bond, by_charge=True)
+    joined = np.sort(np.concatenate(list(parts.values())))[::-1]
+    plain = psi.singular_values(bond)
+    plain = plain[plain > 1e-12 * plain[0]]
+    assert np.allclose(joined[: len(plain)], plain, rtol=1e-10, atol=1e-12 * plain[0])
+    assert np.all(joined[len(plain) :] <= 1e-10 * plain[0])
+    half = np.array([int(q) for q in parts])  # 2·Sz of the left part: parity of bond + 1
+    assert np.all((half - (bond + 1)) % 2 == 0)
+
+
+def test_by_charge_refuses_a_state_in_no_sector():
+    mixed = tn.MPS.product_state(["up", "up"]) + tn.MPS.product_state(["dn", "up"])
+    with pytest.raises(ValueError, match="more than one total charge"):
+        mixed.with_charges("Sz").singular_values(0, by_charge=True)
+
+
+def test_split_by_charge_is_exact_and_keeps_charges_apart():
+    rng = np.random.default_rng(0)
+    rows = rng.integers(-2, 3, size=(9, 1))
+    matrix = rng.standard_normal((9, 5))
+    cut = split_by_charge(matrix, rows)
+    assert np.allclose(cut.isometry @ cut.rest, matrix)
+    assert np.allclose(cut.isometry.T @ cut.isometry, np.eye(cut.isometry.shape[1]))
+    for j, charge in enumerate(cut.charges):
+        assert np.all(cut.isometry[rows[:, 0] != charge[0], j] == 0)
+
+
+def test_block_arrays_round_trip_and_refuse_broken_symmetry():
+    H = tn.models.hubbard(4, U=8.0, conserve=("N", "Sz"))
+    ops = blocks.operator_blocks(H)
+    phys = [q.values for q in H.charges]
+    for op, core in zip(ops, H.cores, strict=True):
+        back = blocks.dense_core(op, [phys[0], phys[0]])
+        # bond channels come back in sorted charge order: compare as operators
+        assert np.isclose(np.linalg.norm(back), np.linalg.norm(core))
+    assert np.allclose(
+        tn.MPO([blocks.dense_core(o, [p, p]) for o, p in zip(ops, phys, strict=True)]).to_matrix(),
+        H.to_matrix(),
+    )
+    broken = np.zeros((1, 2, 1))
+    broken[0, :, 0] = 1.0  # up + dn: no single charge
+    with pytest.raises(ValueError, match="outside its charge blocks"):
+        blocks.from_dense(
+            broken,
+            [np.zeros((1, 1), int), SZ.values, np.zeros((1, 1), int)],
+            (False, False, True),
+            SZ,
+        )
+
+
+@FAST
+@given(st.integers(0, 2**31), st.integers(1, 12), st.sampled_from([None, 1e-3]))
+def test_block_split_truncates_like_a_dense_svd(seed, cap, budget):
+    psi = random_symmetric_state(6, seed)
+    engine = BlockEngine(tn.models.heisenberg(6, conserve="Sz"))
+    cores, _ = engine.start(psi, engine.H)
+    theta = blocks.merge(cores[2], cores[3])
+    dense = blocks.dense_core(theta, [SZ.values, SZ.values])
+    values = np.linalg.svd(dense.reshape(dense.shape[0] * 2, -1), compute_uv=False)
+    cut = blocks.split(theta, max_bond=cap, budget=budget, isometry="left")
+    kept = min(cap, int(np.count_nonzero(values > 1e-14 * values[0])))
+    if budget is not None:
+        tail = np.cumsum(values[::-1] ** 2)[::-1]
+        kept = min(kept, int(np.flatnonzero(np.append(tail, 0) <= budget)[0]))
+    kept = max(kept, 1)
+    assert cut.rank == kept
+    assert np.isclose(cut.discarded, float(values[kept:] @ values[kept:]), atol=1e-13)
+    left, right = (blocks.dense_core(c, [SZ.values]) for c in (cut.left, cut.right))
+    approx = np.tensordot(left, right, axes=(2, 0))
+    error = np.linalg.norm(approx - dense) ** 2
+    assert np.isclose(error, cut.discarded, atol=1e-12)
+
+
+def exact_sector_energy(H: tn.MPO, labels: list[str], site: str, conserve) -> float:
+    """The lowest eigenvalue of H in the sector of the product state ``labels``."""
+    charges = H.charges
+    target = np.array(sector(labels, site=site, conserve=conserve))
+    total = 0
+    for k, q in enumerate(charges):
+        shape = [1] * len(charges) + [q.values.shape[1]]
+        shape[k] = q.values.shape[0]
+        total = total + q.values.reshape(shape)
+    total = charges[0].reduce(np.asarray(total).reshape(-1, target.size))
+    inside = np.all(total == target, axis=1)
+    W = H.to_matrix()[np.ix_(inside, inside)]
+    return float(np.linalg.eigvalsh(W)[0])
+
+
+@pytest.mark.parametrize(
+    ("build", "site", "conserve", "labels"),
+    [
+        (lambda: tn.models.heisenberg(10, conserve="Sz"), "spin-half", "Sz", ["up", "dn"] * 5),
+        (
+            lambda: tn.models.heisenberg(10, conserve="Sz"),
+            "spin-half",
+            "Sz",
+            ["up"] * 6 + ["dn"] * 4,
+        ),
+        (
+            lambda: tn.models.heisenberg(10, conserve="parity"),
+            "spin-half",
+            "parity",
+            ["up", "dn"] * 4 + ["up", "up"],
+        ),
+        (
+            lambda: tn.models.hubbard(6, U=8.0, conserve=("N", "Sz")),
+            "electron",
+            ("N", "Sz"),
+            ["up", "dn"] * 3,
+        ),
+        (
+            lambda: tn.models.hubbard(6, U=4.0, conserve="N"),
+            "electron",
+            "N",
+            ["up", "0", "dn", "0", "up", "0"],
+        ),
+    ],
+)
+def test_dmrg_in_a_sector_finds_the_sector_ground_state(build, site, conserve, labels):
+    H = build()
+    start = tn.MPS.product_state(labels, site=site, conserve=conserve)
+    assert isinstance(choose_engine(H, [start], "two-site"), BlockEngine)
+    r = tn.dmrg(H, max_bond=64, init=start, sweeps=8)
+    assert abs(r.energy - exact_sector_energy(H, labels, site, conserve)) < 1e-9
+    assert r.state.charges == H.charges
+    assert r.state.singular_values(len(labels) // 2 - 1, by_charge=True)  # in one sector
+    assert abs(r.variance) < 1e-8 and r.two_site_variance <= r.variance + 1e-12
+
+
+def test_dmrg_blocks_equal_the_plain_path_at_equal_bond():
+    L = 24
+    H = tn.models.heisenberg(L, conserve="Sz")
+    start = tn.MPS.product_state(["up", "dn"] * (L // 2), conserve="Sz")
+    blocked = tn.dmrg(H, max_bond=[8, 16, 24], init=start, sweeps=6, tol=0)
+    plain = tn.dmrg(H.to_plain(), max_bond=[8, 16, 24], init=start.to_plain(), sweeps=6, tol=0)
+    assert abs(blocked.energy - plain.energy) < 1e-10
+    assert abs(abs(complex(tn.inner(blocked.state, plain.state))) - 1) < 1e-8
+    assert [r.max_bond for r in blocked.sweeps] == [r.max_bond for r in plain.sweeps]
+    assert blocked.extrapolation is not None and plain.extrapolation is not None
+    assert abs(blocked.extrapolation.energy - plain.extrapolation.energy) < 1e-8
+
+
+def test_spin_gap_is_one_call_per_sector():
+    L = 12
+    H = tn.models.heisenberg(L, conserve="Sz")
+    e0 = tn.dmrg(H, max_bond=32, init=tn.MPS.product_state(["up", "dn"] * 6, conserve="Sz"))
+    e1 = tn.dmrg(H, max_bond=32, init=tn.MPS.product_state(["up"] * 7 + ["dn"] * 5, conserve="Sz"))
+    W = H.to_matrix()
+    levels = np.linalg.eigvalsh(W)
+    assert abs(e0.energy - levels[0]) < 1e-9
+    assert (
+        abs(e1.energy - exact_sector_energy(H, ["up"] * 7 + ["dn"] * 5, "spin-half", "Sz")) < 1e-9
+    )
+    assert e1.energy - e0.energy > 0.1
+
+
+def test_plain_engine_where_blocks_do_not_apply():
+    H = tn.models.heisenberg(6, conserve="Sz")
+    start = tn.MPS.product_state(["up", "dn"] * 3, conserve="Sz")
+    assert isinstance(choose_engine(H, [start], "one-site"), DenseEngine)
+    assert isinstance(choose_engine(H, [start, start], "two-site"), DenseEngine)
+    assert isinstance(choose_engine(H, [start.to_plain()], "two-site"), DenseEngine)
+    r = tn.dmrg(H, max_bond=16, init=start, method="one-site", sweeps=6)
+    assert abs(r.energy - exact_sector_energy(H, ["up", "dn"] * 3, "spin-half", "Sz")) < 1e-9
+    assert r.state.charges == H.charges
+
+
+def test_dmrg_in_a_sector_refuses_a_start_in_no_sector():
+    H = tn.models.heisenberg(4, conserve="Sz")
+    with pytest.raises(ValueError, match="more than one total charge"):
+        tn.dmrg(H, max_bond=4, init=tn.MPS.random([2] * 4, 2, seed=0).with_charges("Sz"))
+
+
+def test_checkpoint_and_resume_in_a_sector(tmp_path):
+    L = 10
+    H = tn.models.heisenberg(L, conserve="Sz")
+    start = tn.MPS.product_state(["up", "dn"] * (L // 2), conserve="Sz")
+    path = tmp_path / "run.safetensors"
+    full = tn.dmrg(H, max_bond=16, init=start, sweeps=4, tol=0, checkpoint=path)
+    again = tn.dmrg(H, max_bond=16, init=start, sweeps=4, tol=0, resume=path)
+    assert abs(full.energy - again.energy) < 1e-12
