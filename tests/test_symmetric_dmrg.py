@@ -267,3 +267,14 @@ def test_checkpoint_and_resume_in_a_sector(tmp_path):
     full = tn.dmrg(H, max_bond=16, init=start, sweeps=4, tol=0, checkpoint=path)
     again = tn.dmrg(H, max_bond=16, init=start, sweeps=4, tol=0, resume=path)
     assert abs(full.energy - again.energy) < 1e-12
+
+
+def test_charges_survive_save_and_load(tmp_path):
+    H = tn.models.hubbard(4, U=8.0, conserve=("N", "Sz"))
+    psi = tn.MPS.product_state(["up", "dn", "0", "updn"], site="electron", conserve=("N", "Sz"))
+    for k, train in enumerate((H, psi, psi.to_plain())):
+        path = tmp_path / f"train{k}.safetensors"
+        tn.save(path, train)
+        back = tn.load(path)
+        assert back.charges == train.charges
+        assert np.allclose(back.to_dense(), train.to_dense())

@@ -21,6 +21,7 @@ from ._checks import is_int
 from ._version import __version__
 from .mpo import MPO
 from .mps import MPS
+from .symmetry import Charges
 from .truncation import TruncationReport
 
 __all__ = ["save", "load"]
@@ -140,6 +141,11 @@ def _encode_train(train: MPS | MPO) -> tuple[dict[str, Any], dict[str, np.ndarra
         meta["matrix_shape"] = list(train.matrix_shape)
     if train.scale_exponent:  # files of ordinary trains stay as they were
         meta["scale_exponent"] = train.scale_exponent
+    if train.charges is not None:  # likewise only in files of trains that declare them
+        meta["charges"] = [
+            {"values": q.values.tolist(), "moduli": list(q.moduli), "names": list(q.names)}
+            for q in train.charges
+        ]
     tensors = {
         f"core_{k}": codec.real_pairs(backend.to_numpy(core)).astype(_STORED[dtype], copy=False)
         for k, core in enumerate(train.cores)
@@ -220,8 +226,9 @@ def _decode(meta: Any, tensors: dict, path: Path, like: Any) -> Any:
     expected = _COMMON_KEYS | ({"report"} if cls_name == "TruncationReport" else _TRAIN_KEYS)
     if cls_name == "MPO":
         expected = expected | {"matrix_shape"}
-    if cls_name != "TruncationReport" and "scale_exponent" in meta:
-        expected = expected | {"scale_exponent"}  # only in files of trains that have one
+    for optional in ("scale_exponent", "charges"):  # only in files of trains that have one
+        if cls_name != "TruncationReport" and optional in meta:
+            expected = expected | {optional}
     if set(meta) != expected:
         missing, extra = sorted(expected - set(meta)), sorted(set(meta) - expected)
         raise ValueError(f"{path}: metadata keys: missing {missing}, unexpected {extra}")
@@ -280,7 +287,18 @@ def _decode_train(cls: type, meta: dict, tensors: dict, path: Path, like: Any) -
     exponent = meta.get("scale_exponent", 0)
     if not is_int(exponent):
         raise ValueError(f"{path}: scale_exponent must be an int, got {exponent!r}")
+    if "charges" in meta:
+        train = _decode_charges(train, meta["charges"], path)
     return train._with_cores(train.cores, centre, report, int(exponent))
+
+
+def _decode_charges(train: Any, stored: Any, path: Path) -> Any:
+    """The train with the charges a file declares (checked like any user's charges)."""
+    try:
+        charges = tuple(Charges(q["values"], q["moduli"], q["names"]) for q in stored)
+        return train.with_charges(charges, site=None)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: invalid charges in the metadata: {exc}") from exc
 
 
 def _decode_core(array: np.ndarray, dtype: str, name: str, path: Path) -> np.ndarray:
