@@ -82,7 +82,8 @@ def test_signatures():
     params = {
         tn.tt_svd: ["x", "dims", "max_bond", "rtol", "atol", "method"],
         tn.from_matrix: ["W", "out_dims", "in_dims", "max_bond", "rtol", "atol", "method"],
-        tn.MPS.random: ["phys_dims", "max_bond", "seed", "dtype", "like"],
+        tn.MPS.random: ["phys_dims", "max_bond", "seed", "dtype", "like", "site", "conserve"]
+        + ["sector"],
         tn.MPO.random: ["out_dims", "in_dims", "max_bond", "seed", "dtype", "like"],
         tn.TensorTrain.compress: ["self", "max_bond", "rtol", "atol", "method"],
         tn.apply: ["o", "t", "method"],

@@ -278,3 +278,57 @@ def test_charges_survive_save_and_load(tmp_path):
         back = tn.load(path)
         assert back.charges == train.charges
         assert np.allclose(back.to_dense(), train.to_dense())
+
+
+@FAST
+@given(
+    st.sampled_from(
+        [
+            ("spin-half", "Sz", (0,)),
+            ("spin-half", "Sz", (2,)),
+            ("spin-half", "parity", (1,)),
+            ("spin-one", "Sz", (-2,)),
+            ("electron", ("N", "Sz"), (4, 0)),
+            ("electron", "N", (3,)),
+        ]
+    ),
+    st.integers(2, 6),
+    st.integers(1, 9),
+    st.integers(0, 2**31),
+)
+def test_random_states_in_a_sector(case, L, cap, seed):
+    site, conserve, target = case
+    d = {"spin-half": 2, "spin-one": 3, "electron": 4}[site]
+    try:
+        psi = tn.MPS.random([d] * L, cap, site=site, conserve=conserve, sector=target, seed=seed)
+    except ValueError as error:  # a sector no basis state of L sites reaches
+        assert "no basis state" in str(error)
+        return
+    assert max(psi.bond_dims) <= cap and psi.norm() > 0
+    assert psi.charges == tn.MPS.product_state([0] * L, site=site, conserve=conserve).charges
+    cores = [np.asarray(c) for c in psi.canonicalize(0).cores]
+    assert resolve_charges(cores, psi.charges).sector == target
+
+
+def test_random_sector_state_bad_input():
+    with pytest.raises(ValueError, match="sector"):
+        tn.MPS.random([2] * 4, 4, sector=(0,))
+    with pytest.raises(ValueError, match="sector"):
+        tn.MPS.random([2] * 4, 4, conserve="Sz", sector=(1,))  # odd 2·Sz on 4 sites
+    with pytest.raises(ValueError, match="phys_dims"):
+        tn.MPS.random([3] * 4, 4, conserve="Sz", sector=(0,))
+
+
+def test_dmrg_from_a_random_sector_state_equals_the_plain_path():
+    L = 16
+    H = tn.models.heisenberg(L, conserve="Sz")
+    start = tn.MPS.random([2] * L, 16, conserve="Sz", sector=(0,), seed=3)
+    blocked = tn.dmrg(H, max_bond=20, init=start, sweeps=5, tol=0)
+    plain = tn.dmrg(H.to_plain(), max_bond=20, init=start.to_plain(), sweeps=5, tol=0)
+    assert abs(blocked.energy - plain.energy) < 1e-10
+    assert set(blocked.state.singular_values(7, by_charge=True)) <= {-6, -4, -2, 0, 2, 4, 6}
+    # in a sector above the lowest, rounding carries the plain path down; blocks stay put
+    higher = tn.MPS.random([2] * L, 16, conserve="Sz", sector=(2,), seed=3)
+    blocked_higher = tn.dmrg(H, max_bond=20, init=higher, sweeps=5, tol=0)
+    assert blocked_higher.energy > blocked.energy + 0.1
+    assert set(blocked_higher.state.singular_values(7, by_charge=True)) <= {-4, -2, 0, 2, 4, 6, 8}

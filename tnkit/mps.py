@@ -13,10 +13,11 @@ import numpy as np
 
 from . import _backend as backend
 from . import _kernels, spectra
-from ._checks import check_count, check_dims, check_entries
+from ._checks import check_count, check_dims, check_entries, check_int
 from .charged import Charged
 from .cores import random_cores
 from .decompose import decompose_tensor
+from .sectors import random_sector_cores
 from .symmetry import basis_states, conserved_charges
 from .tensortrain import TensorTrain
 
@@ -83,20 +84,46 @@ class MPS(Charged, TensorTrain):
         seed: Any = None,
         dtype: Any = "float64",
         like: Any = None,
+        site: Any = None,
+        conserve: Any = None,
+        sector: Any = None,
     ) -> MPS:
         """Gaussian random MPS, bonds ``min(max_bond, dims to either side)``, E‖x‖² = 1.
 
         Not canonical (``centre`` is None). ``like``: an array whose library and device the
-        cores use (NumPy when None).
+        cores use (NumPy when None). With ``conserve`` (as in [OpSum][tnkit.OpSum], on
+        ``site``: a site type, None for ``"spin-half"``) a random state of total charge
+        ``sector`` (a tuple, one entry per component, e.g. ``(0,)`` for 2·Sz = 0): every
+        bond channel carries one charge, shared out over the charges both ends can reach
+        by how many basis states pass through each, and only charge-conserving entries are
+        nonzero (norm of order 1, not exactly 1); the state carries the charges.
 
         Example:
             >>> import tnkit as tn
             >>> tn.MPS.random([2] * 5, 3, seed=0).bond_dims
             (2, 3, 3, 2)
+            >>> m = tn.MPS.random([2] * 6, 4, conserve="Sz", sector=(0,), seed=0)
+            >>> m.bond_dims, sorted(m.singular_values(2, by_charge=True))
+            ((2, 4, 4, 4, 2), [-1, 1])
         """
         dims = check_dims(phys_dims, "phys_dims")
-        cores = random_cores([(d,) for d in dims], max_bond, seed=seed, dtype=dtype, like=like)
-        return cls._trusted(cores)
+        if conserve is None and sector is None:
+            cores = random_cores([(d,) for d in dims], max_bond, seed=seed, dtype=dtype, like=like)
+            return cls._trusted(cores)
+        if conserve is None or sector is None:
+            raise ValueError("sector: a random state in a sector needs both conserve and sector")
+        site_type = "spin-half" if site is None else site
+        charges = conserved_charges(
+            conserve, site_type if isinstance(site_type, str) else None, dims
+        )
+        if tuple(q.dim for q in charges) != dims:
+            raise ValueError(f"phys_dims: {dims} do not match the dims of site {site_type!r}")
+        check_int(max_bond, "max_bond", minimum=1)
+        target = backend.resolve_dtype(np, dtype)
+        cores = random_sector_cores(charges, sector, max_bond, backend.rng(seed), target)
+        xp = np if like is None else backend.namespace(like, name="like")
+        cores = tuple(backend.from_numpy(c, like, xp) for c in cores)
+        return cls._trusted(cores, _charges=tuple(charges))
 
     @classmethod
     def product_state(

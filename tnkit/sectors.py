@@ -13,6 +13,7 @@ Host NumPy on 3-leg cores ``(Dl, d, Dr)``; no trains and no block-sparse arrays 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -189,3 +190,87 @@ def schmidt_by_charge(cores: Sequence[Any], charges: Sequence[Charges], bond: in
         scale = np.concatenate(list(split.values.values()))  # the rest is S·Vh: keep Vh
         right = np.tensordot(resolved.cores[k - 1], split.isometry * scale, axes=(2, 0))
     raise ValueError(f"bond: expected 0 <= bond < {len(resolved.cores) - 1}, got {bond}")
+
+
+def sector_bonds(charges: Sequence[Charges], sector: Any, max_bond: int) -> list[np.ndarray]:
+    """Channel charges of every bond (0…L) of a state of bond ``max_bond`` in ``sector``:
+    each bond gets the charges both ends can reach, with channels shared out in proportion
+    to the number of basis states through each charge (at most that many from either side),
+    the largest shares first. Raises ValueError when no basis state has charge ``sector``.
+
+    Example:
+        >>> from tnkit.symmetry import site_charges
+        >>> bonds = sector_bonds([site_charges("spin-half", "Sz")] * 4, (0,), 4)
+        >>> [b[:, 0].tolist() for b in bonds]
+        [[0], [-1, 1], [-2, 0, 0, 2], [-1, 1], [0]]
+    """
+    first = charges[0]
+    target = tuple(
+        int(x) for x in first.reduce(np.atleast_2d(np.asarray(sector, dtype=np.int64)))[0]
+    )
+    left = [{first.zero: 1.0}]
+    for q in charges:
+        left.append(_reach(left[-1], q, +1))
+    if target not in left[-1]:
+        raise ValueError(f"sector: no basis state has charge {target} of {first.names}")
+    right = [{target: 1.0}]
+    for q in reversed(charges):
+        right.append(_reach(right[-1], q, -1))
+    right.reverse()
+    bonds = []
+    for k in range(len(charges) + 1):
+        through = {c: left[k][c] * right[k][c] for c in left[k] if c in right[k]}
+        room = {c: min(left[k][c], right[k][c]) for c in through}
+        bonds.append(_share(through, room, max_bond, len(first.moduli)))
+    return bonds
+
+
+def _reach(counts: dict, q: Charges, sign: int) -> dict:
+    """Charges one more site reaches (sign +1: left to right) and how many states do."""
+    out: dict = {}
+    for c, n in counts.items():
+        for value in q.reduce(np.asarray(c)[None, :] + sign * q.values):
+            key = tuple(int(x) for x in value)
+            out[key] = out.get(key, 0.0) + n
+    return out
+
+
+def _share(weights: dict, room: dict, max_bond: int, n: int) -> np.ndarray:
+    """``max_bond`` channels shared out over charges by weight, each at most its room."""
+    total = sum(weights.values())
+    quota = {c: max_bond * weights[c] / total for c in weights}
+    size = {c: min(room[c], math.floor(quota[c])) for c in weights}
+    # what rounding left over: one channel at a time, largest remainders first
+    order = sorted(weights, key=lambda c: (size[c] - quota[c], -weights[c], c))
+    spare = max_bond - sum(size.values())
+    while spare > 0 and any(size[c] < room[c] for c in order):
+        for c in order:
+            if spare > 0 and size[c] < room[c]:
+                size[c] += 1
+                spare -= 1
+    rows = [np.tile(np.array(c, dtype=np.int64), (int(size[c]), 1)) for c in sorted(size)]
+    rows = [r for r in rows if len(r)]
+    return np.concatenate(rows) if rows else np.zeros((0, n), dtype=np.int64)
+
+
+def random_sector_cores(
+    charges: Sequence[Charges], sector: Any, max_bond: int, rng: np.random.Generator, dtype: Any
+) -> list[np.ndarray]:
+    """Gaussian cores of a random state in ``sector`` (bonds from
+    [sector_bonds][tnkit.sectors.sector_bonds]; only charge-conserving entries nonzero),
+    scaled so that E‖x‖² is of order 1."""
+    bonds = sector_bonds(charges, sector, max_bond)
+    cores = []
+    for k, q in enumerate(charges):
+        arriving = q.reduce(
+            (bonds[k][:, None, :] + q.values[None, :, :]).reshape(-1, q.values.shape[1])
+        )
+        allowed = np.all(
+            arriving.reshape(len(bonds[k]), q.dim, 1, -1) == bonds[k + 1][None, None], axis=-1
+        )
+        core = rng.standard_normal(allowed.shape)
+        if np.issubdtype(dtype, np.complexfloating):
+            core = (core + 1j * rng.standard_normal(allowed.shape)) / math.sqrt(2)
+        per_column = np.maximum(allowed.sum(axis=(0, 1)), 1)
+        cores.append((core * allowed / np.sqrt(per_column)).astype(dtype))
+    return cores
