@@ -332,3 +332,14 @@ def test_dmrg_from_a_random_sector_state_equals_the_plain_path():
     blocked_higher = tn.dmrg(H, max_bond=20, init=higher, sweeps=5, tol=0)
     assert blocked_higher.energy > blocked.energy + 0.1
     assert set(blocked_higher.state.singular_values(7, by_charge=True)) <= {-4, -2, 0, 2, 4, 6, 8}
+
+
+def test_block_two_site_variance_equals_the_dense_one():
+    L = 14
+    H = tn.models.heisenberg(L, conserve="Sz")
+    r = tn.dmrg(H, max_bond=[6, 10], init=tn.MPS.random([2] * L, 8, conserve="Sz", sector=(0,)))
+    ends = [s for s in r.sweeps if s.two_site_variance is not None]
+    assert len(ends) == 2
+    dense = tn.two_site_variance(H.to_plain(), r.state.to_plain())
+    assert np.isclose(r.two_site_variance, dense, rtol=1e-8, atol=1e-14)
+    assert np.isclose(ends[-1].state_energy, r.energy, atol=1e-10)

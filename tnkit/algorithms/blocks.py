@@ -17,6 +17,7 @@ over all blocks together) are written here, so the truncation rules are tnkit's 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,9 @@ from ..symmetry import Charges
 
 __all__ = [
     "BlockSplit",
+    "absorb",
+    "overlap",
+    "tangent_residual",
     "dense_core",
     "edges",
     "flat",
@@ -229,6 +233,27 @@ def two_site_matvec(left: Any, op1: Any, op2: Any, right: Any):
     return matvec
 
 
+def absorb(rest: Any, core: Any) -> Any:
+    """``rest[a, b]·core[b, s, c]``: a bond matrix taken into the next core."""
+    return sr.tensordot(rest, core, axes=((1,), (0,)))
+
+
+def overlap(x: Any, y: Any) -> float:
+    """Re ⟨x, y⟩ of two block-sparse local tensors."""
+    return float(np.real(sr.tensordot(x.conj(), y, axes=x.ndim)))
+
+
+def tangent_residual(image: Any, basis: Any, following: Any) -> float:
+    """‖(1 − P_left) image (1 − P_right)‖² for a two-site ``image``, P onto the left
+    isometry ``basis`` and the right-canonical core ``following``."""
+    where = layout(image.indices, image)  # differences taken on one flat layout
+    inside = sr.tensordot(basis.conj(), image, axes=((0, 1), (0, 1)))  # (k, t, c)
+    y = flat(image, where) - flat(sr.tensordot(basis, inside, axes=((2,), (0,))), where)
+    inside = sr.tensordot(unflat(y, where), following.conj(), axes=((2, 3), (1, 2)))  # (a, s, k)
+    y = y - flat(sr.tensordot(inside, following, axes=((2,), (0,))), where)
+    return float(np.vdot(y, y).real)
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where each block of a block-sparse array sits in its flat vector (for Lanczos)."""
@@ -313,10 +338,11 @@ class BlockSplit:
 
 
 def split(theta: Any, *, max_bond: int, budget: float | None, isometry: str) -> BlockSplit:
-    """Split ``θ[a, s, t, c]`` at its middle by one SVD per charge of the cut, truncated
-    over all blocks together: at most ``max_bond`` values kept, and (``budget``) as few as
-    drop at most that squared weight; only numerically zero values go when ``budget`` is
-    None. The singular values go right of the cut (``isometry="left"``) or left of it."""
+    """Split ``θ[a, s, t, c]`` (or a core ``[a, s, c]``) after its second leg by one SVD
+    per charge of the cut, truncated over all blocks together: at most ``max_bond`` values
+    kept, and (``budget``) as few as drop at most that squared weight; only numerically
+    zero values go when ``budget`` is None. The singular values go right of the cut
+    (``isometry="left"``) or left of it."""
     row_maps = [index.chargemap for index in theta.indices[:2]]
     col_maps = [index.chargemap for index in theta.indices[2:]]
     moduli = _moduli(theta)
@@ -331,7 +357,7 @@ def split(theta: Any, *, max_bond: int, budget: float | None, isometry: str) -> 
         rows = sorted({s[:2] for s in blocks})
         cols = sorted({s[2:] for s in blocks})
         row_sizes = [row_maps[0][r[0]] * row_maps[1][r[1]] for r in rows]
-        col_sizes = [col_maps[0][c[0]] * col_maps[1][c[1]] for c in cols]
+        col_sizes = [math.prod(m[q] for m, q in zip(col_maps, c, strict=True)) for c in cols]
         matrix = np.zeros((sum(row_sizes), sum(col_sizes)), dtype=theta.dtype)
         r0 = np.cumsum([0, *row_sizes])
         c0 = np.cumsum([0, *col_sizes])
@@ -358,11 +384,11 @@ def split(theta: Any, *, max_bond: int, budget: float | None, isometry: str) -> 
             shape = (row_maps[0][r[0]], row_maps[1][r[1]], k)
             left_blocks[(*r, cut)] = u[r0[i] : r0[i + 1]].reshape(shape)
         for j, c in enumerate(cols):
-            shape = (k, col_maps[0][c[0]], col_maps[1][c[1]])
+            shape = (k, *(m[q] for m, q in zip(col_maps, c, strict=True)))
             right_blocks[(cut, *c)] = vh[:, c0[j] : c0[j + 1]].reshape(shape)
     if not bond:
         raise ValueError("θ: the two-site tensor is zero")
-    a, s_, t, c = theta.indices
+    a, s_, *rest = theta.indices
     left = sr.AbelianArray(
         [a, s_, sr.BlockIndex(bond, dual=True)],
         charge=theta.charge,
@@ -370,7 +396,7 @@ def split(theta: Any, *, max_bond: int, budget: float | None, isometry: str) -> 
         symmetry=theta.symmetry,
     )
     right = sr.AbelianArray(
-        [sr.BlockIndex(bond, dual=False), t, c],
+        [sr.BlockIndex(bond, dual=False), *rest],
         charge=theta.charge,
         blocks=right_blocks,
         symmetry=theta.symmetry,

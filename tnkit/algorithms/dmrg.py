@@ -329,7 +329,7 @@ def _optimise(
         measured = {}
         if stage_end:
             with backend.blas_threads(backend.small_work_threads(largest, backend.is_numpy(xp))):
-                exact, spread = energy_and_two_site_variance(engine.dense(cores), list(H.cores))
+                exact, spread = energy_and_two_site_variance(cores, ops, engine)
             measured = {"state_energy": exact, "two_site_variance": spread}
         record = SweepRecord(
             state=index,

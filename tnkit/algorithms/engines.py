@@ -76,6 +76,34 @@ class DenseEngine:
     def dense(self, cores: list) -> list:
         return list(cores)
 
+    def orthonormal_left(self, core: Any) -> tuple[Any, Any]:
+        """(isometry, rest) of a core: ``core = isometry·rest`` with the isometry's columns
+        orthonormal (QR)."""
+        xp = backend.namespace(core)
+        dl, d, dr = core.shape
+        basis, rest = backend.qr(xp.reshape(core, (dl * d, dr)))
+        return xp.reshape(basis, (dl, d, basis.shape[1])), rest
+
+    absorb = staticmethod(lambda rest, core: contract("ab,bsc->asc", rest, core))
+
+    def overlap(self, x: Any, y: Any) -> float:
+        """Re ⟨x, y⟩ of two local tensors."""
+        xp = backend.namespace(x)
+        x = xp.conj(x) if backend.is_complex(x.dtype) else x
+        return float(backend.to_numpy(xp.sum(x * y)).real)
+
+    def tangent_residual(self, image: Any, basis: Any, following: Any) -> float:
+        """‖(1 − P_left) image (1 − P_right)‖², P onto the left isometry ``basis`` and the
+        right-canonical core ``following`` (the two-site variance's term of one bond)."""
+        xp = backend.namespace(image)
+        dl, d1, k = basis.shape
+        flat_basis = xp.reshape(basis, (dl * d1, k))
+        rows = xp.reshape(following, (following.shape[0], -1))
+        y = xp.reshape(image, (dl * d1, -1))
+        y = y - flat_basis @ (backend.conj_t(flat_basis) @ y)
+        y = y - (y @ backend.conj_t(rows)) @ rows
+        return backend.frob_sq(y)
+
     def bond(self, core: Any) -> int:
         return int(core.shape[-1])
 
@@ -146,6 +174,14 @@ class BlockEngine:
     def dense(self, cores: list) -> list:
         phys = [q.values for q in self.H.charges]
         return [blocks.dense_core(c, [phys[k]]) for k, c in enumerate(cores)]
+
+    def orthonormal_left(self, core: Any) -> tuple[Any, Any]:
+        cut = blocks.split(core, max_bond=np.iinfo(np.int64).max, budget=None, isometry="left")
+        return cut.left, cut.right
+
+    absorb = staticmethod(blocks.absorb)
+    overlap = staticmethod(blocks.overlap)
+    tangent_residual = staticmethod(blocks.tangent_residual)
 
     def bond(self, core: Any) -> int:
         return int(core.shape[-1])

@@ -21,8 +21,8 @@ import numpy as np
 from .. import _backend as backend
 from ..mpo import MPO
 from ..mps import MPS
-from . import environments as env
 from .checks import check_state
+from .engines import DenseEngine
 
 __all__ = ["Extrapolation", "extrapolate", "two_site_variance"]
 
@@ -81,30 +81,26 @@ def two_site_variance(H: MPO, psi: MPS) -> float:
     return energy_and_two_site_variance(cores, list(H.cores))[1]
 
 
-def energy_and_two_site_variance(cores: Sequence[Any], ops: Sequence[Any]) -> tuple[float, float]:
+def energy_and_two_site_variance(
+    cores: Sequence[Any], ops: Sequence[Any], engine: Any = None
+) -> tuple[float, float]:
     """⟨H⟩ and the two-site variance of the unit state whose ``cores`` are right-canonical
-    with the centre at site 0 (the form DMRG leaves): one left-to-right pass."""
-    xp = backend.namespace(cores[0])
-    right = env.right_environments(cores, ops)
-    left = env.edge(cores[0])
+    with the centre at site 0 (the form DMRG leaves): one left-to-right pass, on the local
+    algebra of ``engine`` (dense arrays when None; ``ops`` in that engine's form)."""
+    engine = DenseEngine() if engine is None else engine
+    right = engine.right_environments(cores, ops)
+    left = engine.edge(cores)
     centre, energy, total = cores[0], math.nan, 0.0
     for i in range(len(cores) - 1):
-        dl, d1, dr = centre.shape
         following = cores[i + 1]
-        theta = xp.reshape(centre, (dl * d1, dr)) @ xp.reshape(following, (dr, -1))
-        theta = xp.reshape(theta, (dl, d1, following.shape[1], following.shape[2]))
-        image = env.two_site_matvec(left, ops[i], ops[i + 1], right[i + 2])(theta)
+        theta = engine.merge(centre, following)
+        image = engine.two_site_matvec(left, ops[i], ops[i + 1], right[i + 2])(theta)
         if i == 0:
-            energy = float(backend.to_numpy(_dot(theta, image, xp)).real)
-        basis, rest = backend.qr(xp.reshape(centre, (dl * d1, dr)))
-        rows = xp.reshape(following, (dr, -1))
-        y = xp.reshape(image, (dl * d1, -1))
-        y = y - basis @ (backend.conj_t(basis) @ y)
-        y = y - (y @ backend.conj_t(rows)) @ rows
-        total += backend.frob_sq(y)
-        isometry = xp.reshape(basis, (dl, d1, basis.shape[1]))
-        left = env.grow_left(left, isometry, ops[i])
-        centre = xp.reshape(rest @ rows, (basis.shape[1], following.shape[1], following.shape[2]))
+            energy = engine.overlap(theta, image)
+        basis, rest = engine.orthonormal_left(centre)
+        total += engine.tangent_residual(image, basis, following)
+        left = engine.grow_left(left, basis, ops[i])
+        centre = engine.absorb(rest, following)
     return energy, total
 
 
