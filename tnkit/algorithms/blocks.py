@@ -33,6 +33,8 @@ from ..symmetry import Charges
 __all__ = [
     "BlockSplit",
     "absorb",
+    "one_site_matvec",
+    "zero_site_matvec",
     "overlap",
     "tangent_residual",
     "dense_core",
@@ -233,6 +235,29 @@ def two_site_matvec(left: Any, op1: Any, op2: Any, right: Any):
     return matvec
 
 
+def one_site_matvec(left: Any, op: Any, right: Any):
+    """``A -> H_eff A`` for a one-site tensor ``A[b, t, d]``: three block contractions."""
+
+    def matvec(core: Any) -> Any:
+        x = sr.tensordot(left, core, axes=((2,), (0,)))  # (a, w, t, d)
+        x = sr.tensordot(x, op, axes=((1, 2), (0, 2)))  # (a, d, s, v)
+        return sr.tensordot(x, right, axes=((1, 3), (2, 1)))  # (a, s, e)
+
+    matvec.indices = (left.indices[0], op.indices[1], right.indices[0])
+    return matvec
+
+
+def zero_site_matvec(left: Any, right: Any):
+    """``C -> H_eff C`` for a bond matrix ``C[b, d]``: Σ E_L[a,w,b] C[b,d] E_R[c,w,d]."""
+
+    def matvec(bond: Any) -> Any:
+        x = sr.tensordot(left, bond, axes=((2,), (0,)))  # (a, w, d)
+        return sr.tensordot(x, right, axes=((1, 2), (1, 2)))  # (a, c)
+
+    matvec.indices = (left.indices[0], right.indices[0])
+    return matvec
+
+
 def absorb(rest: Any, core: Any) -> Any:
     """``rest[a, b]·core[b, s, c]``: a bond matrix taken into the next core."""
     return sr.tensordot(rest, core, axes=((1,), (0,)))
@@ -337,40 +362,51 @@ class BlockSplit:
     discarded: float
 
 
-def split(theta: Any, *, max_bond: int, budget: float | None, isometry: str) -> BlockSplit:
-    """Split ``θ[a, s, t, c]`` (or a core ``[a, s, c]``) after its second leg by one SVD
-    per charge of the cut, truncated over all blocks together: at most ``max_bond`` values
-    kept, and (``budget``) as few as drop at most that squared weight; only numerically
-    zero values go when ``budget`` is None. The singular values go right of the cut
-    (``isometry="left"``) or left of it."""
-    row_maps = [index.chargemap for index in theta.indices[:2]]
-    col_maps = [index.chargemap for index in theta.indices[2:]]
+def split(
+    theta: Any,
+    *,
+    max_bond: int,
+    budget: float | None,
+    isometry: str,
+    rows: int = 2,
+    keep_all: bool = False,
+) -> BlockSplit:
+    """Split ``θ[a, s, t, c]`` (or a core) after its first ``rows`` legs (incoming ones)
+    by one SVD per charge of the cut, truncated over all blocks together: at most
+    ``max_bond`` values kept, and (``budget``) as few as drop at most that squared weight;
+    only numerically zero values go when ``budget`` is None, none with ``keep_all`` (a QR
+    of each block: the bond keeps every channel it can). The singular values go right of
+    the cut (``isometry="left"``) or left of it."""
+    row_maps = [index.chargemap for index in theta.indices[:rows]]
+    col_maps = [index.chargemap for index in theta.indices[rows:]]
     moduli = _moduli(theta)
     by_cut: dict = {}
     for sector, block in theta.blocks.items():
-        cut = charge_key(
-            _reduce(np.atleast_1d(np.array(sector[0])) + np.atleast_1d(np.array(sector[1])), moduli)
-        )
-        by_cut.setdefault(cut, {})[sector] = block
+        flow = sum(np.atleast_1d(np.array(q)) for q in sector[:rows])
+        by_cut.setdefault(charge_key(_reduce(flow, moduli)), {})[sector] = block
     factors = {}
     for cut, blocks in by_cut.items():
-        rows = sorted({s[:2] for s in blocks})
-        cols = sorted({s[2:] for s in blocks})
-        row_sizes = [row_maps[0][r[0]] * row_maps[1][r[1]] for r in rows]
-        col_sizes = [math.prod(m[q] for m, q in zip(col_maps, c, strict=True)) for c in cols]
+        row_keys = sorted({s[:rows] for s in blocks})
+        col_keys = sorted({s[rows:] for s in blocks})
+        row_sizes = [math.prod(m[q] for m, q in zip(row_maps, r, strict=True)) for r in row_keys]
+        col_sizes = [math.prod(m[q] for m, q in zip(col_maps, c, strict=True)) for c in col_keys]
         matrix = np.zeros((sum(row_sizes), sum(col_sizes)), dtype=theta.dtype)
         r0 = np.cumsum([0, *row_sizes])
         c0 = np.cumsum([0, *col_sizes])
         for sector, block in blocks.items():
-            i, j = rows.index(sector[:2]), cols.index(sector[2:])
+            i, j = row_keys.index(sector[:rows]), col_keys.index(sector[rows:])
             matrix[r0[i] : r0[i + 1], c0[j] : c0[j + 1]] = block.reshape(row_sizes[i], col_sizes[j])
         u, s, vh = np.linalg.svd(matrix, full_matrices=False)
-        factors[cut] = (rows, cols, r0, c0, u, s, vh)
-    keep = _ranks({cut: f[5] for cut, f in factors.items()}, max_bond, budget)
+        factors[cut] = (row_keys, col_keys, r0, c0, u, s, vh)
+    keep = (
+        {cut: len(f[5]) for cut, f in factors.items()}
+        if keep_all
+        else _ranks({cut: f[5] for cut, f in factors.items()}, max_bond, budget)
+    )
     total = sum(float(f[5] @ f[5]) for f in factors.values())
     kept_weight = sum(float(f[5][: keep[cut]] @ f[5][: keep[cut]]) for cut, f in factors.items())
     left_blocks, right_blocks, bond = {}, {}, {}
-    for cut, (rows, cols, r0, c0, u, s, vh) in factors.items():
+    for cut, (row_keys, col_keys, r0, c0, u, s, vh) in factors.items():
         k = keep[cut]
         if k == 0:
             continue
@@ -380,23 +416,22 @@ def split(theta: Any, *, max_bond: int, budget: float | None, isometry: str) -> 
             vh = s[:, None] * vh
         else:
             u = u * s
-        for i, r in enumerate(rows):
-            shape = (row_maps[0][r[0]], row_maps[1][r[1]], k)
+        for i, r in enumerate(row_keys):
+            shape = (*(m[q] for m, q in zip(row_maps, r, strict=True)), k)
             left_blocks[(*r, cut)] = u[r0[i] : r0[i + 1]].reshape(shape)
-        for j, c in enumerate(cols):
+        for j, c in enumerate(col_keys):
             shape = (k, *(m[q] for m, q in zip(col_maps, c, strict=True)))
             right_blocks[(cut, *c)] = vh[:, c0[j] : c0[j + 1]].reshape(shape)
     if not bond:
-        raise ValueError("θ: the two-site tensor is zero")
-    a, s_, *rest = theta.indices
+        raise ValueError("θ: the tensor to split is zero")
     left = sr.AbelianArray(
-        [a, s_, sr.BlockIndex(bond, dual=True)],
+        [*theta.indices[:rows], sr.BlockIndex(bond, dual=True)],
         charge=theta.charge,
         blocks=left_blocks,
         symmetry=theta.symmetry,
     )
     right = sr.AbelianArray(
-        [sr.BlockIndex(bond, dual=False), *rest],
+        [sr.BlockIndex(bond, dual=False), *theta.indices[rows:]],
         charge=theta.charge,
         blocks=right_blocks,
         symmetry=theta.symmetry,

@@ -1,10 +1,11 @@
-"""The local algebra a DMRG sweep runs on: dense arrays of any array-API library, or
-block-sparse arrays for a Hamiltonian and a start state that declare the same conserved
-charges. The sweep code is the same for both; only these operations differ.
+"""The local algebra the DMRG and TDVP sweeps run on: dense arrays of any array-API
+library, or block-sparse arrays for a Hamiltonian and a state that declare the same
+conserved charges. The sweep code is the same for both; only these operations differ.
 
-An engine turns the start state and the Hamiltonian into its cores and operators (the
-state right-canonical, normalised, centre 0), forms and solves the two-site problem, splits
-it with tnkit's truncation rules, grows environments, and turns the cores back into an MPS.
+An engine turns the state and the Hamiltonian into its cores and operators (the state
+right-canonical, normalised, centre 0), forms the local effective operators and solves or
+exponentiates them, splits and orthonormalises with tnkit's truncation rules, grows
+environments, and turns the cores back into an MPS.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import numpy as np
 
 from .. import _backend as backend
 from .._einsum import contract
-from ..linalg import truncated_split
+from ..linalg import orthonormalize, truncated_split
 from ..mpo import MPO
 from ..mps import MPS
 from ..sectors import resolve_charges
 from . import blocks
 from . import environments as env
-from .krylov import Eigenpair, lowest_eigenpair
+from .krylov import Eigenpair, KrylovExponential, expm_krylov, lowest_eigenpair
 
 __all__ = ["BlockEngine", "DenseEngine", "choose_engine"]
 
@@ -47,16 +48,26 @@ class DenseEngine:
         return env.right_environments(cores, ops)
 
     merge = staticmethod(lambda a, b: contract("asb,btc->astc", a, b))
+    absorb = staticmethod(lambda rest, core: contract("ab,bsc->asc", rest, core))
+    absorb_right = staticmethod(lambda core, rest: contract("asb,bc->asc", core, rest))
     two_site_matvec = staticmethod(env.two_site_matvec)
+    one_site_matvec = staticmethod(env.one_site_matvec)
+    zero_site_matvec = staticmethod(env.zero_site_matvec)
     grow_left = staticmethod(env.grow_left)
     grow_right = staticmethod(env.grow_right)
+    frob_sq = staticmethod(backend.frob_sq)
 
-    def lowest(self, matvec: Any, theta: Any, **options: Any) -> Eigenpair:
-        return lowest_eigenpair(matvec, theta, **options)
+    def lowest(self, matvec: Any, x: Any, **options: Any) -> Eigenpair:
+        return lowest_eigenpair(matvec, x, **options)
 
-    def split(self, theta: Any, cap: int, budget: float | None, direction: str) -> tuple:
+    def exp(self, matvec: Any, x: Any, tau: complex, **options: Any) -> KrylovExponential:
+        return expm_krylov(matvec, x, tau, **options)
+
+    def split(
+        self, theta: Any, cap: int | None, budget: float | None, direction: str, normalise=True
+    ) -> tuple:
         """(left core, right core, discarded weight): the isometry on the side the sweep
-        leaves, the normalised rest on the side it goes to."""
+        leaves, the rest (normalised with ``normalise``) on the side it goes to."""
         dl, d1, d2, dr = theta.shape
         xp = backend.namespace(theta)
         cut = truncated_split(
@@ -66,25 +77,29 @@ class DenseEngine:
             isometry="left" if direction == "right" else "right",
         )
         left, right = cut.left, cut.right
-        if direction == "right":
+        if normalise and direction == "right":
             right = right / norm(right)
-        else:
+        elif normalise:
             left = left / norm(left)
         rank = cut.rank
         return xp.reshape(left, (dl, d1, rank)), xp.reshape(right, (rank, d2, dr)), cut.discarded
 
-    def dense(self, cores: list) -> list:
-        return list(cores)
-
     def orthonormal_left(self, core: Any) -> tuple[Any, Any]:
-        """(isometry, rest) of a core: ``core = isometry·rest`` with the isometry's columns
-        orthonormal (QR)."""
+        """(isometry, rest) of a core: ``core = isometry·rest``, the isometry's columns
+        orthonormal, every column kept (QR)."""
         xp = backend.namespace(core)
         dl, d, dr = core.shape
-        basis, rest = backend.qr(xp.reshape(core, (dl * d, dr)))
+        basis, rest = orthonormalize(xp.reshape(core, (dl * d, dr)))
         return xp.reshape(basis, (dl, d, basis.shape[1])), rest
 
-    absorb = staticmethod(lambda rest, core: contract("ab,bsc->asc", rest, core))
+    def orthonormal_right(self, core: Any) -> tuple[Any, Any]:
+        """(isometry, rest) of a core: ``core = rest·isometry``, the isometry's rows
+        orthonormal (LQ)."""
+        xp = backend.namespace(core)
+        dl, d, dr = core.shape
+        basis, rest = orthonormalize(backend.conj_t(xp.reshape(core, (dl, d * dr))))
+        isometry = xp.reshape(backend.conj_t(basis), (basis.shape[1], d, dr))
+        return isometry, backend.conj_t(rest)
 
     def overlap(self, x: Any, y: Any) -> float:
         """Re ⟨x, y⟩ of two local tensors."""
@@ -104,19 +119,22 @@ class DenseEngine:
         y = y - (y @ backend.conj_t(rows)) @ rows
         return backend.frob_sq(y)
 
+    def dense(self, cores: list) -> list:
+        return list(cores)
+
     def bond(self, core: Any) -> int:
         return int(core.shape[-1])
 
     def finish(self, cores: list, psi: MPS) -> MPS:
-        """The MPS of the cores; it keeps the start's charges where H declares the same (H
-        conserves them, so the state stays in the start's sector)."""
+        """The MPS of the cores; it keeps the start's charges (H conserves them where it
+        declares the same, so the state stays in the start's sector)."""
         return MPS._trusted(tuple(cores), 0, _charges=psi.charges)
 
 
 class BlockEngine:
     """Block-sparse cores (symmray) in the sector of the start state: only blocks that
     conserve the charges are stored and multiplied; the Krylov vectors are the blocks laid
-    end to end."""
+    end to end (every block the legs allow, so the Krylov space never loses one)."""
 
     name = "blocks"
 
@@ -147,41 +165,56 @@ class BlockEngine:
         return right
 
     merge = staticmethod(blocks.merge)
+    absorb = staticmethod(blocks.absorb)
+    absorb_right = staticmethod(blocks.merge)  # (a, s, b)·(b, c): the same contraction
     two_site_matvec = staticmethod(blocks.two_site_matvec)
+    one_site_matvec = staticmethod(blocks.one_site_matvec)
+    zero_site_matvec = staticmethod(blocks.zero_site_matvec)
     grow_left = staticmethod(blocks.grow_left)
     grow_right = staticmethod(blocks.grow_right)
+    overlap = staticmethod(blocks.overlap)
+    tangent_residual = staticmethod(blocks.tangent_residual)
 
-    def lowest(self, matvec: Any, theta: Any, **options: Any) -> Eigenpair:
-        where = blocks.layout(matvec.indices, theta)
-        pair = lowest_eigenpair(
-            lambda v: blocks.flat(matvec(blocks.unflat(v, where)), where),
-            blocks.flat(theta, where),
-            **options,
-        )
+    def frob_sq(self, x: Any) -> float:
+        return float(x.norm()) ** 2
+
+    def lowest(self, matvec: Any, x: Any, **options: Any) -> Eigenpair:
+        where = blocks.layout(matvec.indices, x)
+        pair = lowest_eigenpair(*_flat_problem(matvec, x, where), **options)
         return Eigenpair(pair.value, blocks.unflat(pair.vector, where), pair.matvecs, pair.residual)
 
-    def split(self, theta: Any, cap: int, budget: float | None, direction: str) -> tuple:
+    def exp(self, matvec: Any, x: Any, tau: complex, **options: Any) -> KrylovExponential:
+        where = blocks.layout(matvec.indices, x)
+        found = expm_krylov(*_flat_problem(matvec, x, where), tau, **options)
+        return KrylovExponential(blocks.unflat(found.vector, where), found.matvecs, found.error)
+
+    def split(
+        self, theta: Any, cap: int | None, budget: float | None, direction: str, normalise=True
+    ) -> tuple:
         cut = blocks.split(
-            theta, max_bond=cap, budget=budget, isometry="left" if direction == "right" else "right"
+            theta,
+            max_bond=np.iinfo(np.int64).max if cap is None else cap,
+            budget=budget,
+            isometry="left" if direction == "right" else "right",
         )
         left, right = cut.left, cut.right
-        if direction == "right":
+        if normalise and direction == "right":
             right = right / float(right.norm())
-        else:
+        elif normalise:
             left = left / float(left.norm())
         return left, right, cut.discarded
+
+    def orthonormal_left(self, core: Any) -> tuple[Any, Any]:
+        cut = blocks.split(core, max_bond=0, budget=None, isometry="left", keep_all=True)
+        return cut.left, cut.right
+
+    def orthonormal_right(self, core: Any) -> tuple[Any, Any]:
+        cut = blocks.split(core, max_bond=0, budget=None, isometry="right", rows=1, keep_all=True)
+        return cut.right, cut.left
 
     def dense(self, cores: list) -> list:
         phys = [q.values for q in self.H.charges]
         return [blocks.dense_core(c, [phys[k]]) for k, c in enumerate(cores)]
-
-    def orthonormal_left(self, core: Any) -> tuple[Any, Any]:
-        cut = blocks.split(core, max_bond=np.iinfo(np.int64).max, budget=None, isometry="left")
-        return cut.left, cut.right
-
-    absorb = staticmethod(blocks.absorb)
-    overlap = staticmethod(blocks.overlap)
-    tangent_residual = staticmethod(blocks.tangent_residual)
 
     def bond(self, core: Any) -> int:
         return int(core.shape[-1])
@@ -191,9 +224,14 @@ class BlockEngine:
         return MPS._trusted(tuple(dense), 0, _charges=self.H.charges)
 
 
-def choose_engine(H: MPO, starts: list, method: str) -> DenseEngine | BlockEngine:
-    """Blocks when H and the start state declare the same charges (two-site DMRG of one
-    state on NumPy); dense arrays otherwise."""
+def _flat_problem(matvec: Any, x: Any, where: Any) -> tuple:
+    """A block-sparse local problem as a flat one: the matvec on vectors, and the start."""
+    return lambda v: blocks.flat(matvec(blocks.unflat(v, where)), where), blocks.flat(x, where)
+
+
+def choose_engine(H: MPO, starts: list, method: str = "two-site") -> DenseEngine | BlockEngine:
+    """Blocks when H and the state declare the same charges (two-site DMRG of one state,
+    or TDVP, on NumPy); dense arrays otherwise."""
     charged = H.charges is not None and all(s.charges == H.charges for s in starts)
     numpy = backend.is_numpy(backend.namespace(H.cores[0]))
     if charged and numpy and method == "two-site" and len(starts) == 1:
