@@ -14,6 +14,7 @@ from tnkit.algorithms import blocks
 from tnkit.algorithms.engines import BlockEngine, DenseEngine, choose_engine
 from tnkit.sectors import resolve_charges, split_by_charge
 from tnkit.symmetry import sector, site_charges
+from tnkit.truncation import choose_rank
 
 FAST = settings(max_examples=20, deadline=None)
 SZ = site_charges("spin-half", "Sz")
@@ -146,11 +147,8 @@ def test_block_split_truncates_like_a_dense_svd(seed, cap, budget):
     dense = blocks.dense_core(theta, [SZ.values, SZ.values])
     values = np.linalg.svd(dense.reshape(dense.shape[0] * 2, -1), compute_uv=False)
     cut = blocks.split(theta, max_bond=cap, budget=budget, isometry="left")
-    kept = min(cap, int(np.count_nonzero(values > 1e-14 * values[0])))
-    if budget is not None:
-        tail = np.cumsum(values[::-1] ** 2)[::-1]
-        kept = min(kept, int(np.flatnonzero(np.append(tail, 0) <= budget)[0]))
-    kept = max(kept, 1)
+    shape = (dense.shape[0] * 2, dense.shape[3] * 2)
+    kept = choose_rank(values, shape=shape, eps=2.0**-52, max_bond=cap, budget=budget)
     assert cut.rank == kept
     assert np.isclose(cut.discarded, float(values[kept:] @ values[kept:]), atol=1e-13)
     left, right = (blocks.dense_core(c, [SZ.values]) for c in (cut.left, cut.right))

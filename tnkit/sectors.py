@@ -221,8 +221,30 @@ def sector_bonds(charges: Sequence[Charges], sector: Any, max_bond: int) -> list
     for k in range(len(charges) + 1):
         through = {c: left[k][c] * right[k][c] for c in left[k] if c in right[k]}
         room = {c: min(left[k][c], right[k][c]) for c in through}
+        if bonds:  # no more channels of a charge than the previous bond can feed
+            fed = _reach(_counts(bonds[-1]), charges[k - 1], +1)
+            room = {c: min(r, fed.get(c, 0.0)) for c, r in room.items()}
         bonds.append(_share(through, room, max_bond, len(first.moduli)))
+    for k in range(len(charges) - 1, 0, -1):  # nor than the next bond can take
+        fed = _reach(_counts(bonds[k + 1]), charges[k], -1)
+        kept = _counts(bonds[k])
+        bonds[k] = _rows(
+            {c: int(min(n, fed.get(c, 0.0))) for c, n in kept.items()}, bonds[k].shape[1]
+        )
     return bonds
+
+
+def _counts(rows: np.ndarray) -> dict:
+    """How many channels of a bond carry each charge."""
+    keys, counts = np.unique(rows, axis=0, return_counts=True)
+    return {tuple(int(x) for x in k): float(n) for k, n in zip(keys, counts, strict=True)}
+
+
+def _rows(size: dict, n: int) -> np.ndarray:
+    """Sorted channel charges: ``size[c]`` channels of each charge c."""
+    rows = [np.tile(np.array(c, dtype=np.int64), (int(size[c]), 1)) for c in sorted(size)]
+    rows = [r for r in rows if len(r)]
+    return np.concatenate(rows) if rows else np.zeros((0, n), dtype=np.int64)
 
 
 def _reach(counts: dict, q: Charges, sign: int) -> dict:
@@ -248,9 +270,7 @@ def _share(weights: dict, room: dict, max_bond: int, n: int) -> np.ndarray:
             if spare > 0 and size[c] < room[c]:
                 size[c] += 1
                 spare -= 1
-    rows = [np.tile(np.array(c, dtype=np.int64), (int(size[c]), 1)) for c in sorted(size)]
-    rows = [r for r in rows if len(r)]
-    return np.concatenate(rows) if rows else np.zeros((0, n), dtype=np.int64)
+    return _rows(size, n)
 
 
 def random_sector_cores(

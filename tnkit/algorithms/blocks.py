@@ -29,6 +29,7 @@ from ..mpo import MPO
 from ..operators import bond_charges
 from ..sectors import ChargeResolved, charge_key
 from ..symmetry import Charges
+from ..truncation import choose_rank
 
 __all__ = [
     "BlockSplit",
@@ -401,7 +402,16 @@ def split(
     keep = (
         {cut: len(f[5]) for cut, f in factors.items()}
         if keep_all
-        else _ranks({cut: f[5] for cut, f in factors.items()}, max_bond, budget)
+        else _ranks(
+            {cut: f[5] for cut, f in factors.items()},
+            max_bond,
+            budget,
+            (
+                math.prod(i.size_total for i in theta.indices[:rows]),
+                math.prod(i.size_total for i in theta.indices[rows:]),
+            ),
+            float(np.finfo(theta.dtype).eps),
+        )
     )
     total = sum(float(f[5] @ f[5]) for f in factors.values())
     kept_weight = sum(float(f[5][: keep[cut]] @ f[5][: keep[cut]]) for cut, f in factors.items())
@@ -443,21 +453,15 @@ def _reduce(charge: np.ndarray, moduli: tuple) -> np.ndarray:
     return np.array([c % m if m else c for c, m in zip(charge, moduli, strict=True)])
 
 
-def _ranks(values: dict, max_bond: int, budget: float | None) -> dict:
-    """How many singular values of each block to keep: the largest over all blocks, at
-    most ``max_bond``, the fewest whose dropped weight stays within ``budget`` (None:
-    drop only the numerically zero ones)."""
+def _ranks(values: dict, max_bond: int, budget: float | None, shape: tuple, eps: float) -> dict:
+    """How many singular values of each block to keep: the largest over all blocks, as
+    many as [choose_rank][tnkit.truncation.choose_rank] keeps of them all together (the
+    dense split's rule on the same matrix ``shape``)."""
     everything = np.concatenate([v for v in values.values()]) if values else np.zeros(0)
     if everything.size == 0:
         return {cut: 0 for cut in values}
-    largest = float(everything.max())
     order = np.sort(everything)[::-1]
-    count = int(np.count_nonzero(order > np.finfo(order.dtype).eps * order.size * largest))
-    if budget is not None and budget > 0:
-        tail = np.cumsum((order**2)[::-1])[::-1]  # tail[k]: the weight dropped keeping k
-        fits = np.flatnonzero(np.append(tail, 0.0) <= budget)
-        count = min(count, int(fits[0])) if fits.size else count
-    count = max(1, min(count, max_bond))
+    count = choose_rank(order, shape=shape, eps=eps, max_bond=max_bond, budget=budget)
     threshold = order[count - 1]
     keep = {cut: int(np.count_nonzero(v >= threshold)) for cut, v in values.items()}
     excess = sum(keep.values()) - count  # ties at the threshold: drop from the last blocks

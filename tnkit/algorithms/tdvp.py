@@ -26,6 +26,7 @@ from ..mps import MPS
 from ..truncation import Truncation
 from .checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from .checks import check_hamiltonian, check_state
+from .engines import choose_engine
 from .tdvp_expansion import KrylovExpansion, expand_basis, expansion_rule
 from .tdvp_steps import Chain, Integrator, StepStats, bonds_saturated, composed_step
 
@@ -130,7 +131,8 @@ def tdvp(
     ops = [op if op.dtype == dtype else xp.astype(op, dtype) for op in H.cores]
     if H.scale_exponent:
         ops[0] = ops[0] * 2.0**H.scale_exponent
-    hamiltonian = MPO._trusted(tuple(ops))
+    hamiltonian = MPO._trusted(tuple(ops), _charges=H.charges)
+    engine = choose_engine(hamiltonian, [psi])  # blocks when both declare the same charges
     request = {
         "dims": list(H.in_dims),
         "t": float(t),
@@ -145,11 +147,11 @@ def tdvp(
     if expansion is not None:
         request["expand"] = dataclasses.asdict(expansion)
     if resume is not None:
-        run = _resumed(resume, request, hamiltonian)
+        run = _resumed(resume, request, hamiltonian, psi.charges)
     else:
         run = _Run(_normalised(psi, dtype), method, [0.0], {}, [])
         run.measure(measures, hamiltonian)
-    chain = Chain.start(list(run.state.cores), ops)
+    chain = Chain.start(run.state, hamiltonian, engine)
     threads = backend.small_work_threads(_largest_entries(ops, max_bond), backend.is_numpy(xp))
     for step in range(len(run.times) - 1, len(plan)):
         started = time.perf_counter()
@@ -158,11 +160,11 @@ def tdvp(
         if expansion is not None and expansion.due(step):
             grown = expand_basis(hamiltonian, run.state, expansion, truncation)
             run.state, stats.discarded = grown.state, grown.discarded
-            chain = Chain.start(list(run.state.cores), ops)
+            chain = Chain.start(run.state, hamiltonian, engine)
         tau = -plan[step] if imaginary else -1j * plan[step]
         with backend.blas_threads(threads):
             composed_step(chain, tau, order, rule, stats)
-        run.state = MPS._trusted(tuple(chain.cores), 0)
+        run.state = chain.state(run.state)
         record = StepRecord(
             step=step,
             time=float(t) if step == len(plan) - 1 else round((step + 1) * float(dt), 12),
@@ -220,7 +222,7 @@ class _Run:
         return Checkpoint((), self.state, 0, position, records, request)
 
 
-def _resumed(path: str | os.PathLike, request: dict, hamiltonian: MPO) -> _Run:
+def _resumed(path: str | os.PathLike, request: dict, hamiltonian: MPO, charges: Any) -> _Run:
     point = read_checkpoint(path, like=hamiltonian.cores[0])
     if point.request != request:
         raise ValueError(f"resume: {path} was written by another run ({point.request})")
@@ -229,7 +231,7 @@ def _resumed(path: str | os.PathLike, request: dict, hamiltonian: MPO) -> _Run:
     xp = backend.namespace(hamiltonian.cores[0])
     cores = tuple(c if c.dtype == dtype else xp.astype(c, dtype) for c in point.current.cores)
     return _Run(
-        state=MPS._trusted(cores, 0),
+        state=MPS._trusted(cores, 0, _charges=charges),
         method=position["method"],
         times=list(position["times"]),
         values={name: _decode(series) for name, series in position["values"].items()},
@@ -253,7 +255,7 @@ def _normalised(psi: MPS, dtype: Any) -> MPS:
     if norm == 0.0 or not math.isfinite(norm):
         raise ValueError(f"psi: cannot normalise a state of norm {norm}")
     cores[0] = cores[0] / norm
-    return MPS._trusted(tuple(cores), 0)
+    return MPS._trusted(tuple(cores), 0, _charges=psi.charges)
 
 
 # ---------------------------------------------------------------------- observables

@@ -10,15 +10,13 @@ checkpoints belong to ``tdvp``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from .. import _backend as backend
-from .._einsum import contract
-from ..linalg import orthonormalize, truncated_split
+from ..mpo import MPO
+from ..mps import MPS
 from ..truncation import Truncation
-from . import environments as env
-from .krylov import expm_krylov
+from .engines import DenseEngine
 
 __all__ = [
     "COMPOSITIONS",
@@ -41,18 +39,27 @@ COMPOSITIONS = {2: (1.0,), 4: (_P, _P, 1.0 - 4.0 * _P, _P, _P)}
 class Chain:
     """What a sweep updates in place: the state's cores (right-canonical, centre at site 0,
     between steps), the operator's cores, and the left and right environments (``left[i]``
-    covers sites 0..i−1, ``right[i]`` sites i..n−1)."""
+    covers sites 0..i−1, ``right[i]`` sites i..n−1), all in the form of ``engine`` (dense or
+    block-sparse arrays: [engines][tnkit.algorithms.engines])."""
 
     cores: list
     ops: list
     left: list
     right: list
+    engine: Any = field(default_factory=DenseEngine)
 
     @classmethod
-    def start(cls, cores: list, ops: list) -> Chain:
-        """The chain of a right-canonical state (centre 0) and its environments."""
-        left = [env.edge(cores[0])] + [None] * len(cores)
-        return cls(list(cores), list(ops), left, env.right_environments(cores, ops))
+    def start(cls, psi: MPS, H: MPO, engine: Any = None) -> Chain:
+        """The chain of ``psi`` (made right-canonical with centre 0 and unit norm) under
+        ``H``, in ``engine``'s arrays (dense when None)."""
+        engine = DenseEngine() if engine is None else engine
+        cores, ops = engine.start(psi, H)
+        left = [engine.edge(cores)] + [None] * len(cores)
+        return cls(cores, ops, left, engine.right_environments(cores, ops), engine)
+
+    def state(self, like: MPS) -> MPS:
+        """The chain's state as an MPS (centre 0), with ``like``'s charges."""
+        return self.engine.finish(self.cores, like)
 
 
 @dataclass(frozen=True)
@@ -137,46 +144,43 @@ def _two_site_sweeps(chain: Chain, tau: complex, rule: Integrator, stats: StepSt
         _evolve_pair(chain, i, half, "left", rule, stats)
 
 
-def _exp(matvec: Any, x: Any, tau: complex, rule: Integrator, stats: StepStats) -> Any:
+def _exp(chain: Chain, matvec: Any, x: Any, tau: complex, rule: Integrator, stats: StepStats):
     """``exp(tau·H_eff)·x`` by Lanczos, counted in ``stats``."""
-    result = expm_krylov(matvec, x, tau, tol=rule.krylov_tol, max_iter=rule.krylov_vectors)
+    engine = chain.engine
+    result = engine.exp(matvec, x, tau, tol=rule.krylov_tol, max_iter=rule.krylov_vectors)
     stats.matvecs += result.matvecs
-    scale = max(backend.frob_sq(x) ** 0.5, 1e-300)
+    scale = max(engine.frob_sq(x) ** 0.5, 1e-300)
     stats.krylov_error = max(stats.krylov_error, result.error / scale)
     if rule.normalise:
-        return result.vector / backend.frob_sq(result.vector) ** 0.5
+        return result.vector / engine.frob_sq(result.vector) ** 0.5
     return result.vector
 
 
 def _evolve_site(chain: Chain, i: int, tau: complex, rule: Integrator, stats: StepStats) -> None:
-    matvec = env.one_site_matvec(chain.left[i], chain.ops[i], chain.right[i + 1])
-    chain.cores[i] = _exp(matvec, chain.cores[i], tau, rule, stats)
+    matvec = chain.engine.one_site_matvec(chain.left[i], chain.ops[i], chain.right[i + 1])
+    chain.cores[i] = _exp(chain, matvec, chain.cores[i], tau, rule, stats)
 
 
 def _move_right(chain: Chain, i: int, half: complex, rule: Integrator, stats: StepStats) -> None:
     """Site i becomes a left isometry (QR: the bond keeps its dimension); the bond matrix
     steps back by ``half`` between the environments either side and joins site i+1."""
-    xp = backend.namespace(chain.cores[i])
-    dl, d, dr = chain.cores[i].shape
-    basis, bond = orthonormalize(xp.reshape(chain.cores[i], (dl * d, dr)))
-    chain.cores[i] = xp.reshape(basis, (dl, d, basis.shape[1]))
-    chain.left[i + 1] = env.grow_left(chain.left[i], chain.cores[i], chain.ops[i])
-    matvec = env.zero_site_matvec(chain.left[i + 1], chain.right[i + 1])
-    bond = _exp(matvec, bond, -half, rule, stats)
-    chain.cores[i + 1] = contract("ab,bsc->asc", bond, chain.cores[i + 1])
+    engine = chain.engine
+    chain.cores[i], bond = engine.orthonormal_left(chain.cores[i])
+    chain.left[i + 1] = engine.grow_left(chain.left[i], chain.cores[i], chain.ops[i])
+    matvec = engine.zero_site_matvec(chain.left[i + 1], chain.right[i + 1])
+    bond = _exp(chain, matvec, bond, -half, rule, stats)
+    chain.cores[i + 1] = engine.absorb(bond, chain.cores[i + 1])
 
 
 def _move_left(chain: Chain, i: int, half: complex, rule: Integrator, stats: StepStats) -> None:
     """The mirror of ``_move_right``: site i becomes a right isometry (LQ), the bond matrix
     steps back and joins site i−1."""
-    xp = backend.namespace(chain.cores[i])
-    dl, d, dr = chain.cores[i].shape
-    basis, bond = orthonormalize(backend.conj_t(xp.reshape(chain.cores[i], (dl, d * dr))))
-    chain.cores[i] = xp.reshape(backend.conj_t(basis), (basis.shape[1], d, dr))
-    chain.right[i] = env.grow_right(chain.right[i + 1], chain.cores[i], chain.ops[i])
-    matvec = env.zero_site_matvec(chain.left[i], chain.right[i])
-    bond = _exp(matvec, backend.conj_t(bond), -half, rule, stats)
-    chain.cores[i - 1] = contract("asb,bc->asc", chain.cores[i - 1], bond)
+    engine = chain.engine
+    chain.cores[i], bond = engine.orthonormal_right(chain.cores[i])
+    chain.right[i] = engine.grow_right(chain.right[i + 1], chain.cores[i], chain.ops[i])
+    matvec = engine.zero_site_matvec(chain.left[i], chain.right[i])
+    bond = _exp(chain, matvec, bond, -half, rule, stats)
+    chain.cores[i - 1] = engine.absorb_right(chain.cores[i - 1], bond)
 
 
 def _evolve_pair(
@@ -184,26 +188,17 @@ def _evolve_pair(
 ) -> None:
     """Sites (i, i+1) forward by ``tau``, split by a truncated SVD, the centre left on site
     i+1 (``direction="right"``) or i, and the environment grown past the isometry."""
-    cores, ops = chain.cores, chain.ops
-    theta = contract("asb,btc->astc", cores[i], cores[i + 1])
-    matvec = env.two_site_matvec(chain.left[i], ops[i], ops[i + 1], chain.right[i + 2])
-    theta = _exp(matvec, theta, tau, rule, stats)
-    xp = backend.namespace(theta)
-    dl, d1, d2, dr = theta.shape
-    weight = backend.frob_sq(theta)
-    split = truncated_split(
-        xp.reshape(theta, (dl * d1, d2 * dr)),
-        max_bond=rule.truncation.max_bond,
-        budget=rule.truncation.total_budget(weight**0.5),
-        isometry="left" if direction == "right" else "right",
+    cores, ops, engine = chain.cores, chain.ops, chain.engine
+    theta = engine.merge(cores[i], cores[i + 1])
+    matvec = engine.two_site_matvec(chain.left[i], ops[i], ops[i + 1], chain.right[i + 2])
+    theta = _exp(chain, matvec, theta, tau, rule, stats)
+    weight = engine.frob_sq(theta)
+    budget = rule.truncation.total_budget(weight**0.5)
+    cores[i], cores[i + 1], discarded = engine.split(
+        theta, rule.truncation.max_bond, budget, direction, normalise=rule.normalise
     )
-    stats.discarded = max(stats.discarded, split.discarded / max(weight, 1e-300))
-    cores[i] = xp.reshape(split.left, (dl, d1, split.rank))
-    cores[i + 1] = xp.reshape(split.right, (split.rank, d2, dr))
+    stats.discarded = max(stats.discarded, discarded / max(weight, 1e-300))
     if direction == "right":
-        chain.left[i + 1] = env.grow_left(chain.left[i], cores[i], ops[i])
+        chain.left[i + 1] = engine.grow_left(chain.left[i], cores[i], ops[i])
     else:
-        chain.right[i + 1] = env.grow_right(chain.right[i + 2], cores[i + 1], ops[i + 1])
-    if rule.normalise:
-        centre = i + 1 if direction == "right" else i
-        cores[centre] = cores[centre] / backend.frob_sq(cores[centre]) ** 0.5
+        chain.right[i + 1] = engine.grow_right(chain.right[i + 2], cores[i + 1], ops[i + 1])
