@@ -99,3 +99,20 @@ def test_only_rejects_unknown_names(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "unknown" in done.stderr
     assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["bench_dmrg_symmetric.py", "--quick"],
+        ["sector_runs.py", "spin-gap", "--lengths", "8,12", "--bond", "16"],
+        ["sector_runs.py", "hubbard", "--L", "6", "--bonds", "16"],
+    ],
+)
+def test_sector_benchmarks_run(args: list[str]) -> None:
+    script = RUN.parent / args[0]
+    done = subprocess.run(
+        [sys.executable, str(script), *args[1:]], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    check_tables(done.stdout)
