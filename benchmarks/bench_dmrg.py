@@ -13,11 +13,10 @@ BLAS thread; ``0`` leaves the threads as found. A peer that is not installed is 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import time
 
-import threadpoolctl
+from harness import blas_limit
 
 import tnkit as tn
 
@@ -104,11 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     L, bonds, sweeps = args.L, [int(b) for b in args.bonds.split(",")], args.sweeps
     if args.quick:
         L, bonds, sweeps = 40, [32], 4
-    limit = (
-        threadpoolctl.threadpool_limits(args.blas_threads)
-        if args.blas_threads
-        else contextlib.nullcontext()
-    )
+    limit = blas_limit(args.blas_threads or None)
     threads = args.blas_threads or "as found"
     print(f"S=1/2 Heisenberg, open, L={L}, {sweeps} full sweeps, BLAS threads: {threads}\n")
     print("| bond | code | seconds | energy | ΔE vs tnkit | speed-up of tnkit |")

@@ -16,12 +16,11 @@ time, both for the whole runs and to that energy (wall, then CPU). ``--blas-thre
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import time
 
-import threadpoolctl
+from harness import blas_limit
 
 import tnkit as tn
 
@@ -89,11 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help=f"the cases {QUICK_CASES}")
     args = parser.parse_args(argv)
     cases = [c.split(":") for c in (QUICK_CASES if args.quick else args.cases).split(",")]
-    limit = (
-        threadpoolctl.threadpool_limits(args.blas_threads)
-        if args.blas_threads
-        else contextlib.nullcontext()
-    )
+    limit = blas_limit(args.blas_threads or None)
     threads = args.blas_threads or "as found"
     print(f"BLAS threads: {threads}; load average {os.getloadavg()[0]:.1f} at the start\n")
     print(

@@ -22,7 +22,7 @@ import argparse
 import contextlib
 import time
 
-import threadpoolctl
+from harness import blas_limit
 
 import tnkit as tn
 
@@ -98,11 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     L, bonds, sweeps = args.L, [int(b) for b in args.bonds.split(",")], args.sweeps
     if args.quick:
         L, bonds, sweeps = 20, [16], 2
-    limit = (
-        threadpoolctl.threadpool_limits(args.blas_threads)
-        if args.blas_threads
-        else contextlib.nullcontext()
-    )
+    limit = blas_limit(args.blas_threads or None)
     threads = args.blas_threads or "as found"
     print(f"{args.model}, L={L}, {sweeps} full sweeps, BLAS threads: {threads}\n")
     print("| bond | code | seconds | energy | ΔE vs blocks | speed-up of blocks |")

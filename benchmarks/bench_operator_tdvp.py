@@ -11,12 +11,11 @@ and seconds; plain and augmented at the same bond, and augmented with H's bond w
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 
 import numpy as np
 import scipy.linalg
-import threadpoolctl
+from harness import blas_limit
 
 import tnkit as tn
 from tnkit.algorithms.operator_tdvp import tdvp_operator, trace_distance
@@ -64,11 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="spin-half only, one bond")
     parser.add_argument("--blas-threads", type=int, default=1)
     args = parser.parse_args(argv)
-    limit = (
-        threadpoolctl.threadpool_limits(args.blas_threads)
-        if args.blas_threads
-        else contextlib.nullcontext()
-    )
+    limit = blas_limit(args.blas_threads or None)
     print("| model | bond | run (max_bond) | drift of tr[H O(t)] | trace distance | seconds |")
     print("|---|---|---|---|---|---|")
     with limit:

@@ -17,11 +17,10 @@ One BLAS thread unless ``--blas-threads 0``. Seconds are wall time of each DMRG 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 
 import numpy as np
-import threadpoolctl
+from harness import blas_limit
 
 import tnkit as tn
 
@@ -126,11 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--U", type=float, default=8.0)
     parser.add_argument("--blas-threads", type=int, default=1)
     args = parser.parse_args(argv)
-    limit = (
-        threadpoolctl.threadpool_limits(args.blas_threads)
-        if args.blas_threads
-        else contextlib.nullcontext()
-    )
+    limit = blas_limit(args.blas_threads or None)
     with limit:
         if args.run == "spin-gap":
             spin_gap([int(n) for n in args.lengths.split(",")], args.bond, args.plot)

@@ -302,7 +302,7 @@ def layout(indices: Sequence[sr.BlockIndex], like: Any) -> Layout:
     moduli = _moduli(like)
     sectors, shapes, offsets, start = [], [], [], 0
     for head in itertools.product(*[sorted(m) for m in maps[:-1]]):
-        flow = sum(s * np.atleast_1d(np.array(k)) for s, k in zip(signs, head, strict=False))
+        flow = sum(s * np.atleast_1d(np.array(k)) for s, k in zip(signs[:-1], head, strict=True))
         last = charge_key(_reduce(-signs[-1] * flow, moduli))  # what conservation leaves
         if last in maps[-1]:
             sector = (*head, last)
