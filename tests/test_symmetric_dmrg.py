@@ -374,3 +374,52 @@ def test_tdvp_in_a_sector_one_site_and_imaginary_time(method):
     exact = exact_sector_energy(H, ["up"] * 5 + ["dn"] * 3, "spin-half", "Sz")
     assert float(tn.expectation(cooled.state, H, normalize=True).real) < exact + 0.05
     assert set(cooled.state.singular_values(3, by_charge=True)) <= {-2, 0, 2, 4}
+
+
+# ---------------------------------------------------------------------- core operations
+
+
+def sector_of(m: tn.MPS) -> tuple:
+    return resolve_charges([np.asarray(c) for c in m.canonicalize(0).cores], m.charges).sector
+
+
+@FAST
+@given(st.integers(3, 7), st.integers(0, 2**31), st.integers(0, 3))
+def test_core_operations_keep_charges_and_sector(L, seed, flips):
+    labels = ["up"] * (L // 2 + flips % 2) + ["dn"] * (L - L // 2 - flips % 2)
+    target = sector(labels, conserve="Sz")
+    psi = tn.MPS.random([2] * L, 6, conserve="Sz", sector=target, seed=seed)
+    H = tn.models.heisenberg(L, conserve="Sz")
+    results = {
+        "canonicalize": psi.canonicalize(L // 2),
+        "compress": psi.compress(max_bond=3),
+        "scale": -2.5 * psi,
+        "sum": psi + psi.canonicalize(0),
+        "apply": H @ psi,
+        "apply zip-up": tn.apply(H, psi, method="zipup", max_bond=4),
+        "apply density": tn.apply(H, psi, method="density", max_bond=4),
+    }
+    for name, result in results.items():
+        assert result.charges == psi.charges, name
+        assert sector_of(result) == target, name
+    dense = psi.to_dense().ravel()
+    W = H.to_plain().to_matrix()
+    assert np.allclose((H @ psi).to_dense().ravel(), W @ dense)
+    assert np.isclose(float(tn.expectation(psi, H).real), dense @ W @ dense)
+
+
+def test_block_engine_stores_only_conserving_blocks():
+    L = 10
+    H = tn.models.hubbard(L, U=8.0, conserve=("N", "Sz"))
+    psi = tn.MPS.random([4] * L, 24, site="electron", conserve=("N", "Sz"), sector=(L, 0), seed=0)
+    engine = BlockEngine(H)
+    cores, ops = engine.start(psi, H)
+    stored = dense = 0
+    for array in [*cores, *ops]:
+        duals = [index.dual for index in array.indices]
+        for key, block in array.blocks.items():
+            total = sum((-1 if d else 1) * np.array(k) for k, d in zip(key, duals, strict=True))
+            assert not np.any(total), key  # every stored block conserves (N, 2Sz)
+            stored += block.size
+        dense += int(np.prod(array.shape))
+    assert stored < dense / 4
