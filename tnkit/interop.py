@@ -2,18 +2,19 @@
 
 Layout only (index orders, boundary legs, TeNPy's canonical form); each peer is imported lazily
 by the converter that needs it, never at ``import tnkit``. See docs/interop.md for the table.
+The TeNPy converters (with charges: ``np_conserved`` arrays) are in ``tnkit.interop_tenpy``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-import inspect
 from typing import Any
 
 import numpy as np
 
 from . import _backend as backend
+from .interop_tenpy import from_tenpy, to_tenpy
 from .mpo import MPO
 from .mps import MPS
 
@@ -293,104 +294,4 @@ def from_tltorch(f: Any) -> MPS | MPO:
 
 
 # ---------------------------------------------------------------------- TeNPy
-
-
-def to_tenpy(m: MPS, sites: Any = None) -> Any:
-    """A finite TeNPy ``MPS`` in its canonical ``'B'`` form, equal to ``m``.
-
-    TeNPy keeps normalised right-isometries ``B`` (legs ``vL, p, vR``), Schmidt values ``S``
-    and the overall scale in ``psi.norm``; the conversion calls TeNPy's own
-    ``canonical_form_finite`` and sets ``psi.norm = m.norm()``, so the state is equal up to
-    rounding, not bit for bit. ``sites``: TeNPy ``Site`` objects, one per site with
-    ``site.dim == phys_dims[k]`` (default: sites without charges); the cores are read in
-    each site's original basis and permuted by ``site.perm`` as ``MPS.from_Bflat`` does.
-    Cores on another library are copied to NumPy; TeNPy needs NumPy.
-
-    Example:
-        >>> import numpy as np, tnkit as tn
-        >>> from tnkit.interop import to_tenpy
-        >>> m = 3.0 * tn.MPS.random([2] * 4, 3, seed=0)
-        >>> psi = to_tenpy(m)
-        >>> psi.form[0], bool(np.isclose(psi.norm, m.norm()))
-        ((0.0, 1.0), True)
-    """
-    if not isinstance(m, MPS):
-        raise TypeError(f"m: to_tenpy expects a tnkit MPS, got {type(m).__name__}")
-    _require("tenpy", "to_tenpy")
-    from tenpy.linalg import np_conserved as npc
-    from tenpy.networks.mps import MPS as TenpyMPS
-    from tenpy.networks.site import Site
-
-    dims = m.phys_dims
-    if sites is None:
-        sites = [Site(npc.LegCharge.from_trivial(d)) for d in dims]
-    sites = list(sites)
-    if len(sites) != len(dims):
-        raise ValueError(f"sites: need {len(dims)} sites, got {len(sites)}")
-    for k, (site, d) in enumerate(zip(sites, dims, strict=True)):
-        if not isinstance(site, Site):
-            raise TypeError(f"sites[{k}]: expected a tenpy Site, got {_type_name(site)}")
-        if site.dim != d:
-            raise ValueError(f"sites[{k}]: dimension {site.dim} does not match phys_dims {d}")
-    norm = float(m.norm())
-    if norm == 0.0:
-        raise ValueError("m: the zero state has no TeNPy canonical form")
-    dtype = np.dtype(backend.dtype_name(m.dtype))
-    bflat = [np.transpose(backend.to_numpy(c), (1, 0, 2)) for c in m._folded_cores()]
-    # Unit cores: the scale lives in psi.norm, and TeNPy's canonical form then stays inside
-    # the dtype's range (a float32 train of norm 1e-90 divided by zero there).
-    bflat = [b / np.max(np.abs(b)) for b in bflat]  # first by max: b² may underflow
-    bflat = [b / np.linalg.norm(b) for b in bflat]
-    options = {"dtype": dtype}
-    if "unit_cell_width" in inspect.signature(TenpyMPS.from_Bflat).parameters:
-        options["unit_cell_width"] = len(sites)  # a chain; newer TeNPy warns without it
-    if len(bflat) == 1:  # TeNPy's canonical_form_finite needs two sites
-        psi = TenpyMPS.from_Bflat(sites, bflat, form="B", **options)
-    else:
-        psi = TenpyMPS.from_Bflat(sites, bflat, form=None, **options)
-        if any(form is None for form in psi.form):  # from_Bflat skips it when every bond is 1
-            psi.canonical_form_finite(renormalize=True)
-    psi.norm = norm
-    return psi
-
-
-def from_tenpy(psi: Any, *, permute: bool = True) -> MPS:
-    """An MPS equal to a finite TeNPy ``MPS`` (its ``norm`` included).
-
-    In canonical form the cores are ``S_0·B_0·norm, B_1, …`` (``get_B(i, 'B')``, legs
-    reordered to ``(vL, p, vR)``); sites with form None are taken as stored. With
-    ``permute`` each physical leg is put back in its site's original basis (undoing
-    ``site.perm`` of charge-conserving sites), the inverse of ``from_Bflat(permute=True)``.
-    NumPy cores of ``psi.dtype``.
-
-    Example:
-        >>> import numpy as np
-        >>> from tenpy.networks.mps import MPS
-        >>> from tenpy.networks.site import SpinHalfSite
-        >>> from tnkit.interop import from_tenpy
-        >>> psi = MPS.from_product_state([SpinHalfSite(conserve="Sz")] * 3, ["up", "down", "up"])
-        >>> int(np.argmax(np.abs(from_tenpy(psi).to_dense().ravel())))   # |↑↓↑⟩ = 0b010
-        2
-    """
-    _require("tenpy", "from_tenpy")
-    from tenpy.networks.mps import MPS as TenpyMPS
-
-    if not isinstance(psi, TenpyMPS):
-        raise TypeError(f"psi: expected a tenpy MPS, got {_type_name(psi)}")
-    if psi.bc != "finite":
-        raise ValueError(f"psi: only finite TeNPy MPS convert, got bc={psi.bc!r}")
-    if list(psi._p_label) != ["p"]:
-        raise ValueError(f"psi: expected one physical leg 'p' per site, got {psi._p_label}")
-    dtype = np.dtype(psi.dtype)
-    raw = any(form is None for form in psi.form)
-    cores = []
-    for i in range(psi.L):
-        form = None if raw else ("Th" if i == 0 else "B")
-        tensor = psi.get_B(i, form).transpose(["vL", "p", "vR"]).to_ndarray()
-        perm = np.asarray(psi.sites[i].perm)
-        if permute and not np.array_equal(perm, np.arange(perm.size)):
-            tensor = tensor[:, np.argsort(perm), :]
-        cores.append(np.ascontiguousarray(tensor, dtype=dtype))
-    if psi.norm != 1:
-        cores[0] = (cores[0] * psi.norm).astype(dtype, copy=False)
-    return MPS(cores)
+# to_tenpy and from_tenpy (plain and charged trains) live in interop_tenpy.

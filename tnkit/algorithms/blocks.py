@@ -222,13 +222,14 @@ def grow_right(env: Any, core: Any, op: Any) -> Any:
 
 
 def two_site_matvec(left: Any, op1: Any, op2: Any, right: Any):
-    """``θ -> H_eff θ`` for a two-site tensor ``θ[b, t, u, d]``: four block contractions,
-    environments first and last (the order of the dense matvec)."""
+    """``θ -> H_eff θ`` for a two-site tensor ``θ[b, t, u, d]``: the two operators merged
+    once (w·d⁴·w entries: tiny), then three block contractions, environments first and
+    last (the order of the dense matvec)."""
+    pair = sr.tensordot(op1, op2, axes=((3,), (0,)))  # (w, s, t, r, u, y)
 
     def matvec(theta: Any) -> Any:
         x = sr.tensordot(left, theta, axes=((2,), (0,)))  # (a, w, t, u, c)
-        x = sr.tensordot(x, op1, axes=((1, 2), (0, 2)))  # (a, u, c, s, x)
-        x = sr.tensordot(x, op2, axes=((4, 1), (0, 2)))  # (a, c, s, r, y)
+        x = sr.tensordot(x, pair, axes=((1, 2, 3), (0, 2, 4)))  # (a, c, s, r, y)
         return sr.tensordot(x, right, axes=((1, 4), (2, 1)))  # (a, s, r, e)
 
     # the legs of θ in full: every charge of the local bases, not only those present now
@@ -302,8 +303,7 @@ def layout(indices: Sequence[sr.BlockIndex], like: Any) -> Layout:
     moduli = _moduli(like)
     sectors, shapes, offsets, start = [], [], [], 0
     for head in itertools.product(*[sorted(m) for m in maps[:-1]]):
-        flow = sum(s * np.atleast_1d(np.array(k)) for s, k in zip(signs[:-1], head, strict=True))
-        last = charge_key(_reduce(-signs[-1] * flow, moduli))  # what conservation leaves
+        last = _balance(head, signs, moduli)  # what conservation leaves for the last leg
         if last in maps[-1]:
             sector = (*head, last)
             shape = tuple(m[k] for m, k in zip(maps, sector, strict=True))
@@ -320,6 +320,19 @@ def layout(indices: Sequence[sr.BlockIndex], like: Any) -> Layout:
         tuple(offsets),
         start,
     )
+
+
+def _balance(head: tuple, signs: list, moduli: tuple) -> Any:
+    """The charge key the last leg needs so that ``head`` (keys of the other legs) and it
+    conserve: plain Python on int or tuple keys (called once per candidate block)."""
+    if len(moduli) == 1:
+        flow = -signs[-1] * sum(s * k for s, k in zip(signs[:-1], head, strict=True))
+        return flow % moduli[0] if moduli[0] else flow
+    flow = [
+        -signs[-1] * sum(s * k[c] for s, k in zip(signs[:-1], head, strict=True))
+        for c in range(len(moduli))
+    ]
+    return tuple(f % m if m else f for f, m in zip(flow, moduli, strict=True))
 
 
 def _moduli(array: Any) -> tuple:
