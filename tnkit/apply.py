@@ -155,8 +155,7 @@ def apply(
             result = result._with_cores(result.cores, 0, result.report.scaled(shift), shift)
         error = ldexp(math.sqrt(max(run.err_sq, 0.0)), shift)
         info = {"method": method, "error": error, **run.info}
-    charges = getattr(o, "charges", None)
-    if charges is not None and charges == t.charges and result.charges is None:
+    if getattr(o, "charges", None) is not None and o.charges == t.charges != result.charges:
         result = result.with_charges(t.charges, site=None)  # o conserves t's charges
     return (result, info) if return_info else result
 
