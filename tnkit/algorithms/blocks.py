@@ -83,13 +83,6 @@ def _positions(rows: np.ndarray) -> dict:
     return {k: np.array(v) for k, v in out.items()}
 
 
-def _conserves(sector: tuple, duals: Sequence[bool], moduli: tuple) -> bool:
-    total = np.zeros(len(moduli), dtype=np.int64)
-    for key, dual in zip(sector, duals, strict=True):
-        total += (-1 if dual else 1) * np.atleast_1d(np.array(key, dtype=np.int64))
-    return all((t % m if m else t) == 0 for t, m in zip(total, moduli, strict=True))
-
-
 def from_dense(
     array: np.ndarray, legs: Sequence[np.ndarray], duals: Sequence[bool], group: Charges
 ):
@@ -110,9 +103,12 @@ def from_dense(
             f"the array has entries outside its charge blocks: it breaks {group.names}"
         )
     places = [_positions(rows) for rows in legs]
+    signs = [-1 if dual else 1 for dual in duals]
     blocks = {}
-    for sector in itertools.product(*[list(p) for p in places]):
-        if _conserves(sector, duals, group.moduli):
+    for head in itertools.product(*[list(p) for p in places[:-1]]):
+        last = _balance(head, signs, group.moduli)  # the one conserving key of the last leg
+        if last in places[-1]:
+            sector = (*head, last)
             block = array[np.ix_(*[p[k] for p, k in zip(places, sector, strict=True)])]
             if np.any(block):
                 blocks[sector] = np.ascontiguousarray(block)
