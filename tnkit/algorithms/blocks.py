@@ -119,8 +119,8 @@ def from_dense(
 
 
 def dense_core(array: Any, phys: Sequence[np.ndarray] = ()) -> np.ndarray:
-    """The dense core of a block-sparse one: bond legs in sorted charge order (the order of
-    [bond_rows][tnkit.algorithms.blocks.bond_rows]), physical legs (given by their channel
+    """The dense core of a block-sparse one: bond legs in sorted charge order (each charge's
+    channels together, the charges ascending), physical legs (given by their channel
     charges ``phys``, legs 1… in order) in their basis order."""
     places = []
     for axis, index in enumerate(array.indices):
@@ -138,15 +138,6 @@ def dense_core(array: Any, phys: Sequence[np.ndarray] = ()) -> np.ndarray:
     for sector, block in array.blocks.items():
         out[np.ix_(*[p[k] for p, k in zip(places, sector, strict=True)])] = block
     return out
-
-
-def bond_rows(index: sr.BlockIndex, n: int) -> np.ndarray:
-    """The channel charges of a bond leg in sorted charge order, shape ``(D, n)``."""
-    rows = [
-        np.broadcast_to(np.atleast_1d(np.array(k)), (s, n))
-        for k, s in sorted(index.chargemap.items())
-    ]
-    return np.concatenate(rows).astype(np.int64) if rows else np.zeros((0, n), np.int64)
 
 
 def state_blocks(resolved: ChargeResolved, charges: Sequence[Charges]) -> list:
