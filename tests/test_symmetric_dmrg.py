@@ -423,3 +423,12 @@ def test_block_engine_stores_only_conserving_blocks():
             stored += block.size
         dense += int(np.prod(array.shape))
     assert stored < dense / 4
+
+
+def test_the_engine_restores_symmray_settings():
+    import symmray
+
+    before = symmray.get_default_tensordot_mode()
+    H = tn.models.heisenberg(6, conserve="Sz")
+    tn.dmrg(H, max_bond=8, init=tn.MPS.product_state(["up", "dn"] * 3, conserve="Sz"))
+    assert symmray.get_default_tensordot_mode() == before
