@@ -432,3 +432,24 @@ def test_the_engine_restores_symmray_settings():
     H = tn.models.heisenberg(6, conserve="Sz")
     tn.dmrg(H, max_bond=8, init=tn.MPS.product_state(["up", "dn"] * 3, conserve="Sz"))
     assert symmray.get_default_tensordot_mode() == before
+
+
+def test_dmrg_in_a_sector_against_tenpy_with_the_same_charges():
+    pytest.importorskip("tenpy")
+    import logging
+
+    from tenpy.algorithms import dmrg as tenpy_dmrg
+    from tenpy.models.spins import SpinChain
+    from tenpy.networks.mps import MPS as TenpyMPS
+
+    logging.getLogger("tenpy").setLevel(logging.WARNING)
+    L, chi = 24, 20
+    model = SpinChain({"L": L, "S": 0.5, "Jz": 1.0, "conserve": "Sz", "bc_MPS": "finite"})
+    sites = model.lat.mps_sites()
+    start = TenpyMPS.from_product_state(sites, ["up", "down"] * (L // 2), bc="finite")
+    options = {"trunc_params": {"chi_max": chi, "svd_min": 1e-12}, "max_sweeps": 20}
+    peer = tenpy_dmrg.run(start, model, options)["E"]
+    H = tn.models.heisenberg(L, conserve="Sz")
+    neel = tn.MPS.product_state(["up", "dn"] * (L // 2), conserve="Sz")
+    ours = tn.dmrg(H, max_bond=chi, init=neel, sweeps=20, tol=1e-12)
+    assert abs(ours.energy - peer) < 1e-7
