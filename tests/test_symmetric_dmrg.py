@@ -425,15 +425,6 @@ def test_block_engine_stores_only_conserving_blocks():
     assert stored < dense / 4
 
 
-def test_the_engine_restores_symmray_settings():
-    import symmray
-
-    before = symmray.get_default_tensordot_mode()
-    H = tn.models.heisenberg(6, conserve="Sz")
-    tn.dmrg(H, max_bond=8, init=tn.MPS.product_state(["up", "dn"] * 3, conserve="Sz"))
-    assert symmray.get_default_tensordot_mode() == before
-
-
 def test_dmrg_in_a_sector_against_tenpy_with_the_same_charges():
     pytest.importorskip("tenpy")
     import logging

@@ -16,10 +16,9 @@ over all blocks together) are written here, so the truncation rules are tnkit's 
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +33,6 @@ from ..truncation import choose_rank
 
 __all__ = [
     "BlockSplit",
-    "blockwise_contractions",
     "absorb",
     "one_site_matvec",
     "zero_site_matvec",
@@ -188,20 +186,6 @@ def edges(group: Charges, sector: tuple, dtype: Any) -> tuple:
 
 
 # ---------------------------------------------------------------------- local algebra
-
-
-@contextlib.contextmanager
-def blockwise_contractions() -> Iterator[None]:
-    """symmray's tensordots block by block while an engine runs (its default fuses the
-    legs first: 1.2–1.4× slower on every two-site matvec measured, Heisenberg and Hubbard
-    at bonds 64–256); the caller's default is restored after. symmray keeps the mode
-    globally, so two engines must not run in threads of one process at once."""
-    before = sr.get_default_tensordot_mode()
-    sr.set_default_tensordot_mode("blockwise")
-    try:
-        yield
-    finally:
-        sr.set_default_tensordot_mode(before)
 
 
 def merge(a: Any, b: Any) -> Any:

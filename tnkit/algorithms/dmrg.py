@@ -196,16 +196,15 @@ def dmrg(
     engine = choose_engine(H, starts, method)
     run = Request(H, schedule, tol, truncation, method, progress, callback, engine)
     for n in range(first, nstates):
-        with engine.session():
-            state = _optimise(
-                run,
-                starts[n],
-                found,
-                n,
-                log,
-                resume=where if n == first else None,
-                on_sweep=lambda state, position, n=n: save(n, state, position),
-            )
+        state = _optimise(
+            run,
+            starts[n],
+            found,
+            n,
+            log,
+            resume=where if n == first else None,
+            on_sweep=lambda state, position, n=n: save(n, state, position),
+        )
         found.append(state)
         save(n + 1, None, None)
     energies = [float(expectation(s, H, normalize=True).real) for s in found]

@@ -10,7 +10,6 @@ environments, and turns the cores back into an MPS.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import numpy as np
@@ -41,10 +40,6 @@ class DenseEngine:
         cores = [c if c.dtype == dtype else xp.astype(c, dtype) for c in cores]
         cores[0] = cores[0] / norm(cores[0])
         return cores, list(H.cores)
-
-    def session(self) -> Any:
-        """A context the sweeps run in (nothing to set up for dense arrays)."""
-        return contextlib.nullcontext()
 
     def edge(self, cores: list) -> Any:
         return env.edge(cores[0])
@@ -158,10 +153,6 @@ class BlockEngine:
         cores[0] = cores[0] / float(cores[0].norm())
         self.sector = resolved.sector
         return cores, blocks.operator_blocks(H)
-
-    def session(self) -> Any:
-        """symmray's block-by-block contractions while the sweeps run."""
-        return blocks.blockwise_contractions()
 
     def edge(self, cores: list) -> Any:
         return blocks.edges(self.H.charges[0], self.sector, cores[0].dtype)[0]

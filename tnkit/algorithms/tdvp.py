@@ -153,42 +153,41 @@ def tdvp(
         run.measure(measures, hamiltonian)
     chain = Chain.start(run.state, hamiltonian, engine)
     threads = backend.small_work_threads(_largest_entries(ops, max_bond), backend.is_numpy(xp))
-    with engine.session():  # the sweeps' arrays: see engines
-        for step in range(len(run.times) - 1, len(plan)):
-            started = time.perf_counter()
-            rule = Integrator(run.method == "two-site", truncation, normalise=imaginary)
-            stats = StepStats()
-            if expansion is not None and expansion.due(step):
-                grown = expand_basis(hamiltonian, run.state, expansion, truncation)
-                run.state, stats.discarded = grown.state, grown.discarded
-                chain = Chain.start(run.state, hamiltonian, engine)
-            tau = -plan[step] if imaginary else -1j * plan[step]
-            with backend.blas_threads(threads):
-                composed_step(chain, tau, order, rule, stats)
-            run.state = chain.state(run.state)
-            record = StepRecord(
-                step=step,
-                time=float(t) if step == len(plan) - 1 else round((step + 1) * float(dt), 12),
-                method=run.method,
-                max_discarded=stats.discarded,
-                max_bond=max(run.state.bond_dims, default=1),
-                matvecs=stats.matvecs,
-                krylov_error=stats.krylov_error,
-                seconds=time.perf_counter() - started,
-            )
-            if run.method == "two-site" and bonds_saturated(
-                run.state.bond_dims, run.state.phys_dims, truncation.max_bond
-            ):
-                run.method = "one-site"
-            run.times.append(record.time)
-            run.records.append(record)
-            run.measure(measures, hamiltonian)
-            if progress:
-                _log(record)
-            if checkpoint is not None:
-                write_checkpoint(checkpoint, run.checkpoint(request))
-            if callback is not None:
-                callback(record)
+    for step in range(len(run.times) - 1, len(plan)):
+        started = time.perf_counter()
+        rule = Integrator(run.method == "two-site", truncation, normalise=imaginary)
+        stats = StepStats()
+        if expansion is not None and expansion.due(step):
+            grown = expand_basis(hamiltonian, run.state, expansion, truncation)
+            run.state, stats.discarded = grown.state, grown.discarded
+            chain = Chain.start(run.state, hamiltonian, engine)
+        tau = -plan[step] if imaginary else -1j * plan[step]
+        with backend.blas_threads(threads):
+            composed_step(chain, tau, order, rule, stats)
+        run.state = chain.state(run.state)
+        record = StepRecord(
+            step=step,
+            time=float(t) if step == len(plan) - 1 else round((step + 1) * float(dt), 12),
+            method=run.method,
+            max_discarded=stats.discarded,
+            max_bond=max(run.state.bond_dims, default=1),
+            matvecs=stats.matvecs,
+            krylov_error=stats.krylov_error,
+            seconds=time.perf_counter() - started,
+        )
+        if run.method == "two-site" and bonds_saturated(
+            run.state.bond_dims, run.state.phys_dims, truncation.max_bond
+        ):
+            run.method = "one-site"
+        run.times.append(record.time)
+        run.records.append(record)
+        run.measure(measures, hamiltonian)
+        if progress:
+            _log(record)
+        if checkpoint is not None:
+            write_checkpoint(checkpoint, run.checkpoint(request))
+        if callback is not None:
+            callback(record)
     return TDVPResult(
         state=run.state,
         times=np.asarray(run.times),
