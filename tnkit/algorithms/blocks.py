@@ -30,9 +30,12 @@ from ..operators import bond_charges
 from ..sectors import ChargeResolved, charge_key
 from ..symmetry import Charges
 from ..truncation import choose_rank
+from . import environments as env
 
 __all__ = [
     "BlockSplit",
+    "densify",
+    "dense_positions",
     "absorb",
     "one_site_matvec",
     "zero_site_matvec",
@@ -221,6 +224,14 @@ def two_site_matvec(left: Any, op1: Any, op2: Any, right: Any):
 
     # the legs of θ in full: every charge of the local bases, not only those present now
     matvec.indices = (left.indices[0], op1.indices[1], op2.indices[1], right.indices[0])
+    a, s, t, c = (index.chargemap for index in matvec.indices)
+    w, x, y = op1.indices[0].chargemap, op1.indices[3].chargemap, op2.indices[3].chargemap
+    matvec.dense = lambda: env.two_site_matvec(
+        densify(left, [a, w, a]),
+        densify(op1, [w, s, s, x]),
+        densify(op2, [x, t, t, y]),
+        densify(right, [c, y, c]),
+    )
     return matvec
 
 
@@ -233,6 +244,11 @@ def one_site_matvec(left: Any, op: Any, right: Any):
         return sr.tensordot(x, right, axes=((1, 3), (2, 1)))  # (a, s, e)
 
     matvec.indices = (left.indices[0], op.indices[1], right.indices[0])
+    a, s, c = (index.chargemap for index in matvec.indices)
+    w, v = op.indices[0].chargemap, op.indices[3].chargemap
+    matvec.dense = lambda: env.one_site_matvec(
+        densify(left, [a, w, a]), densify(op, [w, s, s, v]), densify(right, [c, v, c])
+    )
     return matvec
 
 
@@ -244,7 +260,48 @@ def zero_site_matvec(left: Any, right: Any):
         return sr.tensordot(x, right, axes=((1, 2), (1, 2)))  # (a, c)
 
     matvec.indices = (left.indices[0], right.indices[0])
+    a, c = (index.chargemap for index in matvec.indices)
+    w = {**left.indices[1].chargemap, **right.indices[1].chargemap}  # either may lack some
+    matvec.dense = lambda: env.zero_site_matvec(densify(left, [a, w, a]), densify(right, [c, w, c]))
     return matvec
+
+
+def densify(array: Any, maps: Sequence[dict]) -> np.ndarray:
+    """The dense array of a block-sparse one, leg i laid out by the chargemap ``maps[i]``
+    (charges ascending, each charge's channels together; a superset of the leg's own)."""
+    starts = [_starts(chargemap) for chargemap in maps]
+    out = np.zeros(tuple(sum(m.values()) for m in maps), dtype=array.dtype)
+    for sector, block in array.blocks.items():
+        where = tuple(
+            slice(o[k], o[k] + n) for o, k, n in zip(starts, sector, block.shape, strict=True)
+        )
+        out[where] = block
+    return out
+
+
+def _starts(chargemap: dict) -> dict:
+    """Where each charge's channels start along a leg laid out by ``chargemap``."""
+    keys = sorted(chargemap)
+    offsets = np.cumsum([0, *(chargemap[k] for k in keys)])
+    return {k: int(o) for k, o in zip(keys, offsets, strict=False)}
+
+
+def dense_positions(where: Layout) -> np.ndarray:
+    """Where each entry of a flat vector in ``where``'s layout sits in the raveled dense
+    array of the same legs (laid out as [densify][tnkit.algorithms.blocks.densify] does)."""
+    maps = [index.chargemap for index in where.indices]
+    starts = [_starts(chargemap) for chargemap in maps]
+    shape = tuple(sum(m.values()) for m in maps)
+    parts = [
+        np.ravel_multi_index(
+            np.ix_(
+                *[np.arange(o[k], o[k] + n) for o, k, n in zip(starts, sector, block, strict=True)]
+            ),
+            shape,
+        ).ravel()
+        for sector, block in zip(where.sectors, where.shapes, strict=True)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
 
 
 def absorb(rest: Any, core: Any) -> Any:
