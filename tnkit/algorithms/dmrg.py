@@ -207,7 +207,7 @@ def dmrg(
         )
         found.append(state)
         save(n + 1, None, None)
-    energies = [float(expectation(s, H, normalize=True).real) for s in found]
+    energies = [_final_energy(log, k, state, H) for k, state in enumerate(found)]
     order = sorted(range(len(found)), key=energies.__getitem__)
     stages = [[r for r in log if r.state == k and r.two_site_variance is not None] for k in order]
     return DMRGResult(
@@ -220,6 +220,13 @@ def dmrg(
             extrapolate([(r.two_site_variance, r.state_energy) for r in ends]) for ends in stages
         ),
     )
+
+
+def _final_energy(log: list, index: int, state: MPS, H: MPO) -> float:
+    """⟨H⟩ of a returned state: measured at its last sweep (a sweep that ends a state
+    always ends a bond stage), else computed."""
+    ends = [r.state_energy for r in log if r.state == index and r.state_energy is not None]
+    return ends[-1] if ends else float(expectation(state, H, normalize=True).real)
 
 
 def variance(H: MPO, psi: MPS) -> float:
