@@ -203,7 +203,9 @@ def dmrg(
             n,
             log,
             resume=where if n == first else None,
-            on_sweep=lambda state, position, n=n: save(n, state, position),
+            on_sweep=None
+            if checkpoint is None
+            else lambda state, position, n=n: save(n, state, position),
         )
         found.append(state)
         save(n + 1, None, None)
