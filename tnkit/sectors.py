@@ -201,8 +201,8 @@ def sector_bonds(charges: Sequence[Charges], sector: Any, max_bond: int) -> list
     Example:
         >>> from tnkit.symmetry import site_charges
         >>> bonds = sector_bonds([site_charges("spin-half", "Sz")] * 4, (0,), 4)
-        >>> [tuple(b[:, 0].tolist()) for b in bonds]
-        [(0,), (-1, 1), (-2, 0, 0, 2), (-1, 1), (0,)]
+        >>> tuple(tuple(b[:, 0].tolist()) for b in bonds)
+        ((0,), (-1, 1), (-2, 0, 0, 2), (-1, 1), (0,))
     """
     first = charges[0]
     target = tuple(
