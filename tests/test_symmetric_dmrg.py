@@ -227,16 +227,14 @@ def test_dmrg_blocks_equal_the_plain_path_at_equal_bond():
 
 
 def test_spin_gap_is_one_call_per_sector():
-    L = 12
+    L = 10
     H = tn.models.heisenberg(L, conserve="Sz")
-    e0 = tn.dmrg(H, max_bond=32, init=tn.MPS.product_state(["up", "dn"] * 6, conserve="Sz"))
-    e1 = tn.dmrg(H, max_bond=32, init=tn.MPS.product_state(["up"] * 7 + ["dn"] * 5, conserve="Sz"))
-    W = H.to_matrix()
-    levels = np.linalg.eigvalsh(W)
+    e0 = tn.dmrg(H, max_bond=32, init=tn.MPS.product_state(["up", "dn"] * 5, conserve="Sz"))
+    wall = ["up"] * 6 + ["dn"] * 4  # 2Sz = 2: a domain wall, as a user might start
+    e1 = tn.dmrg(H, max_bond=32, init=tn.MPS.product_state(wall, conserve="Sz"))
+    levels = np.linalg.eigvalsh(H.to_matrix())
     assert abs(e0.energy - levels[0]) < 1e-9
-    assert (
-        abs(e1.energy - exact_sector_energy(H, ["up"] * 7 + ["dn"] * 5, "spin-half", "Sz")) < 1e-9
-    )
+    assert abs(e1.energy - exact_sector_energy(H, wall, "spin-half", "Sz")) < 1e-9
     assert e1.energy - e0.energy > 0.1
 
 
