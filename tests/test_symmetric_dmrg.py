@@ -478,3 +478,19 @@ def test_dense_local_matvec_equals_the_block_one(kind):
     outside = np.ones(got.size, dtype=bool)
     outside[positions] = False
     assert np.allclose(got[outside], 0.0, atol=1e-12)  # the dense matvec keeps the sector
+
+
+def test_groups_without_a_block_array_run_dense():
+    H = tn.models.hubbard(4, U=4.0, conserve=("N", "parity"))  # U(1) × Z2
+    start = tn.MPS.product_state(
+        ["up", "dn", "0", "updn"], site="electron", conserve=("N", "parity")
+    )
+    assert isinstance(choose_engine(H, [start]), DenseEngine)
+    r = tn.dmrg(H, max_bond=16, init=start)
+    assert (
+        abs(
+            r.energy
+            - exact_sector_energy(H, ["up", "dn", "0", "updn"], "electron", ("N", "parity"))
+        )
+        < 1e-9
+    )

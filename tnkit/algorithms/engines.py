@@ -255,7 +255,10 @@ def choose_engine(H: MPO, starts: list, method: str = "two-site") -> DenseEngine
     charged = H.charges is not None and all(s.charges == H.charges for s in starts)
     numpy = backend.is_numpy(backend.namespace(H.cores[0]))
     if charged and numpy and method == "two-site" and len(starts) == 1:
-        blocks.symmetry_name(H.charges[0])  # refuses groups the engine cannot run
+        try:
+            blocks.symmetry_name(H.charges[0])
+        except ValueError:  # a group symmray has no array for (U(1) × Z2): dense
+            return DenseEngine()
         return BlockEngine(H)
     return DenseEngine()
 
