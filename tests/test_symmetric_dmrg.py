@@ -242,7 +242,7 @@ def test_plain_engine_where_blocks_do_not_apply():
     H = tn.models.heisenberg(6, conserve="Sz")
     start = tn.MPS.product_state(["up", "dn"] * 3, conserve="Sz")
     assert isinstance(choose_engine(H, [start], "one-site"), DenseEngine)
-    assert isinstance(choose_engine(H, [start, start], "two-site"), DenseEngine)
+    assert isinstance(choose_engine(H, [start, start.to_plain()], "two-site"), DenseEngine)
     assert isinstance(choose_engine(H, [start.to_plain()], "two-site"), DenseEngine)
     r = tn.dmrg(H, max_bond=16, init=start, method="one-site", sweeps=6)
     assert abs(r.energy - exact_sector_energy(H, ["up", "dn"] * 3, "spin-half", "Sz")) < 1e-9
@@ -494,3 +494,32 @@ def test_groups_without_a_block_array_run_dense():
         )
         < 1e-9
     )
+
+
+def test_excited_states_in_a_sector_on_blocks():
+    L = 10
+    H = tn.models.heisenberg(L, conserve="Sz")
+    starts = [tn.MPS.random([2] * L, 8, conserve="Sz", sector=(0,), seed=k) for k in range(3)]
+    assert isinstance(choose_engine(H, starts), BlockEngine)
+    r = tn.dmrg(H, max_bond=32, init=starts, nstates=3, sweeps=12)
+    W = H.to_plain().to_matrix()
+    labels = ["up", "dn"] * (L // 2)
+    exact = exact_sector_levels(W, H, labels, 3)
+    assert np.allclose(r.energies, exact, atol=1e-8)
+    for k in range(3):  # orthogonal, and every one in 2Sz = 0
+        assert sector_of(r.states[k]) == (0,)
+        for j in range(k):
+            assert abs(complex(tn.inner(r.states[j], r.states[k]))) < 1e-6
+    # states of different sectors are not orthogonalised against each other
+    mixed = [starts[0], tn.MPS.random([2] * L, 8, conserve="Sz", sector=(2,), seed=5)]
+    both = tn.dmrg(H, max_bond=32, init=mixed, nstates=2, sweeps=10)
+    higher = exact_sector_energy(H, ["up"] * 6 + ["dn"] * 4, "spin-half", "Sz")
+    assert np.allclose(both.energies, [exact[0], higher], atol=1e-8)
+
+
+def exact_sector_levels(W: np.ndarray, H: tn.MPO, labels: list[str], count: int) -> np.ndarray:
+    """The ``count`` lowest eigenvalues of ``W`` in the sector of the product state."""
+    q = H.charges[0].values[:, 0]
+    total = sum(np.meshgrid(*[q] * len(labels), indexing="ij")).ravel()
+    inside = total == sector(labels, conserve="Sz")[0]
+    return np.linalg.eigvalsh(W[np.ix_(inside, inside)])[:count]

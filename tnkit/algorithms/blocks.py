@@ -34,6 +34,10 @@ from . import environments as env
 
 __all__ = [
     "BlockSplit",
+    "local_image",
+    "overlap_edges",
+    "overlap_left",
+    "overlap_right",
     "densify",
     "dense_positions",
     "absorb",
@@ -302,6 +306,41 @@ def dense_positions(where: Layout) -> np.ndarray:
         for sector, block in zip(where.sectors, where.shapes, strict=True)
     ]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
+
+
+def overlap_edges(group: Charges, sector: tuple, dtype: Any) -> tuple:
+    """The overlap environments ``F[bra, ket]`` beyond either end, for two states in
+    ``sector`` (states of different sectors have no overlap and need none)."""
+    zero, total = charge_key(group.zero), charge_key(np.array(sector))
+    name = symmetry_name(group)
+
+    def one(key, duals):
+        indices = [sr.BlockIndex({key: 1}, dual=d) for d in duals]
+        return sr.AbelianArray(
+            indices, charge=zero, symmetry=name, blocks={(key, key): np.ones((1, 1), dtype=dtype)}
+        )
+
+    return one(zero, (False, True)), one(total, (True, False))
+
+
+def overlap_left(env_: Any, core: Any, other: Any) -> Any:
+    """Σ F[a,b] conj(A)[a,s,c] B[b,s,d] → F'[c, d]."""
+    x = sr.tensordot(env_, other, axes=((1,), (0,)))  # (a, s, d)
+    return sr.tensordot(core.conj(), x, axes=((0, 1), (0, 1)))
+
+
+def overlap_right(env_: Any, core: Any, other: Any) -> Any:
+    """Σ conj(A)[a,s,c] B[b,s,d] F[c,d] → F'[a, b]."""
+    x = sr.tensordot(other, env_, axes=((2,), (1,)))  # (b, s, c)
+    return sr.tensordot(core.conj(), x, axes=((1, 2), (1, 2)))
+
+
+def local_image(left: Any, cores: list, right: Any) -> Any:
+    """Another state seen on this one's local sites: Σ F_L B… F_R, shaped like θ."""
+    x = sr.tensordot(left, cores[0], axes=((1,), (0,)))
+    for core in cores[1:]:
+        x = sr.tensordot(x, core, axes=((x.ndim - 1,), (0,)))
+    return sr.tensordot(x, right, axes=((x.ndim - 1,), (1,)))
 
 
 def absorb(rest: Any, core: Any) -> Any:

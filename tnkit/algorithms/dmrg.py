@@ -281,7 +281,7 @@ def _optimise(
     cores, ops = engine.start(start, H)
     xp = backend.namespace(H.cores[0])
     n = len(cores)
-    lower_cores = [list(s.cores) for s in lower]
+    lower_cores = [c for c in (engine.lower(s) for s in lower) if c is not None]
     chain = _Chain(
         cores,
         ops,
@@ -289,7 +289,7 @@ def _optimise(
         right=engine.right_environments(cores, ops),
         lower=lower_cores,
         left_overlaps=[],
-        right_overlaps=[_right_overlaps(cores, other) for other in lower_cores],
+        right_overlaps=[_right_overlaps(engine, cores, other) for other in lower_cores],
         engine=engine,
     )
     one_site = run.method == "one-site"
@@ -317,7 +317,7 @@ def _optimise(
             "mixing": mixing if expanding else MixingFactor(0.0),
         }
         chain.left = [engine.edge(cores)] + [None] * n
-        chain.left_overlaps = [[_edge2(cores[0])] + [None] * n for _ in lower_cores]
+        chain.left_overlaps = [[engine.overlap_edges(cores)[0]] + [None] * n for _ in lower_cores]
         # Small matrices (χ²·d·w entries up to 2^20) run faster on one BLAS thread.
         largest = max(cap * cap * max(op.shape[1] * op.shape[3] for op in H.cores), 1)
         with backend.blas_threads(backend.small_work_threads(largest, backend.is_numpy(xp))):
@@ -425,7 +425,7 @@ def _update(chain, i, direction, cap, truncation, stats) -> None:
     cores, ops, left, right, engine = chain.cores, chain.ops, chain.left, chain.right, chain.engine
     theta = engine.merge(cores[i], cores[i + 1])
     images = [
-        env.local_image(chain.left_overlaps[k][i], [other[i], other[i + 1]], right_ov[i + 2])
+        engine.local_image(chain.left_overlaps[k][i], [other[i], other[i + 1]], right_ov[i + 2])
         for k, (other, right_ov) in enumerate(zip(chain.lower, chain.right_overlaps, strict=True))
     ]
     matvec = engine.two_site_matvec(left[i], ops[i], ops[i + 1], right[i + 2])
@@ -444,7 +444,7 @@ def _update_one_site(chain, i, direction, cap, truncation, stats) -> None:
     the bond between them by the subspace expansion with the current mixing factor."""
     cores, ops = chain.cores, chain.ops
     images = [
-        env.local_image(chain.left_overlaps[k][i], [other[i]], right_ov[i + 1])
+        chain.engine.local_image(chain.left_overlaps[k][i], [other[i]], right_ov[i + 1])
         for k, (other, right_ov) in enumerate(zip(chain.lower, chain.right_overlaps, strict=True))
     ]
     mixing = stats["mixing"]
@@ -487,25 +487,20 @@ def _grow(chain, i, direction) -> None:
     if direction == "right":
         chain.left[i + 1] = chain.engine.grow_left(chain.left[i], core, op)
         for other, left_ov in zip(chain.lower, chain.left_overlaps, strict=True):
-            left_ov[i + 1] = env.overlap_left(left_ov[i], core, other[i])
+            left_ov[i + 1] = chain.engine.overlap_left(left_ov[i], core, other[i])
     else:
         chain.right[i] = chain.engine.grow_right(chain.right[i + 1], core, op)
         for other, right_ov in zip(chain.lower, chain.right_overlaps, strict=True):
-            right_ov[i] = env.overlap_right(right_ov[i + 1], core, other[i])
+            right_ov[i] = chain.engine.overlap_right(right_ov[i + 1], core, other[i])
 
 
-def _right_overlaps(cores: list, other: list) -> list:
+def _right_overlaps(engine: Any, cores: list, other: list) -> list:
     n = len(cores)
     right = [None] * (n + 1)
-    right[n] = _edge2(cores[0])
+    right[n] = engine.overlap_edges(cores)[1]
     for k in range(n - 1, 0, -1):
-        right[k] = env.overlap_right(right[k + 1], cores[k], other[k])
+        right[k] = engine.overlap_right(right[k + 1], cores[k], other[k])
     return right
-
-
-def _edge2(like: Any) -> Any:
-    xp = backend.namespace(like)
-    return xp.ones((1, 1), dtype=like.dtype, device=backend.device(like))
 
 
 def _norm(x: Any) -> float:

@@ -48,7 +48,19 @@ class DenseEngine:
     def right_environments(self, cores: list, ops: list) -> list:
         return env.right_environments(cores, ops)
 
+    def lower(self, state: MPS) -> list | None:
+        """A lower state's cores in this engine's form (None: in another sector)."""
+        return list(state.cores)
+
+    def overlap_edges(self, cores: list) -> tuple:
+        xp = backend.namespace(cores[0])
+        edge = xp.ones((1, 1), dtype=cores[0].dtype, device=backend.device(cores[0]))
+        return edge, edge
+
     merge = staticmethod(lambda a, b: contract("asb,btc->astc", a, b))
+    overlap_left = staticmethod(env.overlap_left)
+    overlap_right = staticmethod(env.overlap_right)
+    local_image = staticmethod(env.local_image)
     absorb = staticmethod(lambda rest, core: contract("ab,bsc->asc", rest, core))
     absorb_right = staticmethod(lambda core, rest: contract("asb,bc->asc", core, rest))
     two_site_matvec = staticmethod(env.two_site_matvec)
@@ -165,7 +177,20 @@ class BlockEngine:
             right[k] = blocks.grow_right(right[k + 1], cores[k], ops[k])
         return right
 
+    def lower(self, state: MPS) -> list | None:
+        charges = self.H.charges
+        resolved = resolve_charges(
+            [backend.to_numpy(c) for c in state.canonicalize(0).cores], charges
+        )
+        return blocks.state_blocks(resolved, charges) if resolved.sector == self.sector else None
+
+    def overlap_edges(self, cores: list) -> tuple:
+        return blocks.overlap_edges(self.H.charges[0], self.sector, cores[0].dtype)
+
     merge = staticmethod(blocks.merge)
+    overlap_left = staticmethod(blocks.overlap_left)
+    overlap_right = staticmethod(blocks.overlap_right)
+    local_image = staticmethod(blocks.local_image)
     absorb = staticmethod(blocks.absorb)
     absorb_right = staticmethod(blocks.merge)  # (a, s, b)·(b, c): the same contraction
     two_site_matvec = staticmethod(blocks.two_site_matvec)
@@ -179,9 +204,10 @@ class BlockEngine:
     def frob_sq(self, x: Any) -> float:
         return float(x.norm()) ** 2
 
-    def lowest(self, matvec: Any, x: Any, **options: Any) -> Eigenpair:
+    def lowest(self, matvec: Any, x: Any, orthogonal_to=(), **options: Any) -> Eigenpair:
         where = blocks.layout(matvec.indices, x)
-        pair = lowest_eigenpair(*_flat_problem(matvec, x, where), **options)
+        images = [blocks.flat(image, where) for image in orthogonal_to]
+        pair = lowest_eigenpair(*_flat_problem(matvec, x, where), orthogonal_to=images, **options)
         return Eigenpair(pair.value, blocks.unflat(pair.vector, where), pair.matvecs, pair.residual)
 
     def exp(self, matvec: Any, x: Any, tau: complex, **options: Any) -> KrylovExponential:
@@ -250,11 +276,11 @@ def _flat_problem(matvec: Any, x: Any, where: Any) -> tuple:
 
 
 def choose_engine(H: MPO, starts: list, method: str = "two-site") -> DenseEngine | BlockEngine:
-    """Blocks when H and the state declare the same charges (two-site DMRG of one state,
-    or TDVP, on NumPy); dense arrays otherwise."""
+    """Blocks when H and the states declare the same charges (two-site DMRG, or TDVP, on
+    NumPy); dense arrays otherwise."""
     charged = H.charges is not None and all(s.charges == H.charges for s in starts)
     numpy = backend.is_numpy(backend.namespace(H.cores[0]))
-    if charged and numpy and method == "two-site" and len(starts) == 1:
+    if charged and numpy and method == "two-site":
         try:
             blocks.symmetry_name(H.charges[0])
         except ValueError:  # a group symmray has no array for (U(1) × Z2): dense
