@@ -503,10 +503,6 @@ def _right_overlaps(engine: Any, cores: list, other: list) -> list:
     return right
 
 
-def _norm(x: Any) -> float:
-    return backend.frob_sq(x) ** 0.5
-
-
 # ---------------------------------------------------------------------- checks
 
 

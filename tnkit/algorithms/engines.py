@@ -171,11 +171,8 @@ class BlockEngine:
         return blocks.edges(self.H.charges[0], self.sector, cores[0].dtype)[0]
 
     def right_environments(self, cores: list, ops: list) -> list:
-        right = [None] * (len(cores) + 1)
-        right[-1] = blocks.edges(self.H.charges[0], self.sector, cores[0].dtype)[1]
-        for k in range(len(cores) - 1, 0, -1):
-            right[k] = blocks.grow_right(right[k + 1], cores[k], ops[k])
-        return right
+        far = blocks.edges(self.H.charges[0], self.sector, cores[0].dtype)[1]
+        return env.right_environments(cores, ops, far_edge=far, grow=blocks.grow_right)
 
     def lower(self, state: MPS) -> list | None:
         charges = self.H.charges

@@ -180,9 +180,11 @@ def zero_site_matvec(left: Any, right: Any) -> Any:
     return matvec
 
 
-def right_environments(cores: list, ops: list) -> list:
+def right_environments(cores: list, ops: list, *, far_edge: Any = None, grow: Any = None) -> list:
     """Every right environment of a right-canonical state: entry ``k`` covers sites k..n−1
     (entry n is the edge; entry 0, the whole chain, is left None, as no sweep needs it).
+    ``far_edge`` and ``grow`` default to the dense ones ([edge][tnkit.algorithms.environments.edge],
+    [grow_right][tnkit.algorithms.environments.grow_right]); other arrays pass their own.
 
     Example:
         >>> import tnkit as tn
@@ -193,7 +195,8 @@ def right_environments(cores: list, ops: list) -> list:
     """
     n = len(cores)
     right = [None] * (n + 1)
-    right[n] = edge(cores[0])
+    right[n] = edge(cores[0]) if far_edge is None else far_edge
+    grow = grow_right if grow is None else grow
     for k in range(n - 1, 0, -1):
-        right[k] = grow_right(right[k + 1], cores[k], ops[k])
+        right[k] = grow(right[k + 1], cores[k], ops[k])
     return right
