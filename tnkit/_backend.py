@@ -20,6 +20,7 @@ from . import _autodiff
 Array = Any
 
 _DTYPE_NAMES = ("float32", "float64", "complex64", "complex128")
+_NUMPY_DTYPE_NAMES = {np.dtype(name): name for name in _DTYPE_NAMES}
 
 
 # ----------------------------------------------------------------------------- namespaces
@@ -98,6 +99,10 @@ def is_tracer(x: Array) -> bool:
 
 def dtype_name(dtype: Any) -> str:
     """Canonical name ('float64', ...) of a dtype from any supported library."""
+    if isinstance(dtype, np.dtype):  # the common case: a dictionary lookup
+        name = _NUMPY_DTYPE_NAMES.get(dtype)
+        if name is not None:
+            return name
     if isinstance(dtype, type) and issubclass(dtype, np.generic):  # np.float64, the scalar type
         dtype = np.dtype(dtype)
     text = str(dtype).rsplit(".", 1)[-1]

@@ -434,7 +434,7 @@ def _update(chain, i, direction, cap, truncation, stats) -> None:
     )
     stats["energy"], stats["matvecs"] = pair.value, stats["matvecs"] + pair.matvecs
     budget = truncation.total_budget(1.0)
-    cores[i], cores[i + 1], discarded = engine.split(pair.vector, cap, budget, direction)
+    cores[i], cores[i + 1], discarded = engine.split(pair.vector, cap, budget, direction, bond=i)
     stats["discarded"] = max(stats["discarded"], discarded)
     _grow(chain, i if direction == "right" else i + 1, direction)
 

@@ -59,15 +59,14 @@ def lowest_eigenpair(
     if norm == 0.0:  # a start inside the excluded space: any vector outside it
         vector = _project(xp.ones_like(vector), basis, xp)
         norm = _norm(vector, xp)
-    krylov = xp.reshape(vector / norm, (1, -1))  # rows: the orthonormal Krylov vectors
+    krylov = _Rows(vector / norm, max_iter, xp)
     alphas: list[float] = []
     betas: list[float] = []
     value, coefficients, residual = 0.0, np.ones(1), np.inf
     for step in range(max_iter):
-        w = _project(xp.reshape(matvec(xp.reshape(krylov[-1, :], shape)), (-1,)), basis, xp)
-        alphas.append(float(backend.to_numpy(_vdot(krylov[-1, :], w, xp)).real))
-        for _ in range(2):  # full reorthogonalisation (twice is enough) as two products
-            w = w - _coefficients(krylov, w, xp) @ krylov
+        w = _project(xp.reshape(matvec(xp.reshape(krylov.last, shape)), (-1,)), basis, xp)
+        alphas.append(_vdot(krylov.last, w, xp).real)
+        w = krylov.orthogonalise(w)
         beta = _norm(w, xp)
         values, vectors = _tridiagonal(alphas, betas)
         value, coefficients = float(values[0]), vectors[:, 0]
@@ -77,11 +76,69 @@ def lowest_eigenpair(
         if step == max_iter - 1:
             break
         betas.append(beta)
-        krylov = xp.concat([krylov, xp.reshape(w / beta, (1, -1))], axis=0)
-    weights = backend.from_numpy(coefficients.astype(backend.dtype_name(krylov.dtype)), krylov)
-    x = weights @ krylov
+        krylov.append(w / beta)
+    x = krylov.combine(coefficients)
     x = x / _norm(x, xp)
     return Eigenpair(value, xp.reshape(x, shape), len(alphas), float(residual))
+
+
+class _Rows:
+    """Orthonormal vectors, stored as the rows of one matrix that grows one row at a time.
+
+    On NumPy the matrix is a buffer filled in place (no copy of the earlier rows per step);
+    other libraries concatenate, which also serves immutable arrays (JAX).
+    """
+
+    def __init__(self, first: Any, capacity: int, xp: Any) -> None:
+        self.xp, self.count = xp, 1
+        if backend.is_numpy(xp):
+            self._store = np.empty((max(1, capacity), first.shape[0]), dtype=first.dtype)
+            self._store[0] = first
+        else:
+            self._store = xp.reshape(first, (1, -1))
+
+    @property
+    def matrix(self) -> Any:
+        return self._store[: self.count]
+
+    @property
+    def last(self) -> Any:
+        return self._store[self.count - 1]
+
+    @property
+    def dtype(self) -> Any:
+        return self._store.dtype
+
+    def astype(self, dtype: Any) -> None:
+        self._store = self.xp.astype(self._store, dtype)
+
+    def append(self, row: Any) -> None:
+        if backend.is_numpy(self.xp) and self.count < self._store.shape[0]:
+            self._store[self.count] = row
+        elif backend.is_numpy(self.xp):
+            self._store = np.concatenate([self.matrix, row[None, :]])
+        else:
+            self._store = self.xp.concat([self._store, self.xp.reshape(row, (1, -1))], axis=0)
+        self.count += 1
+
+    def orthogonalise(self, w: Any) -> Any:
+        """``w`` minus its projection on the rows, twice (full reorthogonalisation: twice is
+        enough); each pass is two matrix-vector products."""
+        xp, rows = self.xp, self.matrix
+        for _ in range(2):
+            if backend.is_complex(rows.dtype):  # ⟨v_k, w⟩ = conj(v_k · conj(w)): no copy of V
+                coefficients = xp.conj(rows @ xp.conj(w))
+            else:
+                coefficients = rows @ w
+            w = w - coefficients @ rows
+        return w
+
+    def combine(self, weights: np.ndarray) -> Any:
+        """Σ_k weights[k]·v_k, in the rows' library and dtype (``weights`` on the host)."""
+        if not backend.is_complex(self.dtype):
+            weights = weights.real
+        weights = weights.astype(backend.dtype_name(self.dtype))
+        return backend.from_numpy(weights, self._store) @ self.matrix
 
 
 # The error estimate of a sub-step cannot resolve less than this (relative): the rounding of
@@ -140,7 +197,7 @@ def expm_krylov(
     remaining, matvecs, error = 1.0, 0, 0.0  # remaining: the fraction of t still to go
     trial = 1.0  # the first fraction tried when the space is too small for all that remains
     while remaining > 0.0:
-        space = _LanczosSpace(matvec, x / norm, shape, xp)
+        space = _LanczosSpace(matvec, x / norm, shape, xp, max_iter + 1)
         while True:
             space.extend()
             estimate = norm * space.error(t * remaining)
@@ -165,9 +222,11 @@ class _LanczosSpace:
     """The orthonormal Krylov vectors (rows) of a unit start vector and the tridiagonal
     matrix of the operator on them, grown one vector at a time."""
 
-    def __init__(self, matvec: Callable[[Any], Any], start: Any, shape: tuple, xp: Any) -> None:
+    def __init__(
+        self, matvec: Callable[[Any], Any], start: Any, shape: tuple, xp: Any, capacity: int
+    ) -> None:
         self.matvec, self.shape, self.xp = matvec, shape, xp
-        self.rows = xp.reshape(start, (1, -1))
+        self.rows = _Rows(start, capacity, xp)
         self.alphas: list[float] = []
         self.betas: list[float] = []
         self.exhausted = False
@@ -176,14 +235,14 @@ class _LanczosSpace:
     def extend(self) -> None:
         xp = self.xp
         if self._pending is not None:
-            self.rows = xp.concat([self.rows, xp.reshape(self._pending, (1, -1))], axis=0)
-        w = xp.reshape(self.matvec(xp.reshape(self.rows[-1, :], self.shape)), (-1,))
+            self.rows.append(self._pending)
+        w = xp.reshape(self.matvec(xp.reshape(self.rows.last, self.shape)), (-1,))
         if w.dtype != self.rows.dtype:  # a real operator on complex vectors, or vice versa
             dtype = xp.result_type(w.dtype, self.rows.dtype)
-            w, self.rows = xp.astype(w, dtype), xp.astype(self.rows, dtype)
-        self.alphas.append(float(backend.to_numpy(_vdot(self.rows[-1, :], w, xp)).real))
-        for _ in range(2):  # full reorthogonalisation (twice is enough) as two products
-            w = w - _coefficients(self.rows, w, xp) @ self.rows
+            w = xp.astype(w, dtype)
+            self.rows.astype(dtype)
+        self.alphas.append(_vdot(self.rows.last, w, xp).real)
+        w = self.rows.orthogonalise(w)
         beta = _norm(w, xp)
         scale = max(1.0, max(abs(a) for a in self.alphas), max(self.betas, default=0.0))
         self.exhausted = beta <= 1e-14 * scale
@@ -201,11 +260,7 @@ class _LanczosSpace:
 
     def combine(self, t: complex, norm: float) -> Any:
         """``norm·V_m·exp(t·T_m)·e_1`` in the vectors' library and dtype."""
-        weights = norm * self.weights(t)
-        if not backend.is_complex(self.rows.dtype):
-            weights = weights.real
-        weights = weights.astype(backend.dtype_name(self.rows.dtype))
-        return backend.from_numpy(weights, self.rows) @ self.rows
+        return self.rows.combine(norm * self.weights(t))
 
 
 def _largest_fraction(
@@ -221,22 +276,23 @@ def _largest_fraction(
     return fraction, estimate
 
 
-def _coefficients(rows: Any, w: Any, xp: Any) -> Any:
-    """⟨v_k, w⟩ for every row v_k."""
-    return (xp.conj(rows) if backend.is_complex(rows.dtype) else rows) @ w
-
-
 def _tridiagonal(alphas: list[float], betas: list[float]) -> tuple[np.ndarray, np.ndarray]:
     if len(alphas) == 1:
         return np.array(alphas), np.ones((1, 1))
     return scipy.linalg.eigh_tridiagonal(np.array(alphas), np.array(betas[: len(alphas) - 1]))
 
 
-def _vdot(a: Any, b: Any, xp: Any) -> Any:
-    return xp.sum(xp.conj(a) * b) if backend.is_complex(a.dtype) else xp.sum(a * b)
+def _vdot(a: Any, b: Any, xp: Any) -> complex:
+    """⟨a, b⟩ (a conjugated) of two vectors, as a Python complex."""
+    if backend.is_numpy(xp):
+        return complex(np.vdot(a, b))
+    product = xp.sum(xp.conj(a) * b) if backend.is_complex(a.dtype) else xp.sum(a * b)
+    return complex(backend.to_numpy(product))
 
 
 def _norm(a: Any, xp: Any) -> float:
+    if backend.is_numpy(xp):
+        return float(np.sqrt(np.vdot(a, a).real))
     return float(backend.to_numpy(xp.sqrt(xp.sum(xp.abs(a) ** 2))))
 
 
@@ -252,5 +308,6 @@ def _orthonormal(vectors: list, xp: Any) -> list:
 
 def _project(x: Any, basis: list, xp: Any) -> Any:
     for u in basis:
-        x = x - _vdot(u, x, xp) * u
+        overlap = _vdot(u, x, xp)
+        x = x - (overlap if backend.is_complex(x.dtype) else overlap.real) * u
     return x

@@ -195,7 +195,7 @@ def _evolve_pair(
     weight = engine.frob_sq(theta)
     budget = rule.truncation.total_budget(weight**0.5)
     cores[i], cores[i + 1], discarded = engine.split(
-        theta, rule.truncation.max_bond, budget, direction, normalise=rule.normalise
+        theta, rule.truncation.max_bond, budget, direction, normalise=rule.normalise, bond=i
     )
     stats.discarded = max(stats.discarded, discarded / max(weight, 1e-300))
     if direction == "right":
