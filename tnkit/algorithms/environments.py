@@ -82,7 +82,7 @@ def two_site_matvec(left: Any, op1: Any, op2: Any, right: Any) -> Any:
     chi_r, wr, _ = right.shape
     d1, d2 = op1.shape[1], op2.shape[1]
     pair = contract("wstx,xruy->srywtu", op1, op2)  # out legs and right bond | left bond, in
-    pair = xp.reshape(pair, (d1 * d2 * wr, w * op1.shape[2] * op2.shape[2]))
+    pair = real_if_real(xp.reshape(pair, (d1 * d2 * wr, w * op1.shape[2] * op2.shape[2])))
     flat_left = xp.reshape(left, (chi_l * w, left.shape[2]))
     flat_right = xp.matrix_transpose(xp.reshape(right, (chi_r, wr * right.shape[2])))
     work = Workspace(xp)
@@ -130,13 +130,13 @@ def left_product(left: Any, op: Any) -> Any:
     chi_l, w, _ = left.shape
     d_out, d_in, wr = op.shape[1], op.shape[2], op.shape[3]
     flat_left = xp.reshape(left, (chi_l * w, left.shape[2]))
-    flat_op = xp.reshape(xp.permute_dims(op, (1, 3, 0, 2)), (d_out * wr, w * d_in))
+    flat_op = real_if_real(xp.reshape(xp.permute_dims(op, (1, 3, 0, 2)), (d_out * wr, w * d_in)))
     work = Workspace(xp)
 
     def product(core: Any) -> Any:
         b, t, c = core.shape
         x = work.matmul(flat_left, xp.reshape(core, (b, t * c)), slot=0)  # (a w, t c)
-        x = flat_op @ xp.reshape(x, (chi_l, w * t, c))  # (a, s v, c)
+        x = work.matmul(flat_op, xp.reshape(x, (chi_l, w * t, c)), slot=None)  # (a, s v, c)
         return xp.reshape(x, (chi_l * d_out, wr * c))
 
     return product
@@ -149,7 +149,9 @@ class Workspace:
     their page faults cost as much as the products themselves below χ ≈ 128.
 
     A buffer is overwritten by the next product into the same ``slot``: only for
-    intermediates that do not outlive the call.
+    intermediates that do not outlive the call; ``slot=None`` gives a fresh array. A real
+    matrix times a complex one runs as a real product on the complex array's float view
+    (half the arithmetic of promoting the real one to complex).
 
     Example:
         >>> import numpy as np
@@ -163,15 +165,40 @@ class Workspace:
         self._numpy = backend.is_numpy(xp)
         self._buffers: dict[int, Any] = {}
 
-    def matmul(self, a: Any, b: Any, *, slot: int) -> Any:
+    def matmul(self, a: Any, b: Any, *, slot: int | None) -> Any:
         if not self._numpy:
             return a @ b
         shape = (*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-1])
         dtype = np.result_type(a, b)
-        buffer = self._buffers.get(slot)
+        buffer = self._buffers.get(slot) if slot is not None else None
         if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
-            buffer = self._buffers[slot] = np.empty(shape, dtype=dtype)
+            buffer = np.empty(shape, dtype=dtype)
+            if slot is not None:
+                self._buffers[slot] = buffer
+        if _real_times_complex(a, b):
+            np.matmul(a, b.view(a.dtype), out=buffer.view(a.dtype))
+            return buffer
         return np.matmul(a, b, out=buffer)
+
+
+def _real_times_complex(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a @ b`` can run on ``b``'s float view: ``a`` real, ``b`` complex of the same
+    precision and contiguous (its last axis becomes interleaved real and imaginary parts)."""
+    return (
+        a.dtype.kind == "f"
+        and b.dtype.kind == "c"
+        and b.dtype.itemsize == 2 * a.dtype.itemsize
+        and b.flags.c_contiguous
+    )
+
+
+def real_if_real(a: Any) -> Any:
+    """``a``'s real part when ``a`` is a complex NumPy array whose imaginary part is zero
+    (a real operator cast to complex), else ``a``: small operator matrices, checked once
+    per effective operator, so that the products run in real arithmetic."""
+    if isinstance(a, np.ndarray) and a.dtype.kind == "c" and not a.imag.any():
+        return np.ascontiguousarray(a.real)
+    return a
 
 
 def overlap_left(env: Any, core: Any, other: Any) -> Any:
