@@ -110,6 +110,15 @@ def test_only_rejects_unknown_names(tmp_path: Path) -> None:
     ],
 )
 def test_sector_benchmarks_run(args: list[str]) -> None:
+    run_script(args)
+
+
+@pytest.mark.slow
+def test_tdvp_benchmark_runs() -> None:
+    run_script(["bench_tdvp.py", "--quick"])
+
+
+def run_script(args: list[str]) -> None:
     script = RUN.parent / args[0]
     done = subprocess.run(
         [sys.executable, str(script), *args[1:]], capture_output=True, text=True, timeout=600
