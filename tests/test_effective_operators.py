@@ -129,3 +129,12 @@ def test_exact_bond_runs_cut_finely_and_stay_exact():
     assert np.allclose(evolved.values["energy"], exact, atol=1e-9)
     assert np.allclose(evolved.values["norm"], 1.0, atol=1e-10)
     assert abs(complex(tn.inner(r.state, evolved.state))) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_lowest_eigenpair_of_a_complex_operator_from_a_real_start():
+    rng = np.random.default_rng(0)
+    a = random(rng, (20, 20), True)
+    a = a + a.conj().T
+    pair = lowest_eigenpair(lambda x: a @ x, np.ones(20), max_iter=30)
+    assert pair.vector.dtype == np.complex128
+    assert pair.value == pytest.approx(scipy.linalg.eigvalsh(a)[0], abs=1e-10)

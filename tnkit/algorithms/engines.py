@@ -110,7 +110,8 @@ class DenseEngine:
             isometry="left" if direction == "right" else "right",
             method="exact" if bond in self._fine_cuts else "auto",
         )
-        if bond is not None and cut.discarded < FINE_CUT * backend.frob_sq(theta):
+        weight = float(np.sum(cut.singular_values**2)) + cut.discarded  # ‖theta‖²
+        if bond is not None and cut.discarded < FINE_CUT * weight:
             self._fine_cuts.add(bond)
         elif bond is not None:
             self._fine_cuts.discard(bond)

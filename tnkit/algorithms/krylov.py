@@ -66,7 +66,8 @@ def lowest_eigenpair(
     betas: list[float] = []
     value, coefficients, residual = 0.0, np.ones(1), np.inf
     for step in range(max_iter):
-        w = _project(xp.reshape(matvec(xp.reshape(krylov.last, shape)), (-1,)), basis, xp)
+        w = krylov.common_dtype(xp.reshape(matvec(xp.reshape(krylov.last, shape)), (-1,)))
+        w = _project(w, basis, xp)
         alphas.append(_vdot(krylov.last, w, xp).real)
         w, beta = krylov.orthogonalise(w)
         values, vectors = _tridiagonal(alphas, betas)
@@ -110,8 +111,14 @@ class _Rows:
     def dtype(self) -> Any:
         return self._store.dtype
 
-    def astype(self, dtype: Any) -> None:
+    def common_dtype(self, w: Any) -> Any:
+        """``w`` and the rows in their common dtype (a real operator on complex vectors, or
+        a complex one on real vectors): the rows are promoted in place, ``w`` returned."""
+        if w.dtype == self._store.dtype:
+            return w
+        dtype = self.xp.result_type(w.dtype, self._store.dtype)
         self._store = self.xp.astype(self._store, dtype)
+        return self.xp.astype(w, dtype)
 
     def append(self, row: Any) -> None:
         if backend.is_numpy(self.xp) and self.count < self._store.shape[0]:
@@ -250,10 +257,7 @@ class _LanczosSpace:
         if self._pending is not None:
             self.rows.append(self._pending)
         w = xp.reshape(self.matvec(xp.reshape(self.rows.last, self.shape)), (-1,))
-        if w.dtype != self.rows.dtype:  # a real operator on complex vectors, or vice versa
-            dtype = xp.result_type(w.dtype, self.rows.dtype)
-            w = xp.astype(w, dtype)
-            self.rows.astype(dtype)
+        w = self.rows.common_dtype(w)
         self.alphas.append(_vdot(self.rows.last, w, xp).real)
         w, beta = self.rows.orthogonalise(w)
         scale = max(1.0, max(abs(a) for a in self.alphas), max(self.betas, default=0.0))
