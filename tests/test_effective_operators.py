@@ -138,3 +138,10 @@ def test_lowest_eigenpair_of_a_complex_operator_from_a_real_start():
     pair = lowest_eigenpair(lambda x: a @ x, np.ones(20), max_iter=30)
     assert pair.vector.dtype == np.complex128
     assert pair.value == pytest.approx(scipy.linalg.eigvalsh(a)[0], abs=1e-10)
+
+
+def test_a_matvec_returning_its_input_leaves_the_krylov_vectors_intact():
+    start = np.arange(1.0, 6.0)
+    pair = lowest_eigenpair(lambda x: x, start)  # the identity: w is a view of the rows
+    assert pair.value == pytest.approx(1.0, abs=1e-14)
+    np.testing.assert_allclose(pair.vector, start / np.linalg.norm(start), atol=1e-14)

@@ -110,11 +110,12 @@ class DenseEngine:
             isometry="left" if direction == "right" else "right",
             method="exact" if bond in self._fine_cuts else "auto",
         )
-        weight = float(np.sum(cut.singular_values**2)) + cut.discarded  # ‖theta‖²
-        if bond is not None and cut.discarded < FINE_CUT * weight:
-            self._fine_cuts.add(bond)
-        elif bond is not None:
-            self._fine_cuts.discard(bond)
+        if bond is not None:
+            weight = float(np.sum(cut.singular_values**2)) + cut.discarded  # ‖theta‖²
+            if cut.discarded < FINE_CUT * weight:
+                self._fine_cuts.add(bond)
+            else:
+                self._fine_cuts.discard(bond)
         left, right = cut.left, cut.right
         if normalise and direction == "right":
             right = right / norm(right)

@@ -139,7 +139,8 @@ class _Rows:
         before = _norm(w, xp)
         for _ in range(2):
             if backend.is_numpy(xp):
-                w = _subtract_projection_blas(rows, w, fresh=np.shares_memory(w, self._store))
+                aliased = np.may_share_memory(w, self._store)  # a matvec returning its input
+                w = _subtract_projection_blas(rows, w, aliased=aliased)
             elif backend.is_complex(rows.dtype):  # ⟨v_k, w⟩ = conj(v_k · conj(w)): no copy of V
                 w = w - xp.conj(rows @ xp.conj(w)) @ rows
             else:
@@ -292,12 +293,12 @@ def _largest_fraction(
     return fraction, estimate
 
 
-def _subtract_projection_blas(rows: np.ndarray, w: np.ndarray, fresh: bool) -> np.ndarray:
-    """``w − Vᴴ(V̄ w)``-style projection removal for the rows V, by two BLAS gemv calls on
-    the transposed (Fortran-ordered) view of V: no conjugated copy, and ``w`` overwritten
-    (copied first when ``fresh``, or when it is not a contiguous array of V's dtype)."""
+def _subtract_projection_blas(rows: np.ndarray, w: np.ndarray, aliased: bool) -> np.ndarray:
+    """``w`` minus its projection on the rows V, by two BLAS gemv calls on the transposed
+    (Fortran-ordered) view of V: no conjugated copy, and ``w`` overwritten (copied first
+    when ``aliased`` with the rows, or when it is not a contiguous array of V's dtype)."""
     basis = rows.T  # (n, m), Fortran order: a view
-    if fresh or w.dtype != rows.dtype or not w.flags.c_contiguous or not w.flags.writeable:
+    if aliased or w.dtype != rows.dtype or not w.flags.c_contiguous or not w.flags.writeable:
         w = np.array(w, dtype=rows.dtype, order="C")
     gemv = scipy.linalg.blas.get_blas_funcs("gemv", (basis,))
     coefficients = gemv(1.0, basis, w, trans=2)  # conj(V) w: ⟨v_k, w⟩ for every row
