@@ -30,7 +30,9 @@ from ..operators import bond_charges
 from ..sectors import ChargeResolved, charge_key
 from ..symmetry import Charges
 from ..truncation import choose_rank
+from . import block_plans as plans
 from . import environments as env
+from .block_vectors import Layout, dense_positions, densify, flat, layout, moduli, unflat
 
 __all__ = [
     "BlockSplit",
@@ -230,6 +232,14 @@ def two_site_matvec(left: Any, op1: Any, op2: Any, right: Any):
     matvec.indices = (left.indices[0], op1.indices[1], op2.indices[1], right.indices[0])
     a, s, t, c = (index.chargemap for index in matvec.indices)
     w, x, y = op1.indices[0].chargemap, op1.indices[3].chargemap, op2.indices[3].chargemap
+    matvec.compile = lambda where: _compiled(
+        where,
+        [
+            (left, (0,), (2,), False),
+            (pair, (1, 2, 3), (0, 2, 4), True),
+            (right, (1, 4), (2, 1), True),
+        ],
+    )
     matvec.dense = lambda: env.two_site_matvec(
         densify(left, [a, w, a]),
         densify(op1, [w, s, s, x]),
@@ -250,6 +260,10 @@ def one_site_matvec(left: Any, op: Any, right: Any):
     matvec.indices = (left.indices[0], op.indices[1], right.indices[0])
     a, s, c = (index.chargemap for index in matvec.indices)
     w, v = op.indices[0].chargemap, op.indices[3].chargemap
+    matvec.compile = lambda where: _compiled(
+        where,
+        [(left, (0,), (2,), False), (op, (1, 2), (0, 2), True), (right, (1, 3), (2, 1), True)],
+    )
     matvec.dense = lambda: env.one_site_matvec(
         densify(left, [a, w, a]), densify(op, [w, s, s, v]), densify(right, [c, v, c])
     )
@@ -266,46 +280,18 @@ def zero_site_matvec(left: Any, right: Any):
     matvec.indices = (left.indices[0], right.indices[0])
     a, c = (index.chargemap for index in matvec.indices)
     w = {**left.indices[1].chargemap, **right.indices[1].chargemap}  # either may lack some
+    matvec.compile = lambda where: _compiled(
+        where, [(left, (0,), (2,), False), (right, (1, 2), (1, 2), True)]
+    )
     matvec.dense = lambda: env.zero_site_matvec(densify(left, [a, w, a]), densify(right, [c, w, c]))
     return matvec
 
 
-def densify(array: Any, maps: Sequence[dict]) -> np.ndarray:
-    """The dense array of a block-sparse one, leg i laid out by the chargemap ``maps[i]``
-    (charges ascending, each charge's channels together; a superset of the leg's own)."""
-    starts = [_starts(chargemap) for chargemap in maps]
-    out = np.zeros(tuple(sum(m.values()) for m in maps), dtype=array.dtype)
-    for sector, block in array.blocks.items():
-        where = tuple(
-            slice(o[k], o[k] + n) for o, k, n in zip(starts, sector, block.shape, strict=True)
-        )
-        out[where] = block
-    return out
-
-
-def _starts(chargemap: dict) -> dict:
-    """Where each charge's channels start along a leg laid out by ``chargemap``."""
-    keys = sorted(chargemap)
-    offsets = np.cumsum([0, *(chargemap[k] for k in keys)])
-    return {k: int(o) for k, o in zip(keys, offsets, strict=False)}
-
-
-def dense_positions(where: Layout) -> np.ndarray:
-    """Where each entry of a flat vector in ``where``'s layout sits in the raveled dense
-    array of the same legs (laid out as [densify][tnkit.algorithms.blocks.densify] does)."""
-    maps = [index.chargemap for index in where.indices]
-    starts = [_starts(chargemap) for chargemap in maps]
-    shape = tuple(sum(m.values()) for m in maps)
-    parts = [
-        np.ravel_multi_index(
-            np.ix_(
-                *[np.arange(o[k], o[k] + n) for o, k, n in zip(starts, sector, block, strict=True)]
-            ),
-            shape,
-        ).ravel()
-        for sector, block in zip(where.sectors, where.shapes, strict=True)
-    ]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
+def _compiled(where: Layout, steps: list) -> Any:
+    """The chain ``steps`` (see [compile_chain][tnkit.algorithms.block_plans.compile_chain])
+    compiled for flat vectors in ``where``'s layout, on both ends."""
+    placed = plans.placed_layout(where)
+    return plans.compile_chain(placed, steps, placed, moduli(steps[0][0]))
 
 
 def overlap_edges(group: Charges, sector: tuple, dtype: Any) -> tuple:
@@ -364,47 +350,6 @@ def tangent_residual(image: Any, basis: Any, following: Any) -> float:
     return float(np.vdot(y, y).real)
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Where each block of a block-sparse array sits in its flat vector (for Lanczos)."""
-
-    indices: tuple
-    charge: Any
-    symmetry: Any
-    sectors: tuple
-    shapes: tuple
-    offsets: tuple
-    size: int
-
-
-def layout(indices: Sequence[sr.BlockIndex], like: Any) -> Layout:
-    """The flat layout of every charge-conserving block over ``indices`` (present in an
-    array or not), so that vectors on the same legs line up entry by entry; charge and
-    symmetry from ``like``."""
-    maps = [index.chargemap for index in indices]
-    signs = [-1 if index.dual else 1 for index in indices]
-    moduli = _moduli(like)
-    sectors, shapes, offsets, start = [], [], [], 0
-    for head in itertools.product(*[sorted(m) for m in maps[:-1]]):
-        last = _balance(head, signs, moduli)  # what conservation leaves for the last leg
-        if last in maps[-1]:
-            sector = (*head, last)
-            shape = tuple(m[k] for m, k in zip(maps, sector, strict=True))
-            sectors.append(sector)
-            shapes.append(shape)
-            offsets.append(start)
-            start += int(np.prod(shape))
-    return Layout(
-        tuple(indices),
-        like.charge,
-        like.symmetry,
-        tuple(sectors),
-        tuple(shapes),
-        tuple(offsets),
-        start,
-    )
-
-
 def _balance(head: tuple, signs: list, moduli: tuple) -> Any:
     """The charge key the last leg needs so that ``head`` (keys of the other legs) and it
     conserve: plain Python on int or tuple keys (called once per candidate block)."""
@@ -416,36 +361,6 @@ def _balance(head: tuple, signs: list, moduli: tuple) -> Any:
         for c in range(len(moduli))
     ]
     return tuple(f % m if m else f for f, m in zip(flow, moduli, strict=True))
-
-
-def _moduli(array: Any) -> tuple:
-    name = array.symmetry if isinstance(array.symmetry, str) else type(array.symmetry).__name__
-    if name.startswith("U1"):
-        return (0,) * (len(name) // 2)
-    if name == "Z2Z2":
-        return (2, 2)
-    return (int(name[1:]),)
-
-
-def flat(array: Any, where: Layout) -> np.ndarray:
-    """The blocks of ``array`` as one vector in ``where``'s layout (absent blocks: zeros)."""
-    out = np.zeros(where.size, dtype=array.dtype)
-    for sector, _shape, start in zip(where.sectors, where.shapes, where.offsets, strict=True):
-        block = array.blocks.get(sector)
-        if block is not None:
-            out[start : start + block.size] = block.reshape(-1)
-    return out
-
-
-def unflat(vector: np.ndarray, where: Layout) -> Any:
-    """The block-sparse array of a vector in ``where``'s layout (views of ``vector``)."""
-    blocks = {
-        sector: vector[start : start + int(np.prod(shape))].reshape(shape)
-        for sector, shape, start in zip(where.sectors, where.shapes, where.offsets, strict=True)
-    }
-    return sr.AbelianArray(
-        list(where.indices), charge=where.charge, blocks=blocks, symmetry=where.symmetry
-    )
 
 
 @dataclass(frozen=True)
@@ -476,11 +391,11 @@ def split(
     the cut (``isometry="left"``) or left of it."""
     row_maps = [index.chargemap for index in theta.indices[:rows]]
     col_maps = [index.chargemap for index in theta.indices[rows:]]
-    moduli = _moduli(theta)
+    components = moduli(theta)
     by_cut: dict = {}
     for sector, block in theta.blocks.items():
         flow = sum(np.atleast_1d(np.array(q)) for q in sector[:rows])
-        by_cut.setdefault(charge_key(_reduce(flow, moduli)), {})[sector] = block
+        by_cut.setdefault(charge_key(_reduce(flow, components)), {})[sector] = block
     factors = {}
     for cut, blocks in by_cut.items():
         row_keys = sorted({s[:rows] for s in blocks})

@@ -293,7 +293,7 @@ def _flat_problem(matvec: Any, x: Any, where: Any) -> tuple:
     """A block-sparse local problem as a flat one: the matvec on vectors, and the start."""
     shape = tuple(sum(index.chargemap.values()) for index in where.indices)
     if math.prod(shape) > DENSE_LOCAL:
-        return lambda v: blocks.flat(matvec(blocks.unflat(v, where)), where), blocks.flat(x, where)
+        return matvec.compile(where), blocks.flat(x, where)
     positions = blocks.dense_positions(where)
     dense = matvec.dense()
 
