@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from symmray import utils
 
 import tnkit as tn
-from tnkit.algorithms import block_plans, blocks
+from tnkit.algorithms import block_plans, blocks, engines
 from tnkit.algorithms.engines import BlockEngine
 
 FAST = settings(max_examples=25, deadline=None)
@@ -129,3 +129,47 @@ def test_products_are_one_per_charge_group():
         assert step.fixed.size == fixed_total
         assert step.gather.size == running_total
         assert step.size == sum(r * c for r, _, c, *_ in step.products)
+
+
+@pytest.mark.parametrize("kind", ["two", "one", "zero"])
+def test_dense_local_matvec_equals_the_block_one(kind):
+    x, matvec = _local_problem(kind, "hubbard")
+    where = blocks.layout(matvec.indices, x)
+    expected = blocks.flat(matvec(x), where)
+    shape = tuple(sum(index.chargemap.values()) for index in where.indices)
+    full = np.zeros(int(np.prod(shape)))
+    positions = blocks.dense_positions(where)
+    full[positions] = blocks.flat(x, where)
+    got = matvec.dense()(full.reshape(shape)).reshape(-1)
+    assert np.allclose(got[positions], expected, atol=1e-12)
+    outside = np.ones(got.size, dtype=bool)
+    outside[positions] = False
+    assert np.allclose(got[outside], 0.0, atol=1e-12)  # the dense matvec keeps the sector
+
+
+def test_dmrg_is_the_same_on_every_local_path(monkeypatch):
+    """Dense local problems, compiled block chains and symmray per call: one answer."""
+    L = 8
+    H = tn.models.hubbard(L, U=4.0, conserve=("N", "Sz"))
+    start = tn.MPS.product_state(["up", "dn"] * (L // 2), site="electron", conserve=("N", "Sz"))
+    energies = [tn.dmrg(H, max_bond=24, init=start, sweeps=4, tol=0).energy]
+    monkeypatch.setattr(engines, "DENSE_LOCAL", 0)
+    for mean_block in (10**9, 0):  # every problem compiled; none
+        monkeypatch.setattr(engines, "COMPILE_BELOW_MEAN_BLOCK", mean_block)
+        energies.append(tn.dmrg(H, max_bond=24, init=start, sweeps=4, tol=0).energy)
+    assert max(energies) - min(energies) < 1e-10
+
+
+def test_unique_rows_is_numpys_unique_either_way():
+    rng = np.random.default_rng(3)
+    small = rng.integers(-3, 4, size=(50, 3))
+    wide = np.concatenate([small, rng.integers(0, 2**40, size=(50, 2))], axis=1)  # > 62 bits
+    wide[25:] = wide[:25]
+    for rows in (small, wide):
+        found, first, inverse = block_plans._unique_rows(rows)
+        expected, expected_first, expected_inverse = np.unique(
+            rows, axis=0, return_index=True, return_inverse=True
+        )
+        np.testing.assert_array_equal(found, expected)
+        np.testing.assert_array_equal(first, expected_first)
+        np.testing.assert_array_equal(inverse, expected_inverse.reshape(-1))

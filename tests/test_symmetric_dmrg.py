@@ -446,42 +446,6 @@ def test_dmrg_in_a_sector_against_tenpy_with_the_same_charges():
     assert abs(ours.energy - peer) < 1e-7
 
 
-@pytest.mark.parametrize("kind", ["two", "one", "zero"])
-def test_dense_local_matvec_equals_the_block_one(kind):
-    L = 8
-    H = tn.models.hubbard(L, U=4.0, conserve=("N", "Sz"))
-    psi = tn.MPS.random([4] * L, 12, site="electron", conserve=("N", "Sz"), sector=(L, 0), seed=1)
-    engine = BlockEngine(H)
-    cores, ops = engine.start(psi, H)
-    right = engine.right_environments(cores, ops)
-    left = engine.edge(cores)
-    for k in range(3):
-        left = blocks.grow_left(left, cores[k], ops[k])
-    i = 3
-    if kind == "two":
-        x, matvec = (
-            blocks.merge(cores[i], cores[i + 1]),
-            blocks.two_site_matvec(left, ops[i], ops[i + 1], right[i + 2]),
-        )
-    elif kind == "one":
-        x, matvec = cores[i], blocks.one_site_matvec(left, ops[i], right[i + 1])
-    else:
-        isometry, x = engine.orthonormal_left(cores[i])
-        left = blocks.grow_left(left, isometry, ops[i])
-        matvec = blocks.zero_site_matvec(left, right[i + 1])
-    where = blocks.layout(matvec.indices, x)
-    expected = blocks.flat(matvec(x), where)
-    shape = tuple(sum(index.chargemap.values()) for index in where.indices)
-    full = np.zeros(int(np.prod(shape)))
-    positions = blocks.dense_positions(where)
-    full[positions] = blocks.flat(x, where)
-    got = matvec.dense()(full.reshape(shape)).reshape(-1)
-    assert np.allclose(got[positions], expected, atol=1e-12)
-    outside = np.ones(got.size, dtype=bool)
-    outside[positions] = False
-    assert np.allclose(got[outside], 0.0, atol=1e-12)  # the dense matvec keeps the sector
-
-
 def test_groups_without_a_block_array_run_dense():
     H = tn.models.hubbard(4, U=4.0, conserve=("N", "parity"))  # U(1) × Z2
     start = tn.MPS.product_state(

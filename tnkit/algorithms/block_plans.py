@@ -12,8 +12,9 @@ buffer), as in symmray's and TeNPy's fused products.
 
 Compiling is itself vectorised: a block is a row of small integer arrays (its charges per
 leg, its shape, where its first entry lies and the stride of each leg), so pairing blocks
-is a few ``np.unique`` calls over blocks and the index arrays are filled by arithmetic over
-all entries at once; no Python loop runs per block or per entry. It must not change any
+is a few ``np.unique`` calls over blocks, and the index arrays are filled by arithmetic over
+the entries of all blocks of one shape at once: one Python round per distinct block shape
+(tens), none per block or entry. It must not change any
 number: tests compare every compiled operator with the symmray contraction it replaces.
 """
 
@@ -211,8 +212,7 @@ def _contraction(
     signs = np.array([-1 if a.duals[i] else 1 for i in axes_a], dtype=np.int64)
     inner_a, inner_b = _key(a.charges, axes_a), _key(b.charges, axes_b)
     # the contracted sectors both sides have, and the charge group each belongs to
-    shared, inverse = np.unique(np.concatenate([inner_a, inner_b]), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    shared, _, inverse = _unique_rows(np.concatenate([inner_a, inner_b]))
     in_a = np.zeros(len(shared), bool)
     in_a[inverse[: len(inner_a)]] = True
     in_b = np.zeros(len(shared), bool)
@@ -222,7 +222,7 @@ def _contraction(
         return _Plan(_EMPTY, _EMPTY, (), _nothing(duals))
     keep_a, keep_b = kept[inverse[: len(inner_a)]], kept[inverse[len(inner_a) :]]
     flows = _flow(shared[kept].reshape(int(kept.sum()), len(axes_a), -1), signs, moduli)
-    groups, group_of_shared = np.unique(flows, axis=0, return_inverse=True)
+    groups, _, group_of_shared = _unique_rows(flows)
     inner_id = np.full(len(shared), -1)
     inner_id[kept] = np.arange(int(kept.sum()))
     ngroups = len(groups)
@@ -324,8 +324,7 @@ def _members(x: Placed, chosen: np.ndarray, group: np.ndarray, free: list, ngrou
     where each member starts in its group, each group's total size, and one block per
     member (its charges and shape describe the member)."""
     keys = np.concatenate([group[:, None], _key(x.charges[chosen], free)], axis=1)
-    members, first, member_of = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-    member_of = member_of.reshape(-1)
+    members, first, member_of = _unique_rows(keys)
     size = x.shape[chosen[first]][:, free].prod(axis=1).astype(np.intp)
     at, totals = _offsets_in_groups(members[:, 0], size, ngroups)
     return member_of, at, totals, (chosen[first], members[:, 0])
@@ -366,20 +365,47 @@ def _outer(
 
 def _scatter(index, shape, index_base, index_strides, source_base, source_strides) -> None:
     """``index[index_base + Σ i·index_strides] = source_base + Σ i·source_strides`` for
-    every entry i (a multi-index) of every block (rows of the arguments), at once."""
-    sizes = shape.prod(axis=1)
-    total = int(sizes.sum())
-    if total == 0:
+    every entry i (a multi-index) of every block (rows of the arguments). Blocks of one
+    shape go together, as one (blocks × entries) grid; there are tens of distinct shapes
+    against hundreds of blocks."""
+    if len(shape) == 0:
         return
-    block = np.repeat(np.arange(len(sizes)), sizes)
-    local = np.arange(total) - np.repeat(_starts(sizes), sizes)
-    place, source = index_base[block], source_base[block]
-    radix = _c_strides(shape)
-    for leg in range(shape.shape[1]):
-        step = (local // radix[block, leg]) % shape[block, leg]
-        place += step * index_strides[block, leg]
-        source += step * source_strides[block, leg]
-    index[place] = source
+    shapes, _, which = _unique_rows(shape)
+    order = np.argsort(which, kind="stable")
+    ends = np.cumsum(np.bincount(which, minlength=len(shapes)))
+    for dims, members in zip(shapes, np.split(order, ends[:-1]), strict=True):
+        if dims.prod() > 0:
+            entries = np.indices(dims).reshape(len(dims), -1)
+            index[_grid(index_base[members], index_strides[members], entries)] = _grid(
+                source_base[members], source_strides[members], entries
+            )
+
+
+def _grid(base: np.ndarray, strides: np.ndarray, entries: np.ndarray) -> np.ndarray:
+    """``base[b] + Σ_l strides[b, l]·entries[l, e]`` for every block b and entry e: one
+    matrix product, in floating point (exact: every value is far below 2⁵³)."""
+    grid = (strides.astype(np.float64) @ entries.astype(np.float64)).astype(np.intp)
+    grid += base[:, None]
+    return grid
+
+
+def _unique_rows(rows: np.ndarray) -> tuple:
+    """``np.unique(rows, axis=0, return_index=True, return_inverse=True)`` for integer
+    rows, through one integer key per row (the rows' offsets in mixed radix, first column
+    most significant: the same order) instead of a sort of row records."""
+    rows = np.asarray(rows)
+    if rows.shape[1] == 0 or len(rows) == 0:
+        first = np.zeros(min(len(rows), 1), np.intp)
+        return rows[first], first, np.zeros(len(rows), np.intp)
+    low = rows.min(axis=0)
+    span = rows.max(axis=0) - low + 1
+    if np.sum(np.log2(span.astype(float))) >= 62:  # no room in one int64: sort the rows
+        found, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+        return found, first, inverse.reshape(-1)
+    radix = np.concatenate([np.cumprod(span[::-1])[::-1][1:], [1]])
+    keys = (rows - low) @ radix
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return rows[first], first, inverse.reshape(-1)
 
 
 def _result_index(result: Placed, target: Placed) -> np.ndarray:
@@ -394,8 +420,7 @@ def _result_index(result: Placed, target: Placed) -> np.ndarray:
             _key(target.charges, range(target.charges.shape[1])),
         ]
     )
-    _, inverse = np.unique(both, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    _, _, inverse = _unique_rows(both)
     found = {int(k): i for i, k in enumerate(inverse[: len(result.base)])}
     pairs = [
         (found[int(k)], t) for t, k in enumerate(inverse[len(result.base) :]) if int(k) in found

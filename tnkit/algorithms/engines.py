@@ -287,13 +287,21 @@ class BlockEngine:
 # bond 64 (16384 entries): 0.3 ms dense against 1.2 ms in blocks; at bond 128 (65536) the
 # blocks win.
 DENSE_LOCAL = 2**15
+# Mean entries per block below which a local problem's contractions are compiled
+# (block_plans): with many small blocks symmray's per-call bookkeeping dominates (Hubbard
+# with (N, Sz): ~50-100 entries a block, compiling pays after ~1 matvec); with few large
+# ones symmray is near its FLOP floor and a compile (~3 matvecs) does not pay back in the
+# 2-3 matvecs of a converged sweep (Heisenberg with Sz: ~1000 entries a block).
+COMPILE_BELOW_MEAN_BLOCK = 400
 
 
 def _flat_problem(matvec: Any, x: Any, where: Any) -> tuple:
     """A block-sparse local problem as a flat one: the matvec on vectors, and the start."""
     shape = tuple(sum(index.chargemap.values()) for index in where.indices)
     if math.prod(shape) > DENSE_LOCAL:
-        return matvec.compile(where), blocks.flat(x, where)
+        if where.size < COMPILE_BELOW_MEAN_BLOCK * len(where.sectors):
+            return matvec.compile(where), blocks.flat(x, where)
+        return lambda v: blocks.flat(matvec(blocks.unflat(v, where)), where), blocks.flat(x, where)
     positions = blocks.dense_positions(where)
     dense = matvec.dense()
 
