@@ -170,6 +170,33 @@ def test_expm_krylov_matches_scipy(n, complex_matrix, imaginary, size, seed):
     assert result.matvecs >= 1
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(8, 60),
+    shift=st.floats(-10.0, 10.0),
+    width=st.floats(0.1, 5.0),
+    imaginary=st.booleans(),
+    size=st.floats(0.005, 1.0),
+    tol=st.sampled_from([1e-4, 1e-7, 1e-10]),
+    seed=st.integers(0, 2**16),
+)
+def test_expm_krylov_error_estimate_follows_the_error(n, shift, width, imaginary, size, tol, seed):
+    """The reported error is the actual one to within a factor of 1.5, on spectra of any
+    width and centre (the estimate is shifted to the centre of the Ritz values), and the
+    actual error stays within the tolerance."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((n, n))
+    a = width * (a + a.T) / (2 * np.sqrt(n)) + shift * np.eye(n)
+    v = rng.standard_normal(n) + 1j * rng.standard_normal(n)
+    t = -size if imaginary else -1j * size
+    result = expm_krylov(lambda x: a @ x, v, t, tol=tol)
+    expected = scipy.linalg.expm(t * a) @ v
+    actual = np.linalg.norm(result.vector - expected)
+    floor = 1e-12 * max(np.linalg.norm(expected), np.linalg.norm(v))  # rounding
+    assert actual <= 1.5 * result.error + floor
+    assert actual <= 1.5 * tol * max(np.linalg.norm(expected), np.linalg.norm(v)) + floor
+
+
 def test_expm_krylov_of_zero_and_with_few_vectors():
     a = np.diag(np.linspace(-5, 5, 60))
     v = np.ones(60)
