@@ -242,29 +242,28 @@ def _contraction(
     a_size, b_size, out_size = nrows * ninner * live, ninner * ncols * live, nrows * ncols * live
     a_at, b_at, out_at = _starts(a_size), _starts(b_size), _starts(out_size)
     # a's gather: block entry (free…, contracted…) -> matrix [row, inner] of its group
-    a_index = np.full(int(a_size.sum()), a.size, dtype=np.intp)
-    rows_base = a_at[ga] + row_at[row_of] * ninner[ga] + inner_at[a_inner]
-    row_strides = _c_strides(a.shape[a_blocks][:, free_a]) * ninner[ga][:, None]
-    inner_strides = _c_strides(a.shape[a_blocks][:, axes_a])
-    _scatter(
-        a_index,
-        a.shape[a_blocks][:, [*free_a, *axes_a]],
-        rows_base,
-        np.concatenate([row_strides, inner_strides], axis=1),
-        a.base[a_blocks],
-        a.strides[a_blocks][:, [*free_a, *axes_a]],
+    a_index = _gather(
+        a,
+        a_blocks,
+        [*free_a, *axes_a],
+        int(a_size.sum()),
+        a_at[ga] + row_at[row_of] * ninner[ga] + inner_at[a_inner],
+        [
+            _c_strides(a.shape[a_blocks][:, free_a]) * ninner[ga][:, None],
+            _c_strides(a.shape[a_blocks][:, axes_a]),
+        ],
     )
-    b_index = np.full(int(b_size.sum()), b.size, dtype=np.intp)
-    cols_base = b_at[gb] + inner_at[b_inner] * ncols[gb] + col_at[col_of]
-    inner_strides = _c_strides(b.shape[b_blocks][:, axes_b]) * ncols[gb][:, None]
-    col_strides = _c_strides(b.shape[b_blocks][:, free_b])
-    _scatter(
-        b_index,
-        b.shape[b_blocks][:, [*axes_b, *free_b]],
-        cols_base,
-        np.concatenate([inner_strides, col_strides], axis=1),
-        b.base[b_blocks],
-        b.strides[b_blocks][:, [*axes_b, *free_b]],
+    # b's gather: block entry (contracted…, free…) -> matrix [inner, column] of its group
+    b_index = _gather(
+        b,
+        b_blocks,
+        [*axes_b, *free_b],
+        int(b_size.sum()),
+        b_at[gb] + inner_at[b_inner] * ncols[gb] + col_at[col_of],
+        [
+            _c_strides(b.shape[b_blocks][:, axes_b]) * ncols[gb][:, None],
+            _c_strides(b.shape[b_blocks][:, free_b]),
+        ],
     )
     result = _outer(a, b, free_a, free_b, row_blocks, col_blocks, (row_at, col_at, ncols, out_at))
     products = tuple(
@@ -273,6 +272,25 @@ def _contraction(
     )
     result = Placed(*result, duals, int(out_size.sum()))
     return _Plan(a_index, b_index, products, result)
+
+
+def _gather(
+    x: Placed, chosen: np.ndarray, legs: list, size: int, base: np.ndarray, strides: list
+) -> np.ndarray:
+    """The ``size`` indices into x's buffer that gather a matrix operand: the entry of
+    block ``chosen[k]`` at multi-index i over ``legs`` goes to ``base[k] + Σ i·strides``
+    (``strides``: column blocks, one per leg group, joined); entries no block fills read
+    the zero at the end of x's buffer."""
+    index = np.full(size, x.size, dtype=np.intp)
+    _scatter(
+        index,
+        x.shape[chosen][:, legs],
+        base,
+        np.concatenate(strides, axis=1),
+        x.base[chosen],
+        x.strides[chosen][:, legs],
+    )
+    return index
 
 
 def _key(charges: np.ndarray, axes: Sequence[int]) -> np.ndarray:
