@@ -181,7 +181,7 @@ def test_expm_krylov_matches_scipy(n, complex_matrix, imaginary, size, seed):
     seed=st.integers(0, 2**16),
 )
 def test_expm_krylov_error_estimate_follows_the_error(n, shift, width, imaginary, size, tol, seed):
-    """The reported error is the actual one to within a factor of 1.5, on spectra of any
+    """The reported error is never below the actual one (to 10 %), on spectra of any
     width and centre (the estimate is shifted to the centre of the Ritz values), and the
     actual error stays within the tolerance."""
     rng = np.random.default_rng(seed)
@@ -193,7 +193,7 @@ def test_expm_krylov_error_estimate_follows_the_error(n, shift, width, imaginary
     expected = scipy.linalg.expm(t * a) @ v
     actual = np.linalg.norm(result.vector - expected)
     floor = 1e-12 * max(np.linalg.norm(expected), np.linalg.norm(v))  # rounding
-    assert actual <= 1.5 * result.error + floor
+    assert actual <= 1.1 * result.error + floor
     assert actual <= 1.5 * tol * max(np.linalg.norm(expected), np.linalg.norm(v)) + floor
 
 
