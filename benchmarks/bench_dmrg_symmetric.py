@@ -1,13 +1,15 @@
 """Two-site DMRG in a charge sector: tnkit's block-sparse engine against tnkit's plain
 (dense) DMRG and against TeNPy with the same charges.
 
-Usage: ``python benchmarks/bench_dmrg_symmetric.py [--model heisenberg|hubbard] [--L 100]
+Usage: ``python benchmarks/bench_dmrg_symmetric.py [--model heisenberg|hubbard|spin-one] [--L 100]
 [--bonds 128,256] [--sweeps 6] [--blas-threads 1|0] [--quick]``.
 
 - ``heisenberg``: S = 1/2 Heisenberg chain, Sz = 0 (tnkit ``conserve="Sz"``, TeNPy
   ``conserve="Sz"``), Néel start.
 - ``hubbard``: Fermi–Hubbard chain, U/t = 8, half filling, Sz = 0 (tnkit
   ``conserve=("N", "Sz")``, TeNPy ``cons_N="N", cons_Sz="Sz"``), start ↑↓↑↓….
+- ``spin-one``: S = 1 Heisenberg chain, Sz = 0 (``conserve="Sz"`` in both), start
+  +1, −1, +1, ….
 
 Every code runs the same number of full sweeps (left to right and back) at the same bond,
 truncating only by the bond (TeNPy: ``svd_min`` 1e-12, no mixer), from the same product
@@ -26,15 +28,32 @@ from harness import blas_limit
 
 import tnkit as tn
 
+
+def spin_one_heisenberg(L: int) -> tn.MPO:
+    ops = tn.OpSum(L, site="spin-one", conserve="Sz")
+    for i in range(L - 1):
+        ops.add(1.0, "Sz", i, "Sz", i + 1)
+        ops.add(0.5, "S+", i, "S-", i + 1).add(0.5, "S-", i, "S+", i + 1)
+    return ops.to_mpo()
+
+
 MODELS = {
     "heisenberg": {
         "tnkit": lambda L: tn.models.heisenberg(L, conserve="Sz"),
+        "site": "spin-half",
         "start": lambda L: ["up", "dn"] * (L // 2),
         "tenpy_start": lambda L: ["up", "down"] * (L // 2),
     },
     "hubbard": {
         "tnkit": lambda L: tn.models.hubbard(L, t=1.0, U=8.0, conserve=("N", "Sz")),
+        "site": "electron",
         "start": lambda L: ["up", "dn"] * (L // 2),
+        "tenpy_start": lambda L: ["up", "down"] * (L // 2),
+    },
+    "spin-one": {
+        "tnkit": spin_one_heisenberg,
+        "site": "spin-one",
+        "start": lambda L: ["+1", "-1"] * (L // 2),
         "tenpy_start": lambda L: ["up", "down"] * (L // 2),
     },
 }
@@ -43,9 +62,8 @@ MODELS = {
 def run_tnkit(model: str, L: int, chi: int, sweeps: int, plain: bool) -> tuple[float, float]:
     spec = MODELS[model]
     H = spec["tnkit"](L)
-    site = "spin-half" if model == "heisenberg" else "electron"
-    conserve = H.charges
-    psi = tn.MPS.product_state(spec["start"](L), site=site).with_charges(conserve, site=None)
+    psi = tn.MPS.product_state(spec["start"](L), site=spec["site"])
+    psi = psi.with_charges(H.charges, site=None)
     if plain:
         H, psi = H.to_plain(), psi.to_plain()
     start = time.perf_counter()
@@ -60,10 +78,11 @@ def run_tenpy(model: str, L: int, chi: int, sweeps: int) -> tuple[float, float]:
     from tenpy.networks.mps import MPS
 
     logging.getLogger("tenpy").setLevel(logging.WARNING)
-    if model == "heisenberg":
+    if model in ("heisenberg", "spin-one"):
         from tenpy.models.spins import SpinChain
 
-        params = {"L": L, "S": 0.5, "Jx": 1.0, "Jy": 1.0, "Jz": 1.0, "conserve": "Sz"}
+        spin = 0.5 if model == "heisenberg" else 1.0
+        params = {"L": L, "S": spin, "Jx": 1.0, "Jy": 1.0, "Jz": 1.0, "conserve": "Sz"}
         lattice_model = SpinChain({**params, "bc_MPS": "finite"})
     else:
         from tenpy.models.hubbard import FermiHubbardChain

@@ -20,6 +20,7 @@ number: tests compare every compiled operator with the symmray contraction it re
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -384,27 +385,34 @@ def _outer(
 def _scatter(index, shape, index_base, index_strides, source_base, source_strides) -> None:
     """``index[index_base + Σ i·index_strides] = source_base + Σ i·source_strides`` for
     every entry i (a multi-index) of every block (rows of the arguments). Blocks of one
-    shape go together, as one (blocks × entries) grid; there are tens of distinct shapes
-    against hundreds of blocks."""
+    shape go together: one matrix product gives both grids (places and sources) of all
+    of them. Blocks are sorted by shape once, so each of the (tens of) rounds works on
+    slices."""
     if len(shape) == 0:
         return
     shapes, _, which = _unique_rows(shape)
     order = np.argsort(which, kind="stable")
     ends = np.cumsum(np.bincount(which, minlength=len(shapes)))
-    for dims, members in zip(shapes, np.split(order, ends[:-1]), strict=True):
-        if dims.prod() > 0:
-            entries = np.indices(dims).reshape(len(dims), -1)
-            index[_grid(index_base[members], index_strides[members], entries)] = _grid(
-                source_base[members], source_strides[members], entries
-            )
+    legs = shape.shape[1]
+    strides = np.stack([index_strides[order], source_strides[order]], axis=1).astype(np.float64)
+    bases = np.stack([index_base[order], source_base[order]], axis=1)[:, :, None]
+    start = 0
+    for dims, end in zip(shapes.tolist(), ends.tolist(), strict=True):
+        if math.prod(dims) > 0:
+            entries = _multi_indices(tuple(dims))
+            grid = strides[start:end].reshape(-1, legs) @ entries  # (blocks·2, entries)
+            grid = grid.astype(np.intp).reshape(end - start, 2, -1) + bases[start:end]
+            index[grid[:, 0]] = grid[:, 1]
+        start = end
 
 
-def _grid(base: np.ndarray, strides: np.ndarray, entries: np.ndarray) -> np.ndarray:
-    """``base[b] + Σ_l strides[b, l]·entries[l, e]`` for every block b and entry e: one
-    matrix product, in floating point (exact: every value is far below 2⁵³)."""
-    grid = (strides.astype(np.float64) @ entries.astype(np.float64)).astype(np.intp)
-    grid += base[:, None]
-    return grid
+@functools.lru_cache(maxsize=4096)
+def _multi_indices(dims: tuple) -> np.ndarray:
+    """Every multi-index of ``dims`` in C order, as the columns of a float64 matrix (legs ×
+    entries; read-only, shared: the same few shapes recur in every compile)."""
+    entries = np.indices(dims, dtype=np.float64).reshape(len(dims), -1)
+    entries.flags.writeable = False
+    return entries
 
 
 def _unique_rows(rows: np.ndarray) -> tuple:
