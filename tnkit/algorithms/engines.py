@@ -85,6 +85,11 @@ class DenseEngine:
     def lowest(self, matvec: Any, x: Any, **options: Any) -> Eigenpair:
         return lowest_eigenpair(matvec, x, **options)
 
+    @staticmethod
+    def apply(matvec: Any, x: Any) -> Any:
+        """``matvec(x)`` once (outside a Krylov solve)."""
+        return matvec(x)
+
     def exp(self, matvec: Any, x: Any, tau: complex, **options: Any) -> KrylovExponential:
         return expm_krylov(matvec, x, tau, **options)
 
@@ -233,6 +238,13 @@ class BlockEngine:
         images = [blocks.flat(image, where) for image in orthogonal_to]
         pair = lowest_eigenpair(*_flat_problem(matvec, x, where), orthogonal_to=images, **options)
         return Eigenpair(pair.value, blocks.unflat(pair.vector, where), pair.matvecs, pair.residual)
+
+    def apply(self, matvec: Any, x: Any) -> Any:
+        """``matvec(x)`` once, the cheapest way for its blocks (as in a Krylov solve: with
+        many small blocks a compile costs less than one symmray call)."""
+        where = blocks.layout(matvec.indices, x)
+        on_flat, flat = _flat_problem(matvec, x, where)
+        return blocks.unflat(on_flat(flat), where)
 
     def exp(self, matvec: Any, x: Any, tau: complex, **options: Any) -> KrylovExponential:
         where = blocks.layout(matvec.indices, x)

@@ -94,7 +94,7 @@ def energy_and_two_site_variance(
     for i in range(len(cores) - 1):
         following = cores[i + 1]
         theta = engine.merge(centre, following)
-        image = engine.two_site_matvec(left, ops[i], ops[i + 1], right[i + 2])(theta)
+        image = engine.apply(engine.two_site_matvec(left, ops[i], ops[i + 1], right[i + 2]), theta)
         if i == 0:
             energy = engine.overlap(theta, image)
         basis, rest = engine.orthonormal_left(centre)
