@@ -230,7 +230,6 @@ def _contraction(
     a_blocks, b_blocks = np.flatnonzero(keep_a), np.flatnonzero(keep_b)
     a_inner = inner_id[inverse[: len(inner_a)][a_blocks]]
     b_inner = inner_id[inverse[len(inner_a) :][b_blocks]]
-    group_of_shared = group_of_shared.reshape(-1)
     ga, gb = group_of_shared[a_inner], group_of_shared[b_inner]
     # inner sectors: offsets within their group (all of them have blocks on both sides)
     inner_size = np.ones(len(group_of_shared), np.intp)
