@@ -149,14 +149,14 @@ def test_dense_local_matvec_equals_the_block_one(kind):
 
 def test_dmrg_is_the_same_on_every_local_path(monkeypatch):
     """Dense local problems, compiled block chains and symmray per call: one answer."""
-    L = 8
+    L = 6
     H = tn.models.hubbard(L, U=4.0, conserve=("N", "Sz"))
     start = tn.MPS.product_state(["up", "dn"] * (L // 2), site="electron", conserve=("N", "Sz"))
-    energies = [tn.dmrg(H, max_bond=24, init=start, sweeps=4, tol=0).energy]
+    energies = [tn.dmrg(H, max_bond=16, init=start, sweeps=3, tol=0).energy]
     monkeypatch.setattr(engines, "DENSE_LOCAL", 0)
     for mean_block in (10**9, 0):  # every problem compiled; none
         monkeypatch.setattr(engines, "COMPILE_BELOW_MEAN_BLOCK", mean_block)
-        energies.append(tn.dmrg(H, max_bond=24, init=start, sweeps=4, tol=0).energy)
+        energies.append(tn.dmrg(H, max_bond=16, init=start, sweeps=3, tol=0).energy)
     assert max(energies) - min(energies) < 1e-10
 
 
