@@ -234,21 +234,20 @@ class BlockEngine:
         return float(x.norm()) ** 2
 
     def lowest(self, matvec: Any, x: Any, orthogonal_to=(), **options: Any) -> Eigenpair:
-        where = blocks.layout(matvec.indices, x)
+        on_flat, flat, where = _flat_problem(matvec, x)
         images = [blocks.flat(image, where) for image in orthogonal_to]
-        pair = lowest_eigenpair(*_flat_problem(matvec, x, where), orthogonal_to=images, **options)
+        pair = lowest_eigenpair(on_flat, flat, orthogonal_to=images, **options)
         return Eigenpair(pair.value, blocks.unflat(pair.vector, where), pair.matvecs, pair.residual)
 
     def apply(self, matvec: Any, x: Any) -> Any:
         """``matvec(x)`` once, the cheapest way for its blocks (as in a Krylov solve: with
         many small blocks a compile costs less than one symmray call)."""
-        where = blocks.layout(matvec.indices, x)
-        on_flat, flat = _flat_problem(matvec, x, where)
+        on_flat, flat, where = _flat_problem(matvec, x)
         return blocks.unflat(on_flat(flat), where)
 
     def exp(self, matvec: Any, x: Any, tau: complex, **options: Any) -> KrylovExponential:
-        where = blocks.layout(matvec.indices, x)
-        found = expm_krylov(*_flat_problem(matvec, x, where), tau, **options)
+        on_flat, flat, where = _flat_problem(matvec, x)
+        found = expm_krylov(on_flat, flat, tau, **options)
         return KrylovExponential(blocks.unflat(found.vector, where), found.matvecs, found.error)
 
     def split(
@@ -307,13 +306,16 @@ DENSE_LOCAL = 2**15
 COMPILE_BELOW_MEAN_BLOCK = 400
 
 
-def _flat_problem(matvec: Any, x: Any, where: Any) -> tuple:
-    """A block-sparse local problem as a flat one: the matvec on vectors, and the start."""
+def _flat_problem(matvec: Any, x: Any) -> tuple:
+    """A block-sparse local problem as a flat one: the matvec on vectors, the start, and
+    the layout of both (every block the legs allow in x's sector)."""
+    where = blocks.layout(matvec.indices, x)
+    start = blocks.flat(x, where)
     shape = tuple(sum(index.chargemap.values()) for index in where.indices)
     if math.prod(shape) > DENSE_LOCAL:
         if where.size < COMPILE_BELOW_MEAN_BLOCK * len(where.sectors):
-            return matvec.compile(where), blocks.flat(x, where)
-        return lambda v: blocks.flat(matvec(blocks.unflat(v, where)), where), blocks.flat(x, where)
+            return matvec.compile(where), start, where
+        return lambda v: blocks.flat(matvec(blocks.unflat(v, where)), where), start, where
     positions = blocks.dense_positions(where)
     dense = matvec.dense()
 
@@ -322,7 +324,7 @@ def _flat_problem(matvec: Any, x: Any, where: Any) -> tuple:
         full[positions] = v
         return dense(full.reshape(shape)).reshape(-1)[positions]
 
-    return on_dense, blocks.flat(x, where)
+    return on_dense, start, where
 
 
 def choose_engine(H: MPO, starts: list, method: str = "two-site") -> DenseEngine | BlockEngine:
