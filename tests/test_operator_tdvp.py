@@ -107,7 +107,7 @@ def test_augmentation_conserves_the_energy_where_plain_tdvp_drifts():
         assert max(r.operator.bond_dims) <= bond + max(H.bond_dims)
         assert abs(np.trace(H.to_matrix() @ r.operator.to_matrix()) - r.energy[-1]) < 1e-9
     assert drift[False] > 1e-3  # plain TDVP: percent-level drift here
-    assert drift[True] < 1e-6 and drift[True] < 1e-4 * drift[False]
+    assert drift[True] < 1e-9  # H stays in the projection space: conserved to rounding
 
 
 def test_observables_see_the_operator_without_the_augmentation():

@@ -4,21 +4,18 @@ Mendl's augmentation by the Hamiltonian (arXiv:1812.11876) that conserves tr[H O
 The operator is a state of the doubled chain (each site's out and in legs fused into one of
 dimension d²) evolved by ``tdvp`` under the commutator superoperator, itself an MPO.
 
-Why the augmentation works, and how it survives the sweeps. Write ⟨A, B⟩ = tr(A†B). TDVP
-evolves dO/dt = P_T(O)·L(O) with L = i[H, ·] and P_T the orthogonal projector onto the
-tangent space at O. Then d/dt ⟨H, O⟩ = ⟨P_T H, L O⟩, which is ⟨H, L O⟩ = −⟨L H, O⟩ = 0
-whenever H lies in the tangent space; else it drifts. Each local step of the integrator
-conserves it when H lies in span(left basis ⊗ local space ⊗ right basis) there, i.e. when
-the bond bases of O contain those of H. Adding H with weight zero (a zero block of the
-cores) does not achieve this: the first QR or SVD of a sweep treats the zero block as
-noise and rotates it away (two-site truncation discards it outright). What survives is H
-with a weight: Ô = O + c·H, whose exact evolution is O(t) + c·H since [H, H] = 0. Its bond
-bases contain H's as long as the state does; the truncation keeps H's directions because
-they carry most of the weight; and L annihilates that part, so the sweeps carry it along.
-At the end O(t) = Ô(t) − c·H, exactly (a train difference). The drift of tr[H O(t)] falls
-as 1/c (measured: 100× larger c, 100× less drift), and c = 100·‖O‖/‖H‖ costs two digits of
-O(t)'s relative precision (1e-14 instead of 1e-16), far below any truncation. The price
-is bond: H's w directions count against ``max_bond``.
+Why the augmentation works. Write ⟨A, B⟩ = tr(A†B). TDVP evolves dO/dt = P_T(O)·L(O) with
+L = i[H, ·] and P_T the orthogonal projector onto the tangent space at O. Then
+d/dt ⟨H, O⟩ = ⟨P_T H, L O⟩, which is ⟨H, L O⟩ = −⟨L H, O⟩ = 0 whenever H lies in the
+tangent space; else it drifts. H lies there when every bond basis of O contains H's bond
+space. The naive reading, H added to O with weight zero, does not keep it there: the first
+QR of a one-site sweep completes a zero block with arbitrary vectors and a two-site
+truncation drops it. ``augment=True`` makes the bases keep H's bond spaces by construction
+(``tdvp(..., keep=vec(H))``, module ``kept_bases``): the start is rewritten on bases that
+contain H's, and every split keeps H's bond space and truncates only the rest of the
+operator. tr[H O(t)] is then conserved to rounding, O itself is evolved (no weight, nothing
+subtracted at the end), and H's directions (at most its bond w per bond) come on top of
+``max_bond``.
 """
 
 from __future__ import annotations
@@ -47,8 +44,6 @@ __all__ = [
     "trace_distance",
 ]
 
-# The weight c of H in the augmented operator O + c·H, in units of ‖O‖/‖H‖ (module notes).
-AUGMENT_WEIGHT = 100.0
 # Dense trace distances up to this many rows (a 2^14 × 2^14 SVD is minutes already).
 DENSE_LIMIT = 2**12
 
@@ -87,12 +82,13 @@ def tdvp_operator(
     [tnkit.algorithms.operator_tdvp.commutator_mpo]) is the Hamiltonian of the doubled
     chain, so every option of [tdvp][tnkit.algorithms.tdvp.tdvp] applies (``method``,
     ``order``, ``max_bond``, ``rtol``; two-site steps until the bond saturates, then
-    one-site). ``augment=True`` evolves O + c·H with c = 100·‖O‖/‖H‖ and subtracts c·H at
-    the end (Mendl, arXiv:1812.11876; the module docstring says why this conserves tr[H O(t)]
-    and why a zero-weight H would not); H's bond counts against ``max_bond``.
-    ``observables``: name → ``callable(operator)``, measured at every time on O(t) (for
-    ``augment=True`` on the operator with c·H subtracted). The result's ``energy`` is
-    tr[H O(t)] at every time. O keeps its norm: real-time evolution is unitary on operators.
+    one-site). ``augment=True`` (Mendl, arXiv:1812.11876) keeps H's bond spaces in every
+    basis of the run, so H stays in the TDVP projection space and tr[H O(t)] is conserved to
+    rounding; H's directions (at most H's bond per bond) come on top of ``max_bond`` (the
+    module docstring says why, and why a zero-weight H block would not do it).
+    ``observables``: name → ``callable(operator)``, measured at every time on O(t). The
+    result's ``energy`` is tr[H O(t)] at every time. O keeps its norm: real-time evolution
+    is unitary on operators.
 
     Example:
         >>> import numpy as np, scipy.linalg, tnkit as tn
@@ -112,22 +108,18 @@ def tdvp_operator(
     scale = O.norm()
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"O: cannot evolve an operator of norm {scale}")
-    weight = AUGMENT_WEIGHT * scale / H.norm() if augment else 0.0
-    start = O + weight * H if augment else O
-    if max_bond is not None:
-        start = start.compress(max_bond=max_bond)
+    start = O if max_bond is None else O.compress(max_bond=max_bond)
     reference = operator_to_state(H)
     energy_scale = float(start.norm())  # tdvp evolves the normalised state
-    offset = weight * float(H.norm()) ** 2  # tr[H · c·H], subtracted from every measurement
 
     def energy(state: MPS) -> complex:
-        return complex(inner(reference, state)) * energy_scale - offset
+        return complex(inner(reference, state)) * energy_scale
 
     measured = {"__energy": energy}
     for name, measure in (observables or {}).items():
         if not callable(measure):
             raise TypeError(f"observables: {name!r} is not a callable of the operator")
-        measured[name] = _OnOperator(measure, O, H, weight, energy_scale)
+        measured[name] = _OnOperator(measure, O, energy_scale)
     run = tdvp(
         generator,
         operator_to_state(start),
@@ -140,10 +132,11 @@ def tdvp_operator(
         observables=measured,
         callback=callback,
         progress=progress,
+        keep=reference if augment else None,
     )
     evolved = state_to_operator(run.state, O.out_dims, O.in_dims) * energy_scale
-    if augment:
-        evolved = (evolved - weight * H).compress(rtol=1e-14)
+    if augment:  # bonds that carried H's directions and more than their cut can use
+        evolved = evolved.compress(rtol=1e-14)
     values = {name: series for name, series in run.values.items() if name != "__energy"}
     return OperatorTDVPResult(
         operator=evolved,
@@ -240,14 +233,10 @@ class _OnOperator:
 
     function: Callable[[MPO], Any]
     like: MPO
-    hamiltonian: MPO
-    weight: float
     scale: float
 
     def __call__(self, state: MPS) -> Any:
         operator = state_to_operator(state, self.like.out_dims, self.like.in_dims) * self.scale
-        if self.weight:
-            operator = operator - self.weight * self.hamiltonian
         return self.function(operator)
 
 

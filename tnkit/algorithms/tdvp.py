@@ -84,6 +84,7 @@ def tdvp(
     checkpoint: str | os.PathLike | None = None,
     resume: str | os.PathLike | None = None,
     expand: str | KrylovExpansion | None = None,
+    keep: MPS | None = None,
 ) -> TDVPResult:
     """ψ(t) = exp(−iHt)·ψ by the time-dependent variational principle (ħ = 1).
 
@@ -114,6 +115,14 @@ def tdvp(
     steps can then grow the bond, from a product state or under a long-range H. The step's
     record counts what the expansion's truncation discarded.
 
+    ``keep``: a state K whose bond spaces every basis of the run keeps, beyond ``max_bond``
+    (the bond grows by at most K's). K then stays in the projection space, so ⟨K, ψ(t)⟩
+    evolves exactly as it would without projection: it is conserved when HK = 0, which is
+    how [tdvp_operator][tnkit.algorithms.operator_tdvp.tdvp_operator] conserves tr[H O(t)]
+    ([kept_bases][tnkit.algorithms.kept_bases]). Every split then keeps K's directions and
+    cuts only the rest of the state (one-site steps too: a bond may change there, up to
+    ``max_bond`` plus K's), and the records count what was cut.
+
     Example:
         >>> import numpy as np, tnkit as tn
         >>> H = tn.models.heisenberg(6)
@@ -133,6 +142,7 @@ def tdvp(
         ops[0] = ops[0] * 2.0**H.scale_exponent
     hamiltonian = MPO._trusted(tuple(ops), _charges=H.charges)
     engine = choose_engine(hamiltonian, [psi])  # blocks when both declare the same charges
+    _check_keep(keep, psi, engine)
     request = {
         "dims": list(H.in_dims),
         "t": float(t),
@@ -146,12 +156,14 @@ def tdvp(
     }
     if expansion is not None:
         request["expand"] = dataclasses.asdict(expansion)
+    if keep is not None:
+        request["keep"] = list(keep.bond_dims)
     if resume is not None:
         run = _resumed(resume, request, hamiltonian, psi.charges)
     else:
         run = _Run(_normalised(psi, dtype), method, [0.0], {}, [])
         run.measure(measures, hamiltonian)
-    chain = Chain.start(run.state, hamiltonian, engine)
+    chain = Chain.start(run.state, hamiltonian, engine, keep)
     threads = backend.small_work_threads(_largest_entries(ops, max_bond), backend.is_numpy(xp))
     for step in range(len(run.times) - 1, len(plan)):
         started = time.perf_counter()
@@ -160,7 +172,7 @@ def tdvp(
         if expansion is not None and expansion.due(step):
             grown = expand_basis(hamiltonian, run.state, expansion, truncation)
             run.state, stats.discarded = grown.state, grown.discarded
-            chain = Chain.start(run.state, hamiltonian, engine)
+            chain = Chain.start(run.state, hamiltonian, engine, keep)
         tau = -plan[step] if imaginary else -1j * plan[step]
         with backend.blas_threads(threads):
             composed_step(chain, tau, order, rule, stats)
@@ -176,7 +188,7 @@ def tdvp(
             seconds=time.perf_counter() - started,
         )
         if run.method == "two-site" and bonds_saturated(
-            run.state.bond_dims, run.state.phys_dims, truncation.max_bond
+            run.state.bond_dims, run.state.phys_dims, _saturation_cap(truncation.max_bond, keep)
         ):
             run.method = "one-site"
         run.times.append(record.time)
@@ -237,6 +249,14 @@ def _resumed(path: str | os.PathLike, request: dict, hamiltonian: MPO, charges: 
         values={name: _decode(series) for name, series in position["values"].items()},
         records=[StepRecord(**record) for record in point.log],
     )
+
+
+def _saturation_cap(max_bond: int | None, keep: MPS | None) -> int | None:
+    """The bond at which a two-site step can grow nothing more: ``max_bond``, plus the
+    widest bond of a kept state (its directions come on top)."""
+    if max_bond is None or keep is None:
+        return max_bond
+    return max_bond + max(keep.bond_dims, default=1)
 
 
 def _largest_entries(ops: list, max_bond: int | None) -> int:
@@ -348,6 +368,17 @@ def _log(record: StepRecord) -> None:
 
 
 # ---------------------------------------------------------------------- checks
+
+
+def _check_keep(keep: Any, psi: MPS, engine: Any) -> None:
+    if keep is None:
+        return
+    if not isinstance(keep, MPS):
+        raise TypeError(f"keep: expected an MPS, got {type(keep).__name__}")
+    if keep.phys_dims != psi.phys_dims:
+        raise ValueError(f"keep: phys_dims {keep.phys_dims} differ from psi's {psi.phys_dims}")
+    if engine.name != "dense":
+        raise ValueError("keep: not available on block-sparse (charge-conserving) runs yet")
 
 
 def _check_request(H, psi, t, dt, method, order, imaginary, progress) -> list[float]:

@@ -17,6 +17,7 @@ from ..mpo import MPO
 from ..mps import MPS
 from ..truncation import Truncation
 from .engines import DenseEngine
+from .kept_bases import KeptBases, with_kept_bases
 
 __all__ = [
     "COMPOSITIONS",
@@ -40,22 +41,27 @@ class Chain:
     """What a sweep updates in place: the state's cores (right-canonical, centre at site 0,
     between steps), the operator's cores, and the left and right environments (``left[i]``
     covers sites 0..i−1, ``right[i]`` sites i..n−1), all in the form of ``engine`` (dense or
-    block-sparse arrays: [engines][tnkit.algorithms.engines])."""
+    block-sparse arrays: [engines][tnkit.algorithms.engines]). ``kept``: a state whose bond
+    spaces every basis keeps ([kept_bases][tnkit.algorithms.kept_bases]; dense only)."""
 
     cores: list
     ops: list
     left: list
     right: list
     engine: Any = field(default_factory=DenseEngine)
+    kept: KeptBases | None = None
 
     @classmethod
-    def start(cls, psi: MPS, H: MPO, engine: Any = None) -> Chain:
+    def start(cls, psi: MPS, H: MPO, engine: Any = None, keep: MPS | None = None) -> Chain:
         """The chain of ``psi`` (made right-canonical with centre 0 and unit norm) under
-        ``H``, in ``engine``'s arrays (dense when None)."""
+        ``H``, in ``engine``'s arrays (dense when None), its bases containing ``keep``'s."""
         engine = DenseEngine() if engine is None else engine
+        if keep is not None:
+            psi = with_kept_bases(psi, keep)
         cores, ops = engine.start(psi, H)
         left = [engine.edge(cores)] + [None] * len(cores)
-        return cls(cores, ops, left, engine.right_environments(cores, ops), engine)
+        kept = None if keep is None else KeptBases.start(keep, cores)
+        return cls(cores, ops, left, engine.right_environments(cores, ops), engine, kept)
 
     def state(self, like: MPS) -> MPS:
         """The chain's state as an MPS (centre 0), with ``like``'s charges."""
@@ -165,7 +171,10 @@ def _move_right(chain: Chain, i: int, half: complex, rule: Integrator, stats: St
     """Site i becomes a left isometry (QR: the bond keeps its dimension); the bond matrix
     steps back by ``half`` between the environments either side and joins site i+1."""
     engine = chain.engine
-    chain.cores[i], bond = engine.orthonormal_left(chain.cores[i])
+    if chain.kept is None:
+        chain.cores[i], bond = engine.orthonormal_left(chain.cores[i])
+    else:
+        chain.cores[i], bond = _kept_site_split(chain, i, "right", rule, stats)
     chain.left[i + 1] = engine.grow_left(chain.left[i], chain.cores[i], chain.ops[i])
     matvec = engine.zero_site_matvec(chain.left[i + 1], chain.right[i + 1])
     bond = _exp(chain, matvec, bond, -half, rule, stats)
@@ -176,7 +185,10 @@ def _move_left(chain: Chain, i: int, half: complex, rule: Integrator, stats: Ste
     """The mirror of ``_move_right``: site i becomes a right isometry (LQ), the bond matrix
     steps back and joins site i−1."""
     engine = chain.engine
-    chain.cores[i], bond = engine.orthonormal_right(chain.cores[i])
+    if chain.kept is None:
+        chain.cores[i], bond = engine.orthonormal_right(chain.cores[i])
+    else:
+        bond, chain.cores[i] = _kept_site_split(chain, i, "left", rule, stats)
     chain.right[i] = engine.grow_right(chain.right[i + 1], chain.cores[i], chain.ops[i])
     matvec = engine.zero_site_matvec(chain.left[i], chain.right[i])
     bond = _exp(chain, matvec, bond, -half, rule, stats)
@@ -194,11 +206,44 @@ def _evolve_pair(
     theta = _exp(chain, matvec, theta, tau, rule, stats)
     weight = engine.frob_sq(theta)
     budget = rule.truncation.total_budget(weight**0.5)
-    cores[i], cores[i + 1], discarded = engine.split(
-        theta, rule.truncation.max_bond, budget, direction, normalise=rule.normalise, bond=i
-    )
+    cap = rule.truncation.max_bond
+    if chain.kept is None:
+        cores[i], cores[i + 1], discarded = engine.split(
+            theta, cap, budget, direction, normalise=rule.normalise, bond=i
+        )
+    else:
+        cores[i], cores[i + 1], discarded = chain.kept.split(theta, i, direction, cap, budget)
+        _normalise_centre(chain, i + 1 if direction == "right" else i, rule)
     stats.discarded = max(stats.discarded, discarded / max(weight, 1e-300))
     if direction == "right":
         chain.left[i + 1] = engine.grow_left(chain.left[i], cores[i], ops[i])
+        if chain.kept is not None:
+            chain.kept.grow_left(i, cores[i])
     else:
         chain.right[i + 1] = engine.grow_right(chain.right[i + 2], cores[i + 1], ops[i + 1])
+        if chain.kept is not None:
+            chain.kept.grow_right(i + 1, cores[i + 1])
+
+
+def _kept_site_split(
+    chain: Chain, i: int, direction: str, rule: Integrator, stats: StepStats
+) -> tuple[Any, Any]:
+    """A one-site step's QR (``direction="right"``: isometry, bond matrix) or LQ (bond
+    matrix, isometry) whose isometry also spans the kept bond space. The bond may change:
+    the kept directions plus every direction of the rest of the core (at most as many as
+    the bond had), capped by ``max_bond``; what a cap cuts is counted in ``stats``."""
+    core = chain.cores[i]
+    weight = chain.engine.frob_sq(core)
+    cap = rule.truncation.max_bond
+    left, right, discarded = chain.kept.split(core, i, direction, cap, None)
+    stats.discarded = max(stats.discarded, discarded / max(weight, 1e-300))
+    if direction == "right":
+        chain.kept.grow_left(i, left)
+    else:
+        chain.kept.grow_right(i, right)
+    return left, right
+
+
+def _normalise_centre(chain: Chain, i: int, rule: Integrator) -> None:
+    if rule.normalise:
+        chain.cores[i] = chain.cores[i] / chain.engine.frob_sq(chain.cores[i]) ** 0.5
