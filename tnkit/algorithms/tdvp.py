@@ -119,7 +119,7 @@ def tdvp(
     (the bond grows by at most K's). K then stays in the projection space, so ⟨K, ψ(t)⟩
     evolves exactly as it would without projection: it is conserved when HK = 0, which is
     how [tdvp_operator][tnkit.algorithms.operator_tdvp.tdvp_operator] conserves tr[H O(t)]
-    ([kept_bases][tnkit.algorithms.kept_bases]). Every split then keeps K's directions and
+    (`tnkit.algorithms.kept_bases`). Every split then keeps K's directions and
     cuts only the rest of the state (one-site steps too: a bond may change there, up to
     ``max_bond`` plus K's), and the records count what was cut.
 

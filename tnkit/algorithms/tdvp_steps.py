@@ -42,7 +42,7 @@ class Chain:
     between steps), the operator's cores, and the left and right environments (``left[i]``
     covers sites 0..i−1, ``right[i]`` sites i..n−1), all in the form of ``engine`` (dense or
     block-sparse arrays: [engines][tnkit.algorithms.engines]). ``kept``: a state whose bond
-    spaces every basis keeps ([kept_bases][tnkit.algorithms.kept_bases]; dense only)."""
+    spaces every basis keeps (`tnkit.algorithms.kept_bases`; dense only)."""
 
     cores: list
     ops: list
