@@ -223,6 +223,61 @@ def test_compress_model_calibration_beats_plain_on_held_out_outputs():
     assert errors[1] < 0.9 * errors[0]  # layer by layer, on the original model's inputs
 
 
+def deep_model(depth=4, width=64, seed=4):
+    torch.manual_seed(seed)
+    layers = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), nn.Tanh()]
+    return nn.Sequential(*layers[:-1])
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_sequential_calibration_beats_layer_by_layer_on_the_model_outputs(seed):
+    model = deep_model(seed=seed)
+    data = torch.randn(1400, 64) * torch.logspace(0, -3, 64)
+    batches = list(data[:1000].split(100))
+    original = copy.deepcopy(model)
+    errors = []
+    for sequential in (False, True):
+        twin = copy.deepcopy(model)
+        report = compress_model(twin, max_bond=4, calibration=batches, sequential=sequential)
+        assert no_hooks(twin) and all(row.output_error is not None for row in report.replaced)
+        with torch.no_grad():
+            target = original(data[1000:])
+            errors.append(float((twin(data[1000:]) - target).norm() / target.norm()))
+    assert errors[1] < 0.9 * errors[0]  # later layers make up for earlier cuts
+
+
+def test_sequential_calibration_order_and_targets():
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 32))
+    original = copy.deepcopy(model)
+    batches = [torch.randn(50, 32) * torch.logspace(0, -2, 32) for _ in range(3)]
+    compress_model(model, max_bond=32, calibration=batches, sequential=True)  # exact bonds
+    with torch.no_grad():
+        torch.testing.assert_close(model(batches[0]), original(batches[0]), atol=1e-4, rtol=1e-4)
+    assert no_hooks(model)
+
+
+def test_sequential_calibration_bad_requests():
+    model = nn.Sequential(nn.Linear(16, 16), nn.Linear(16, 16))
+    batches = [torch.randn(8, 16)]
+    with pytest.raises(ValueError, match="sequential: needs calibration"):
+        compress_model(model, max_bond=2, sequential=True)
+    with pytest.raises(TypeError, match="sequential"):
+        compress_model(model, max_bond=2, calibration=batches, sequential=1)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        with pytest.raises(ValueError, match="sequential: .* executor"):
+            compress_model(model, max_bond=2, calibration=batches, sequential=True, executor=pool)
+    with pytest.raises(ValueError, match="calibration: no batches"):
+        compress_model(model, max_bond=2, calibration=iter([]), sequential=True)
+    bad = [torch.full((4, 16), float("nan"))]
+    with pytest.raises(ValueError, match="NaN"):
+        compress_model(model, max_bond=2, calibration=bad, sequential=True)
+    assert type(model[0]) is nn.Linear and no_hooks(model)
+    assert all(not m._forward_pre_hooks for m in model.modules())
+
+
 def test_compress_model_calibration_errors_remove_hooks():
     model = nn.Sequential(nn.Linear(16, 16), nn.Linear(16, 16))
     bad = [torch.randn(4, 16), torch.full((4, 16), float("nan"))]

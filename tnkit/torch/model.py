@@ -7,6 +7,7 @@ fit is ``calibrate_linear``'s, fed by the Gram matrices that forward hooks gathe
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import re
@@ -19,6 +20,7 @@ from torch import nn
 from .._checks import check_int
 from .._executor import Jobs, check_executor
 from ..truncation import Truncation
+from .gathering import check_calibration, corrected_weight, execution_order, gather, paired_grams
 from .kinds import LAYER_KINDS, MPO_LAYERS, LayerKind, core_entries, kind_of_mpo, num_params
 from .linear import MPOLinear, calibrate_linear
 from .modules import Group, check_root, convertible_groups, install, module_names, set_module, tie
@@ -108,102 +110,17 @@ def _row(group: Group, **fields: Any) -> LayerCompression:
 def _convert_job(name: str, module: nn.Module, options: dict) -> nn.Module:
     """The decomposition of one module of the kind ``name`` (what an executor runs: plain
     arguments, so it pickles); refit to the Gram matrices in ``options["calibration"]``
-    (fit, held out) where given."""
+    (fit, held out, and for sequential calibration the corrected target weight) if given."""
     options = dict(options)
     grams = options.pop("calibration", None)
     kind = LAYER_KINDS[name]
     layer = kind.convert(module, options)
     if grams is not None:
         (weight,) = kind.matrices(module).values()
+        target = grams[2] if len(grams) > 2 else weight
         rule = {"max_bond": options["max_bond"], "rtol": options["rtol"]}
-        calibrate_linear(layer, weight, grams[0], held_out=grams[1], **rule)
+        calibrate_linear(layer, target, grams[0], held_out=grams[1], **rule)
     return layer
-
-
-# ---------------------------------------------------------------------- calibration
-
-HELD_OUT = 0.2  # the share of calibration rows kept aside to measure the output error
-CALIBRATION_SEED = 0  # which rows are held out: reproducible for the same batches
-
-
-class _Gatherer:
-    """A forward hook that adds ``xᵀx`` of a layer's input rows to a fitting and a held-out
-    Gram matrix (float64, on the layer's device), rows split at random (seeded)."""
-
-    def __init__(self, name: str, in_features: int) -> None:
-        self.name, self.in_features = name, in_features
-        self.fit: torch.Tensor | None = None
-        self.held: torch.Tensor | None = None
-        self.rows = self.held_rows = 0
-        self.split = torch.Generator().manual_seed(CALIBRATION_SEED)
-
-    def __call__(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-        given = args[0] if args else next(iter(kwargs.values()))  # forward(input=x) too
-        rows = given.detach().reshape(-1, self.in_features)
-        if not bool(torch.isfinite(rows).all()):
-            raise ValueError(f"calibration: the inputs of {self.name} contain NaN or Inf")
-        rows = rows.to(torch.float64)
-        held = torch.rand(rows.shape[0], generator=self.split) < HELD_OUT
-        held = held.to(rows.device)
-        if self.fit is None:
-            zeros = torch.zeros(self.in_features, self.in_features, dtype=torch.float64)
-            self.fit, self.held = zeros.to(rows.device), zeros.clone().to(rows.device)
-        fit_rows, held_rows = rows[~held], rows[held]
-        self.fit += fit_rows.mT @ fit_rows
-        self.held += held_rows.mT @ held_rows
-        self.rows += rows.shape[0]
-        self.held_rows += held_rows.shape[0]
-
-    def grams(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-        """(fitting, held-out) Gram matrices; None if the layer saw no rows."""
-        if not self.rows or self.rows == self.held_rows:
-            return None
-        return self.fit, (self.held if self.held_rows else None)
-
-
-def _check_calibration(calibration: Any) -> None:
-    if calibration is None:
-        return
-    if isinstance(calibration, (torch.Tensor, dict, str, bytes)) or not hasattr(
-        calibration, "__iter__"
-    ):
-        raise TypeError(
-            "calibration: expected an iterable of batches (each a tensor, a dict of keyword "
-            f"arguments or a tuple of arguments of model), got {type(calibration).__name__}; "
-            "wrap a single batch in a list"
-        )
-
-
-def _gather(model: nn.Module, targets: dict[str, tuple], calibration: Any) -> dict:
-    """Run ``model`` on every batch of ``calibration`` (no gradients) with hooks on the
-    ``targets`` (name: module, in_features); the ``_Gatherer`` of each name. Hooks are
-    removed even on error."""
-    gatherers, handles = {}, []
-    try:
-        for name, (module, in_features) in targets.items():
-            gatherers[name] = _Gatherer(name, in_features)
-            handles.append(module.register_forward_hook(gatherers[name], with_kwargs=True))
-        batches = 0
-        with torch.no_grad():
-            for batch in calibration:
-                if isinstance(batch, dict):
-                    model(**batch)
-                elif isinstance(batch, (tuple, list)):
-                    model(*batch)
-                elif isinstance(batch, torch.Tensor):
-                    model(batch)
-                else:
-                    raise TypeError(
-                        f"calibration: batch {batches}: expected a tensor, a dict or a tuple, "
-                        f"got {type(batch).__name__}"
-                    )
-                batches += 1
-    finally:
-        for handle in handles:
-            handle.remove()
-    if not batches:
-        raise ValueError("calibration: no batches (an empty iterable)")
-    return gatherers
 
 
 def _run(jobs: list, labels: list[str], executor: Any, progress: bool) -> list:
@@ -236,6 +153,7 @@ def compress_model(
     progress: bool = False,
     executor: Any = None,
     calibration: Any = None,
+    sequential: bool = False,
 ) -> CompressionReport:
     """Replace, in place, every dense layer of ``model`` whose MPO is smaller by that MPO.
 
@@ -274,6 +192,16 @@ def compress_model(
     relative output error there. Memory: one ``in × in`` float64 matrix per layer and split,
     whatever the number of rows.
 
+    ``sequential=True`` (with ``calibration``, no ``executor``) fits those layers one by one
+    in the order the model calls them, each to the inputs it receives in the model as
+    compressed so far, and to the original model's outputs on the same batches (the
+    corrected target ``W·Cᵀ·Σ̃⁻¹``: ``tnkit.torch.gathering``), so that later layers make up
+    for what earlier ones cut instead of compounding it. It runs the batches through the
+    original model (kept as a copy meanwhile: twice the memory) and the compressed one once
+    per layer, each pass stopping at that layer; ``calibration`` must then be iterable more
+    than once (a list). Each row's ``output_error`` is then the held-out error against the
+    corrected target.
+
     Example:
         >>> import torch
         >>> from tnkit.torch import compress_model
@@ -302,7 +230,13 @@ def compress_model(
     if not isinstance(progress, bool):
         raise TypeError(f"progress: expected a bool, got {progress!r}")
     check_executor(executor)
-    _check_calibration(calibration)
+    check_calibration(calibration)
+    if not isinstance(sequential, bool):
+        raise TypeError(f"sequential: expected a bool, got {sequential!r}")
+    if sequential and calibration is None:
+        raise ValueError("sequential: needs calibration batches")
+    if sequential and executor is not None:
+        raise ValueError("sequential: fits layer by layer in order; it cannot use an executor")
     choose = _name_filter(include, exclude)
 
     params_before = num_params([model])
@@ -326,30 +260,74 @@ def compress_model(
         todo.append((len(rows), group))
         labels.append(group.names[0])
         rows.append(None)
-    if calibration is not None:
-        _calibrate_jobs(model, jobs, [group for _, group in todo], calibration)
-    for (index, group), layer in zip(todo, _run(jobs, labels, executor, progress), strict=True):
-        rows[index] = _replace_group(model, group, layer)
+    if sequential:
+        _sequential(model, jobs, todo, rows, calibration, progress)
+    else:
+        if calibration is not None:
+            _calibrate_jobs(model, jobs, [group for _, group in todo], calibration)
+        for (index, group), layer in zip(todo, _run(jobs, labels, executor, progress), strict=True):
+            rows[index] = _replace_group(model, group, layer)
     report = CompressionReport(tuple(rows), params_before, num_params([model]))
     logger.info("compress_model: %r", report)
     return report
 
 
-def _calibrate_jobs(model: nn.Module, jobs: list, groups: list[Group], calibration: Any) -> None:
-    """Add the gathered Gram matrices to the options of the jobs whose layer becomes one
-    ``MPOLinear`` (one module of one weight, not tied to others)."""
+def _calibration_targets(jobs: list, groups: list[Group]) -> dict[str, tuple]:
+    """name: (module, in_features) of the jobs whose layer becomes one ``MPOLinear`` (one
+    module of one weight, not tied to others): the layers calibration refits."""
     targets = {}
     for (name, module, _), group in zip(jobs, groups, strict=True):
         kind = LAYER_KINDS[name]
         matrices = kind.matrices(module)
         if kind.mpo_type is MPOLinear and len(matrices) == 1 and len(group.members) == 1:
             targets[group.names[0]] = (module, int(next(iter(matrices.values())).shape[1]))
-    gatherers = _gather(model, targets, calibration)
+    return targets
+
+
+def _calibrate_jobs(model: nn.Module, jobs: list, groups: list[Group], calibration: Any) -> None:
+    """Add the gathered Gram matrices to the options of the jobs ``_calibration_targets``
+    names."""
+    gatherers = gather(model, _calibration_targets(jobs, groups), calibration)
     for (_, _, options), group in zip(jobs, groups, strict=True):
         gatherer = gatherers.get(group.names[0])
         grams = None if gatherer is None else gatherer.grams()
         if grams is not None:
             options["calibration"] = grams
+
+
+def _sequential(
+    model: nn.Module, jobs: list, todo: list, rows: list, calibration: Any, progress: bool
+) -> None:
+    """``compress_model``'s sequential calibration: the other layers first, as usual, then
+    each target in execution order, fitted to its inputs in the model compressed so far and
+    installed at once (``tnkit.torch.gathering``)."""
+    batches = list(calibration)
+    if not batches:
+        raise ValueError("calibration: no batches (an empty iterable)")
+    original = copy.deepcopy(model)  # before any change: the outputs every layer aims at
+    targets = _calibration_targets(jobs, [group for _, group in todo])
+    modules = {name: module for name, (module, _) in targets.items()}
+    order = execution_order(model, modules, batches[0])
+    by_name = {group.names[0]: k for k, (_, group) in enumerate(todo)}
+    others = [k for k, (_, group) in enumerate(todo) if group.names[0] not in targets]
+    steps = others + [by_name[name] for name in order]
+    if progress:
+        from tqdm import tqdm  # tnkit[torch] installs it
+
+        steps = tqdm(steps, desc="compress_model (sequential)", unit="layer")
+    for k in steps:
+        job, (index, group) = jobs[k], todo[k]
+        name = group.names[0]
+        if name in targets:
+            module, in_features = targets[name]
+            pairs = (original, original.get_submodule(name)), (model, module)
+            grams = paired_grams(*pairs, name, in_features, batches)
+            if grams.grams() is not None:
+                (weight,) = LAYER_KINDS[job[0]].matrices(module).values()
+                target = corrected_weight(weight, grams.fit, grams.cross)
+                job[2]["calibration"] = (*grams.grams(), target)
+        (layer,) = _run([job], [name], None, False)
+        rows[index] = _replace_group(model, group, layer)
 
 
 def _replace_group(model: nn.Module, group: Group, layer: nn.Module) -> LayerCompression:
