@@ -266,9 +266,11 @@ def test_sequential_calibration_bad_requests():
         compress_model(model, max_bond=2, sequential=True)
     with pytest.raises(TypeError, match="sequential"):
         compress_model(model, max_bond=2, calibration=batches, sequential=1)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        with pytest.raises(ValueError, match="sequential: .* executor"):
-            compress_model(model, max_bond=2, calibration=batches, sequential=True, executor=pool)
+    with (
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+        pytest.raises(ValueError, match="sequential: .* executor"),
+    ):
+        compress_model(model, max_bond=2, calibration=batches, sequential=True, executor=pool)
     with pytest.raises(ValueError, match="calibration: no batches"):
         compress_model(model, max_bond=2, calibration=iter([]), sequential=True)
     bad = [torch.full((4, 16), float("nan"))]

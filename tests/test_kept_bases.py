@@ -114,3 +114,25 @@ def test_keep_is_refused_where_it_cannot_work():
     up_down = tn.MPS.product_state(["up", "dn"] * 2, site="spin-half", conserve="Sz")
     with pytest.raises(ValueError, match="keep"):
         tn.tdvp(Hs, up_down, 0.1, dt=0.05, keep=psi)
+
+
+class Stop(Exception):
+    pass
+
+
+def test_a_stopped_run_with_keep_resumes_to_the_same_result(tmp_path):
+    path = tmp_path / "run.safetensors"
+    H, _, eigen, psi = eigenstate_and_start(6)
+    options = dict(dt=0.1, max_bond=3, keep=eigen)
+
+    def stop(record):
+        if record.step == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        tn.tdvp(H, psi, 0.4, checkpoint=path, callback=stop, **options)
+    resumed = tn.tdvp(H, psi, 0.4, resume=path, **options)
+    straight = tn.tdvp(H, psi, 0.4, **options)
+    assert np.allclose(resumed.state.to_dense(), straight.state.to_dense(), atol=1e-10)
+    with pytest.raises(ValueError, match="resume"):
+        tn.tdvp(H, psi, 0.4, resume=path, dt=0.1, max_bond=3)  # without keep: another run
