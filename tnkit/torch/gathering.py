@@ -7,10 +7,14 @@ inputs once the layers before it are compressed: their output errors reach it an
 through the blocks. Fitted in execution order instead, each layer sees the inputs X̃ it has
 in the partly compressed model and is fitted to the outputs the original layer gives on the
 original inputs X (same tokens): min over W̃ of ‖X̃W̃ᵀ − XWᵀ‖_F. That equals
-‖X̃(W̃ − W')ᵀ‖_F plus a constant, with the corrected target W' = W·Cᵀ·Σ̃⁻¹ (C = X̃ᵀX,
-Σ̃ = X̃ᵀX̃, a small ridge on Σ̃): the usual data-aware fit of W' under the metric Σ̃. It is
-the layer-wise sequential scheme that post-training quantisers use (GPTQ), for MPO cores.
-No math lives here beyond the normal equations; the fit is ``calibrate_linear``'s.
+‖X̃(W̃ − W')ᵀ‖_F plus a constant, with the corrected target W' that minimises
+‖X̃W'ᵀ − XWᵀ‖² + λ‖W' − W‖², i.e. W' = (W·Cᵀ + λW)·(Σ̃ + λ)⁻¹ (C = X̃ᵀX, Σ̃ = X̃ᵀX̃): the
+usual data-aware fit of W' under the metric Σ̃. It is the layer-wise sequential scheme that
+post-training quantisers use (GPTQ), for MPO cores. The ridge holds W' near W: W' has
+``in_features`` unknowns per output, and calibration sets often have fewer tokens than that
+(MiniLM: 1,315 fitting rows for 1,536 features), where the plain regression overfits
+(docs/calibration.md). No math lives here beyond the normal equations; the fit is
+``calibrate_linear``'s.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ __all__ = [
 
 HELD_OUT = 0.2  # the share of calibration rows kept aside to measure the output error
 CALIBRATION_SEED = 0  # which rows are held out: reproducible for the same batches
-RIDGE = 1e-6  # added to Σ̃ for W' = W·Cᵀ·Σ̃⁻¹, relative to Σ̃'s mean eigenvalue
+RIDGE = 1.0  # λ of W' (corrected_weight), relative to Σ̃'s mean eigenvalue
 
 
 class Gatherer:
@@ -174,11 +178,13 @@ def paired_grams(
 
 
 def corrected_weight(weight: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor) -> Any:
-    """W' = W·Cᵀ·(Σ̃ + ridge)⁻¹ (float64): the weight whose outputs on the compressed
-    model's inputs come closest to the original outputs (module docstring)."""
+    """W' = (W·Cᵀ + λW)·(Σ̃ + λ)⁻¹ (float64): the weight whose outputs on the compressed
+    model's inputs come closest to the original outputs, held near W by λ = ``RIDGE``
+    times Σ̃'s mean eigenvalue (module docstring)."""
     ridge = RIDGE * float(torch.trace(gram)) / gram.shape[0] + 1e-300
     eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
-    target = cross @ weight.detach().to(torch.float64).mT  # C·Wᵀ = X̃ᵀ X Wᵀ
+    w = weight.detach().to(torch.float64)
+    target = cross @ w.mT + ridge * w.mT  # C·Wᵀ + λWᵀ = X̃ᵀ X Wᵀ + λWᵀ
     return torch.linalg.solve(gram + ridge * eye, target).mT.contiguous()
 
 
