@@ -10,6 +10,11 @@ Usage::
         --plot docs/img/calibration_minilm.png                                 # table, plot
     python benchmarks/bench_calibration_finetune.py --quick                     # smoke test
 
+The measured runs are in ``benchmarks/data/`` (``--merge`` them for the docs' table and
+plot): ``calibration_minilm_layerwise.json`` (rows (a)-(d) and (d) + FT, transcribed from
+the earlier table) and ``calibration_minilm_sequential_*.json`` (``--rows c --sequential
+--decay``, budget 600 CPU s at 1.5× and 2×, 300 at 1.25× and 3×).
+
 Model, sentences, held-out set, embedding and calibration batches are those of
 ``benchmarks/bench_calibration.py`` (256 held-out sentences, 128 calibration sentences, 16
 to a batch); the training (distillation) sentences are all the non-held-out ones (1,228 on
@@ -19,7 +24,9 @@ settings without touching the held-out set).
 
 - (c): ``compress_model(target_ratio=r, calibration=batches)`` (row (b)), then every
   parameter frozen except the MPO cores, and ``freeze_central``: only the auxiliary tensors
-  train (``examples/mpop_minilm.py``'s ``freeze_to_auxiliary``).
+  train (``examples/mpop_minilm.py``'s ``freeze_to_auxiliary``). ``--sequential`` starts
+  from ``compress_model(..., sequential=True)`` instead; ``--decay`` lowers the rate along
+  a cosine to zero over the budget.
 - (d) + FT: the data-aware truncated SVD of ``bench_calibration.py`` (row (d), two
   ``nn.Linear`` per layer at the MPO's parameter count), then both factors of every layer
   train (biases, embeddings, LayerNorms frozen).
@@ -261,7 +268,11 @@ def merged(paths: list[str]) -> dict:
             if entry.get("train central"):
                 row.update(c_all=last["cosine"], c_all_trainable=entry["trainable"])
                 continue
-            if entry["row"] == "c":
+            if entry["row"] == "c" and entry.get("sequential"):
+                row.update(bs=first["cosine"], params=entry["params after"])
+                if tuned:
+                    row.update(cs=last["cosine"], cs_steps=last["step"], cs_cpu=last["cpu"])
+            elif entry["row"] == "c":
                 row.update(b=first["cosine"], params=entry["params after"])
                 if tuned:
                     row.update(c=last["cosine"], c_trainable=entry["trainable"])
@@ -283,10 +294,13 @@ def table(rows: dict) -> str:
         "(a) plain MPO",
         "(b) data-aware MPO",
         "(c) (b) + aux-only FT",
+        "(b) sequential",
+        "(c) sequential + aux-only FT",
         "(d) data-aware SVD",
         "(d) + FT",
         "trainable (c) / (d)+FT",
-        "steps (c) / (d)+FT",
+        "steps (c) / (c) seq. / (d)+FT",
+        "FT CPU min (c) seq.",
         "FT CPU / wall min (c) / (d)+FT",
     ]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
@@ -296,11 +310,15 @@ def table(rows: dict) -> str:
             f"{ratio:g}x",
             cell(row, "a"),
             cell(row, "b"),
-            cell(row, "c", "**{:.4f}**"),
+            cell(row, "c"),
+            cell(row, "bs"),
+            cell(row, "cs", "**{:.4f}**"),
             cell(row, "d"),
             cell(row, "dft"),
             f"{cell(row, 'c_trainable', '{:,}')} / {cell(row, 'd_trainable', '{:,}')}",
-            f"{cell(row, 'c_steps', '{}')} / {cell(row, 'd_steps', '{}')}",
+            f"{cell(row, 'c_steps', '{}')} / {cell(row, 'cs_steps', '{}')} / "
+            f"{cell(row, 'd_steps', '{}')}",
+            f"{row['cs_cpu'] / 60:.1f}" if "cs_cpu" in row else "–",
             (
                 (minutes.format(row["c_cpu"] / 60, row["c_wall"] / 60) if "c_cpu" in row else "–")
                 + " ; "
@@ -321,6 +339,8 @@ def plot(rows: dict, path: str) -> None:
         ("a", "(a) plain MPO", "o", "tab:gray"),
         ("b", "(b) data-aware MPO", "s", "tab:blue"),
         ("c", "(c) data-aware MPO + auxiliary-only FT", "s", "tab:blue"),
+        ("bs", "(b) sequential data-aware MPO", "D", "tab:green"),
+        ("cs", "(c) sequential + auxiliary-only FT", "D", "tab:green"),
         ("d", "(d) data-aware SVD", "^", "tab:orange"),
         ("dft", "(d) data-aware SVD + FT", "^", "tab:orange"),
     ]
@@ -329,7 +349,7 @@ def plot(rows: dict, path: str) -> None:
         points = [(r, row[key]) for r, row in rows.items() if key in row]
         if points:
             x, y = zip(*points, strict=True)
-            style = {"a": ":", "b": "--", "d": "--"}.get(key, "-")
+            style = {"a": ":", "b": "--", "bs": "--", "d": "--"}.get(key, "-")
             ax.plot(x, y, marker=marker, color=color, ls=style, label=label)
     ax.plot([1.5, 2.0], [0.95, 0.90], "k*", ms=10, ls="none", label="targets for (c)")
     ax.set_xlabel("compression ratio of the 36 attention + FFN layers")
