@@ -45,13 +45,12 @@ def kept_split(
     cap: int | None,
     budget: float | None,
     isometry: str = "left",
-    total: int | None = None,
 ) -> tuple[Any, Any, float]:
     """(left, right, discarded weight) with ``matrix ≈ left @ right``, the isometry's span
     containing the columns of ``keep`` (``isometry="left"``; rows of ``keep`` and of the right
     factor for ``"right"``). Beyond ``keep``'s directions the isometry takes the best ``cap``
-    directions of the rest within ``budget`` (tnkit's truncation rule), and at most ``total``
-    directions in all; ``discarded`` is the weight of the rest that was cut.
+    directions of the rest within ``budget`` (tnkit's truncation rule); ``discarded`` is the
+    weight of the rest that was cut.
 
     Example:
         >>> import numpy as np
@@ -63,15 +62,14 @@ def kept_split(
     """
     if isometry == "right":
         right, left, discarded = kept_split(
-            backend.conj_t(matrix), backend.conj_t(keep), cap=cap, budget=budget, total=total
+            backend.conj_t(matrix), backend.conj_t(keep), cap=cap, budget=budget
         )
         return backend.conj_t(left), backend.conj_t(right), discarded
     xp = backend.namespace(matrix)
     kept = _column_basis(keep)
     rest = matrix - kept @ (backend.conj_t(kept) @ matrix)
     rest = rest - kept @ (backend.conj_t(kept) @ rest)  # twice: orthogonal to rounding
-    limits = [c for c in (cap, None if total is None else total - kept.shape[1]) if c is not None]
-    free = max(0, min(limits)) if limits else None
+    free = None if cap is None else max(0, cap)
     discarded = backend.frob_sq(rest)
     negligible = discarded <= (RANK_TOL**2) * backend.frob_sq(matrix)
     if free != 0 and not negligible and kept.shape[1] < matrix.shape[0]:
@@ -144,12 +142,11 @@ class KeptBases:
         direction: str,
         cap: int | None,
         budget: Any,
-        total: int | None = None,
     ) -> tuple:
         """(left core, right core, discarded) of the local tensor ``theta`` on site i or on
         sites (i, i + 1); the isometry on the side the sweep leaves (``direction``: where
-        it goes) keeps K's bond space, the rest is cut to ``cap`` within ``budget`` and the
-        bond to ``total`` ([kept_split][tnkit.algorithms.kept_bases.kept_split])."""
+        it goes) keeps K's bond space, the rest is cut to ``cap`` within ``budget``
+        ([kept_split][tnkit.algorithms.kept_bases.kept_split])."""
         xp = backend.namespace(theta)
         if direction == "right":  # a left isometry on site i
             rows = theta.shape[0] * theta.shape[1]
@@ -159,7 +156,6 @@ class KeptBases:
                 xp.reshape(keep, (rows, -1)),
                 cap=cap,
                 budget=budget,
-                total=total,
             )
             shape = (right.shape[0], *theta.shape[2:])
             return xp.reshape(left, (*theta.shape[:2], -1)), xp.reshape(right, shape), cut
@@ -172,7 +168,6 @@ class KeptBases:
             cap=cap,
             budget=budget,
             isometry="right",
-            total=total,
         )
         shape = (*theta.shape[:-2], left.shape[1])
         return xp.reshape(left, shape), xp.reshape(right, (-1, *theta.shape[-2:])), cut
