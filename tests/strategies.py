@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import strategies as st
 
 import tnkit as tn
@@ -114,3 +115,26 @@ def complex_chain(L: int) -> tn.MPO:
     for i in range(L):
         ops.add(0.2, "Sx", i)
     return ops.to_mpo()
+
+
+def random_array(rng, shape, complex_: bool):
+    """Standard normal entries, complex (both parts normal) when ``complex_``."""
+    x = rng.standard_normal(shape)
+    return x + 1j * rng.standard_normal(shape) if complex_ else x
+
+
+class Stop(Exception):
+    """Raised by a callback to stop a run at a chosen step."""
+
+
+def stopped_and_resumed(run, path, stop_at: int, **options):
+    """``run(**options)`` stopped after step ``stop_at`` with a checkpoint at ``path``, then
+    resumed from it; and the same run straight through: ``(resumed, straight)``."""
+
+    def stop(record):
+        if record.step == stop_at:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run(checkpoint=path, callback=stop, **options)
+    return run(resume=path, **options), run(**options)

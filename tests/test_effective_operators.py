@@ -7,17 +7,13 @@ import numpy as np
 import pytest
 import scipy.linalg
 from hypothesis import given, settings
+from strategies import random_array
 
 import tnkit as tn
 from tnkit.algorithms import environments as env
 from tnkit.algorithms.engines import FINE_CUT, DenseEngine
 from tnkit.algorithms.krylov import lowest_eigenpair
 from tnkit.linalg import truncated_split
-
-
-def random(rng, shape, complex_):
-    x = rng.standard_normal(shape)
-    return x + 1j * rng.standard_normal(shape) if complex_ else x
 
 
 @settings(max_examples=30, deadline=None)
@@ -32,11 +28,11 @@ def random(rng, shape, complex_):
 )
 def test_two_site_matvec_equals_einsum(chi_l, chi_r, d, w, complex_state, complex_op, seed):
     rng = np.random.default_rng(seed)
-    left = random(rng, (chi_l, w, chi_l), complex_state)
-    right = random(rng, (chi_r, w, chi_r), complex_state)
-    op1 = random(rng, (w, d, d, w), complex_op)
-    op2 = random(rng, (w, d, d, w), complex_op)
-    theta = random(rng, (chi_l, d, d, chi_r), complex_state)
+    left = random_array(rng, (chi_l, w, chi_l), complex_state)
+    right = random_array(rng, (chi_r, w, chi_r), complex_state)
+    op1 = random_array(rng, (w, d, d, w), complex_op)
+    op2 = random_array(rng, (w, d, d, w), complex_op)
+    theta = random_array(rng, (chi_l, d, d, chi_r), complex_state)
     expected = np.einsum("awb,wstx,xruy,eyc,btuc->asre", left, op1, op2, right, theta)
     matvec = env.two_site_matvec(left, op1, op2, right)
     first = matvec(theta)
@@ -58,10 +54,10 @@ def test_two_site_matvec_equals_einsum(chi_l, chi_r, d, w, complex_state, comple
 )
 def test_one_site_matvec_equals_einsum(chi_l, chi_r, d, w, complex_state, seed):
     rng = np.random.default_rng(seed)
-    left = random(rng, (chi_l, w, chi_l), complex_state)
-    right = random(rng, (chi_r, w, chi_r), complex_state)
-    op = random(rng, (w, d, d, w), False).astype(complex)  # real values, complex dtype
-    core = random(rng, (chi_l, d, chi_r), complex_state)
+    left = random_array(rng, (chi_l, w, chi_l), complex_state)
+    right = random_array(rng, (chi_r, w, chi_r), complex_state)
+    op = random_array(rng, (w, d, d, w), False).astype(complex)  # real values, complex dtype
+    core = random_array(rng, (chi_l, d, chi_r), complex_state)
     expected = np.einsum("awb,wstx,exc,btc->ase", left, op, right, core)
     matvec = env.one_site_matvec(left, op, right)
     first = matvec(core)
@@ -91,10 +87,10 @@ def test_workspace_fresh_slot_and_real_view():
 @given(n=st.integers(2, 60), complex_=st.booleans(), seed=st.integers(0, 2**16))
 def test_lowest_eigenpair_matches_lapack(n, complex_, seed):
     rng = np.random.default_rng(seed)
-    a = random(rng, (n, n), complex_)
+    a = random_array(rng, (n, n), complex_)
     a = a + a.conj().T
     values, vectors = scipy.linalg.eigh(a)
-    pair = lowest_eigenpair(lambda x: a @ x, random(rng, n, complex_), max_iter=n + 5)
+    pair = lowest_eigenpair(lambda x: a @ x, random_array(rng, n, complex_), max_iter=n + 5)
     assert abs(pair.value - values[0]) <= 1e-9 * max(1.0, abs(values[0]))
     if values[1] - values[0] > 1e-3:
         overlap = abs(np.vdot(vectors[:, 0], pair.vector))
@@ -133,7 +129,7 @@ def test_exact_bond_runs_cut_finely_and_stay_exact():
 
 def test_lowest_eigenpair_of_a_complex_operator_from_a_real_start():
     rng = np.random.default_rng(0)
-    a = random(rng, (20, 20), True)
+    a = random_array(rng, (20, 20), True)
     a = a + a.conj().T
     pair = lowest_eigenpair(lambda x: a @ x, np.ones(20), max_iter=30)
     assert pair.vector.dtype == np.complex128

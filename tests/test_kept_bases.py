@@ -4,19 +4,17 @@ that evolve exactly under truncated TDVP."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import scipy.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import random_array, stopped_and_resumed
 
 import tnkit as tn
 from tnkit.algorithms.kept_bases import kept_split, with_kept_bases
-
-
-def random_matrix(rng, shape, complex_):
-    a = rng.standard_normal(shape)
-    return a + 1j * rng.standard_normal(shape) if complex_ else a
 
 
 @settings(max_examples=40, deadline=None)
@@ -33,8 +31,8 @@ def test_kept_split_keeps_the_space_and_cuts_no_more_than_a_plain_truncation(
     m, n, w, cap, complex_, isometry, seed
 ):
     rng = np.random.default_rng(seed)
-    a = random_matrix(rng, (m, n), complex_)
-    keep = random_matrix(rng, (m, w) if isometry == "left" else (w, n), complex_)
+    a = random_array(rng, (m, n), complex_)
+    keep = random_array(rng, (m, w) if isometry == "left" else (w, n), complex_)
     left, right, cut = kept_split(a, keep, cap=cap, budget=None, isometry=isometry)
     basis = left if isometry == "left" else right.conj().T
     kept = keep if isometry == "left" else keep.conj().T
@@ -113,23 +111,11 @@ def test_keep_is_refused_where_it_cannot_work():
         tn.tdvp(Hs, up_down, 0.1, dt=0.05, keep=psi)
 
 
-class Stop(Exception):
-    pass
-
-
 def test_a_stopped_run_with_keep_resumes_to_the_same_result(tmp_path):
     path = tmp_path / "run.safetensors"
     H, _, eigen, psi = eigenstate_and_start(6)
-    options = dict(dt=0.1, max_bond=3, keep=eigen)
-
-    def stop(record):
-        if record.step == 1:
-            raise Stop
-
-    with pytest.raises(Stop):
-        tn.tdvp(H, psi, 0.4, checkpoint=path, callback=stop, **options)
-    resumed = tn.tdvp(H, psi, 0.4, resume=path, **options)
-    straight = tn.tdvp(H, psi, 0.4, **options)
+    run = functools.partial(tn.tdvp, H, psi, 0.4)
+    resumed, straight = stopped_and_resumed(run, path, 1, dt=0.1, max_bond=3, keep=eigen)
     assert np.allclose(resumed.state.to_dense(), straight.state.to_dense(), atol=1e-10)
     with pytest.raises(ValueError, match="resume"):
         tn.tdvp(H, psi, 0.4, resume=path, dt=0.1, max_bond=3)  # without keep: another run

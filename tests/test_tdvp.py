@@ -4,13 +4,15 @@ exponential against scipy, torch, observables, checkpoints, and bad input."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import scipy.linalg
 import scipy.sparse.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import complex_chain
+from strategies import complex_chain, stopped_and_resumed
 
 import tnkit as tn
 from tnkit.algorithms import TDVPResult
@@ -265,23 +267,12 @@ def test_no_steps_for_zero_time():
     assert result.steps == () and result.times.tolist() == [0.0]
 
 
-class Stop(Exception):
-    pass
-
-
 def test_a_stopped_run_resumes_to_the_same_result(tmp_path):
     path = tmp_path / "run.safetensors"
     H = tn.models.heisenberg(8)
     options = dict(dt=0.1, max_bond=8, observables=["energy", "entropy"])
-
-    def stop(record):
-        if record.step == 2:
-            raise Stop
-
-    with pytest.raises(Stop):
-        tn.tdvp(H, neel(8), 0.6, checkpoint=path, callback=stop, **options)
-    resumed = tn.tdvp(H, neel(8), 0.6, resume=path, **options)
-    straight = tn.tdvp(H, neel(8), 0.6, **options)
+    run = functools.partial(tn.tdvp, H, neel(8), 0.6)
+    resumed, straight = stopped_and_resumed(run, path, 2, **options)
     assert np.allclose(resumed.state.to_dense(), straight.state.to_dense(), atol=1e-12)
     assert resumed.times.tolist() == straight.times.tolist()
     for name in straight.values:

@@ -4,11 +4,14 @@ is, caps, resumes, and bad input."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import scipy.sparse.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import stopped_and_resumed
 
 import tnkit as tn
 from tnkit.algorithms import KrylovExpansion, krylov_expand
@@ -119,22 +122,11 @@ def test_saturated_state_is_left_alone():
     assert grown.added == (0, 0, 0) and grown.state.bond_dims == (2, 4, 2)
 
 
-class Stop(Exception):
-    pass
-
-
 def test_a_stopped_expanding_run_resumes_to_the_same_result(tmp_path):
     H, psi, path = tn.models.heisenberg(8), neel(8), tmp_path / "run.safetensors"
     options = {"dt": 0.1, "method": "one-site", "expand": KrylovExpansion(every=2)}
-
-    def stop(record):
-        if record.step == 2:
-            raise Stop
-
-    with pytest.raises(Stop):
-        tn.tdvp(H, psi, 0.6, checkpoint=path, callback=stop, **options)
-    resumed = tn.tdvp(H, psi, 0.6, resume=path, **options)
-    straight = tn.tdvp(H, psi, 0.6, **options)
+    run = functools.partial(tn.tdvp, H, psi, 0.6)
+    resumed, straight = stopped_and_resumed(run, path, 2, **options)
     assert np.allclose(resumed.state.to_dense(), straight.state.to_dense(), atol=1e-12)
     with pytest.raises(ValueError, match="another run"):
         tn.tdvp(H, psi, 0.6, resume=path, **{**options, "expand": "krylov"})
