@@ -161,7 +161,8 @@ def paired_grams(
 ) -> Gatherer:
     """The Gram matrices of one layer's inputs X̃ in the ``current`` (model, layer) and the
     cross term ``X̃ᵀX`` with its inputs X in the ``original`` (model, layer), batch by batch
-    over the same ``batches`` (each forward pass stops at the layer)."""
+    over the same ``batches``. Each forward pass stops at the layer, so a layer that a
+    forward pass calls several times contributes the inputs of its first call."""
     gatherer = Gatherer(name, in_features)
     for index, batch in enumerate(batches):
         reference = _inputs_of(original, batch, index, name, in_features)
