@@ -12,8 +12,9 @@ Usage::
 
 The measured runs are in ``benchmarks/data/`` (``--merge`` them for the docs' table and
 plot): ``calibration_minilm_layerwise.json`` (rows (a)-(d) and (d) + FT, transcribed from
-the earlier table) and ``calibration_minilm_sequential_*.json`` (``--rows c --sequential
---decay``, budget 600 CPU s at 1.5× and 2×, 300 at 1.25× and 3×).
+the earlier table) and ``calibration_minilm_sequential_<ratio>.json`` (``--rows c
+--sequential --decay``, budget 600 CPU s at 1.5× and 2×, 300 at 1.25× and 3×); the
+``_n512`` and ``_n1228`` files are the same with ``--n-calibration 512`` and ``1228``.
 
 Model, sentences, held-out set, embedding and calibration batches are those of
 ``benchmarks/bench_calibration.py`` (256 held-out sentences, 128 calibration sentences, 16
