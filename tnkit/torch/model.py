@@ -195,11 +195,11 @@ def compress_model(
     ``sequential=True`` (with ``calibration``, no ``executor``) fits those layers one by one
     in the order the model calls them, each to the inputs it receives in the model as
     compressed so far, and to the original model's outputs on the same batches (the
-    corrected target ``W·Cᵀ·Σ̃⁻¹``: ``tnkit.torch.gathering``), so that later layers make up
-    for what earlier ones cut instead of compounding it. It runs the batches through the
-    original model (kept as a copy meanwhile: twice the memory) and the compressed one once
-    per layer, each pass stopping at that layer; ``calibration`` must then be iterable more
-    than once (a list). Each row's ``output_error`` is then the held-out error against the
+    corrected target ``(W·Cᵀ + λW)·(Σ̃ + λ)⁻¹``: ``tnkit.torch.gathering``), so that later
+    layers make up for what earlier ones cut instead of compounding it. It runs the batches
+    through the original model (kept as a copy meanwhile: twice the memory) and the
+    compressed one once per layer, each pass stopping at that layer; the batches are held
+    in a list meanwhile. Each row's ``output_error`` is then the held-out error against the
     corrected target.
 
     Example:
