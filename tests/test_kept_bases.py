@@ -56,10 +56,18 @@ def test_kept_split_with_nothing_to_keep_is_a_plain_split():
     assert np.allclose(left @ right, a)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
-def test_with_kept_bases_is_the_same_vector_on_bases_containing_the_kept_state(dtype):
-    psi = tn.MPS.random([2, 3, 2, 2, 3], 2, seed=1, dtype=dtype)
-    keep = tn.MPS.random([2, 3, 2, 2, 3], 3, seed=2, dtype=dtype)
+@settings(max_examples=20, deadline=None)
+@given(
+    dims=st.lists(st.integers(1, 3), min_size=1, max_size=5),
+    bonds=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dtype=st.sampled_from([np.float64, np.complex128]),
+    seed=st.integers(0, 2**16),
+)
+def test_with_kept_bases_is_the_same_vector_on_bases_containing_the_kept_state(
+    dims, bonds, dtype, seed
+):
+    psi = tn.MPS.random(dims, bonds[0], seed=seed, dtype=dtype)
+    keep = tn.MPS.random(dims, bonds[1], seed=seed + 1, dtype=dtype)
     wide = with_kept_bases(psi, keep)
     assert np.allclose(wide.to_dense(), psi.to_dense(), atol=1e-12)
     assert wide.is_canonical(0)
@@ -97,6 +105,15 @@ def test_overlap_with_a_kept_eigenstate_evolves_exactly_under_truncation(method)
             assert max(r.state.bond_dims) <= 4 + max(eigen.bond_dims)
     assert errors[False] < 1e-9 * abs(start)
     assert errors[True] > 1e3 * errors[False]  # truncation matters without keep
+
+
+def test_kept_helpers_refuse_bad_input():
+    a = np.ones((4, 3))
+    with pytest.raises(ValueError, match="isometry"):
+        kept_split(a, a[:, :1], cap=None, budget=None, isometry="both")
+    psi = tn.MPS.random([2] * 3, 2, seed=0)
+    with pytest.raises(ValueError, match="keep"):
+        with_kept_bases(psi, tn.MPS.random([3] * 3, 2, seed=0))
 
 
 def test_keep_is_refused_where_it_cannot_work():

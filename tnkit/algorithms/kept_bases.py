@@ -60,6 +60,8 @@ def kept_split(
         >>> left.shape, bool(np.allclose(left @ (left.T @ k), k))
         ((8, 3), True)
     """
+    if isometry not in ("left", "right"):
+        raise ValueError(f"isometry: expected 'left' or 'right', got {isometry!r}")
     if isometry == "right":
         right, left, discarded = kept_split(
             backend.conj_t(matrix), backend.conj_t(keep), cap=cap, budget=budget
@@ -94,6 +96,10 @@ def with_kept_bases(psi: MPS, keep: MPS) -> MPS:
         >>> wider.bond_dims, bool(np.allclose(wider.to_dense(), psi.to_dense()))
         ((3, 3, 3, 2), True)
     """
+    if not isinstance(keep, MPS) or keep.phys_dims != psi.phys_dims:
+        raise ValueError(
+            f"keep: expected an MPS with psi's phys_dims {psi.phys_dims}, got {keep!r}"
+        )
     state, kept = psi.canonicalize(0), keep.canonicalize(0)
     xp = psi.xp
     dtype = xp.result_type(state.dtype, kept.dtype)

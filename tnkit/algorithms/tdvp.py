@@ -143,6 +143,7 @@ def tdvp(
     hamiltonian = MPO._trusted(tuple(ops), _charges=H.charges)
     engine = choose_engine(hamiltonian, [psi])  # blocks when both declare the same charges
     _check_keep(keep, psi, engine)
+    keep = None if keep is None else keep.canonicalize(0)  # once: every chain start reuses it
     request = {
         "dims": list(H.in_dims),
         "t": float(t),
