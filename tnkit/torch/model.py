@@ -131,14 +131,19 @@ def _run(jobs: list, labels: list[str], executor: Any, progress: bool) -> list:
         for _ in run:
             pass
         return run.results
+    with _progress_bar(run, "compress_model") as bar:
+        for name in bar:
+            bar.set_postfix_str(name, refresh=False)
+    return run.results
+
+
+def _progress_bar(items: Any, description: str) -> Any:
+    """A tqdm bar over ``items``, one layer a step (``progress=True``)."""
     try:
         from tqdm import tqdm
     except ImportError as exc:  # pragma: no cover - tqdm comes with tnkit[torch]
         raise ImportError("progress: progress=True needs tqdm (pip install tnkit[torch])") from exc
-    with tqdm(run, desc="compress_model", unit="layer") as bar:
-        for name in bar:
-            bar.set_postfix_str(name, refresh=False)
-    return run.results
+    return tqdm(items, desc=description, unit="layer")
 
 
 def compress_model(
@@ -312,9 +317,7 @@ def _sequential(
     others = [k for k, (_, group) in enumerate(todo) if group.names[0] not in targets]
     steps = others + [by_name[name] for name in order]
     if progress:
-        from tqdm import tqdm  # tnkit[torch] installs it
-
-        steps = tqdm(steps, desc="compress_model (sequential)", unit="layer")
+        steps = _progress_bar(steps, "compress_model (sequential)")
     for k in steps:
         job, (index, group) = jobs[k], todo[k]
         name = group.names[0]
