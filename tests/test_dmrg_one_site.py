@@ -58,6 +58,17 @@ def test_converged_energy_equals_two_site_at_equal_bond(L, chi):
     assert one.energy == pytest.approx(two.energy, rel=1e-9)
 
 
+def test_one_site_sweeps_lower_the_energy_on_a_longer_chain():
+    """A regression: a looser Lanczos reorthogonalisation (one pass unless the norm fell
+    below 1/100) let the sweeps climb to -17.12 here."""
+    H = tn.models.heisenberg(40)
+    start = tn.MPS.random([2] * 40, 16, seed=0)
+    one = tn.dmrg(H, max_bond=24, init=start, method="one-site", sweeps=20)
+    assert one.energy == pytest.approx(-17.5414664, abs=1e-6)
+    energies = [record.energy for record in one.sweeps]
+    assert all(b <= a + 1e-9 for a, b in zip(energies[1:], energies[2:], strict=False))
+
+
 def test_expansion_grows_the_bond_from_a_product_state():
     """Without expansion a one-site sweep can never leave bond 1; with it the bond grows to
     the cap in the first sweep. (From the Néel state, which breaks the SU(2) symmetry of H,
