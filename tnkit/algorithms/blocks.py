@@ -36,6 +36,7 @@ from .block_vectors import Layout, dense_positions, densify, flat, layout, modul
 
 __all__ = [
     "BlockSplit",
+    "block_ranks",
     "local_image",
     "overlap_edges",
     "overlap_left",
@@ -413,7 +414,7 @@ def split(
     keep = (
         {cut: len(f[5]) for cut, f in factors.items()}
         if keep_all
-        else _ranks(
+        else block_ranks(
             {cut: f[5] for cut, f in factors.items()},
             max_bond,
             budget,
@@ -464,7 +465,9 @@ def _reduce(charge: np.ndarray, moduli: tuple) -> np.ndarray:
     return np.array([c % m if m else c for c, m in zip(charge, moduli, strict=True)])
 
 
-def _ranks(values: dict, max_bond: int, budget: float | None, shape: tuple, eps: float) -> dict:
+def block_ranks(
+    values: dict, max_bond: int, budget: float | None, shape: tuple, eps: float
+) -> dict:
     """How many singular values of each block to keep: the largest over all blocks, as
     many as [choose_rank][tnkit.truncation.choose_rank] keeps of them all together (the
     dense split's rule on the same matrix ``shape``)."""

@@ -24,13 +24,11 @@ from ..contract import expectation, inner
 from ..mpo import MPO
 from ..mps import MPS
 from ..truncation import Truncation
-from . import environments as env
 from .checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from .checks import check_hamiltonian
 from .engines import BlockEngine, DenseEngine, choose_engine
 from .estimates import Extrapolation, energy_and_two_site_variance, extrapolate
-from .expansion import ALPHA_START, MixingFactor, RecordingOperator, expand
-from .krylov import lowest_eigenpair
+from .expansion import ALPHA_START, MixingFactor
 
 __all__ = ["DMRGResult", "SweepRecord", "dmrg", "variance"]
 
@@ -193,7 +191,7 @@ def dmrg(
             point = Checkpoint(tuple(found), current, index, position, records, request)
             write_checkpoint(checkpoint, point)
 
-    engine = choose_engine(H, starts, method)
+    engine = choose_engine(H, starts)
     run = Request(H, schedule, tol, truncation, method, progress, callback, engine)
     for n in range(first, nstates):
         state = _optimise(
@@ -442,39 +440,42 @@ def _update(chain, i, direction, cap, truncation, stats) -> None:
 def _update_one_site(chain, i, direction, cap, truncation, stats) -> None:
     """Optimise site i, then move the centre to its neighbour in ``direction``, enlarging
     the bond between them by the subspace expansion with the current mixing factor."""
-    cores, ops = chain.cores, chain.ops
+    cores, engine = chain.cores, chain.engine
     images = [
-        chain.engine.local_image(chain.left_overlaps[k][i], [other[i]], right_ov[i + 1])
+        engine.local_image(chain.left_overlaps[k][i], [other[i]], right_ov[i + 1])
         for k, (other, right_ov) in enumerate(zip(chain.lower, chain.right_overlaps, strict=True))
     ]
     mixing = stats["mixing"]
+    problem = engine.one_site_problem(
+        chain.left[i],
+        chain.ops[i],
+        chain.right[i + 1],
+        cores[i],
+        direction=direction,
+        expanding=mixing.alpha > 0,
+    )
     if mixing.alpha > 0:  # the energy after the last cut tells how to adapt α
-        right = direction == "right"
-        near, far = (chain.left[i], chain.right[i + 1])[:: 1 if right else -1]
-        op = ops[i] if right else env.mirror_op(ops[i])
-        matvec = RecordingOperator(near, op, far, mirrored=not right, start=cores[i])
-        mixing = mixing.adapted(truncated=matvec.energy)
-    else:
-        matvec = env.one_site_matvec(chain.left[i], ops[i], chain.right[i + 1])
-    pair = lowest_eigenpair(
-        matvec, cores[i], tol=stats["tol"], max_iter=_ONE_SITE_ITERATIONS, orthogonal_to=images
+        mixing = mixing.adapted(truncated=problem.energy)
+    pair = engine.lowest(
+        problem.matvec,
+        cores[i],
+        tol=stats["tol"],
+        max_iter=_ONE_SITE_ITERATIONS,
+        orthogonal_to=images,
     )
     stats["energy"], stats["matvecs"] = pair.value, stats["matvecs"] + pair.matvecs
     if mixing.alpha > 0:
-        mixing = mixing.optimised(before=matvec.energy, after=pair.value)
-        stats["matvecs"] += matvec.applied - pair.matvecs
+        mixing = mixing.optimised(before=problem.energy, after=pair.value)
+        stats["matvecs"] += problem.outside(pair.matvecs)
     stats["mixing"] = mixing
     j = i + 1 if direction == "right" else i - 1
-    step = expand(
+    step = problem.move(
         pair.vector,
         cores[j],
-        chain.left[i] if direction == "right" else chain.right[i + 1],
-        ops[i],
         alpha=mixing.alpha,
         direction=direction,
         max_bond=cap,
         budget=truncation.total_budget(1.0),
-        perturbation=matvec.perturbation(pair.vector) if mixing.alpha > 0 else None,
     )
     stats["discarded"] = max(stats["discarded"], step.discarded)
     cores[i], cores[j] = step.isometry, step.centre

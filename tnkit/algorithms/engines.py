@@ -23,9 +23,11 @@ from ..mps import MPS
 from ..sectors import resolve_charges
 from . import blocks
 from . import environments as env
+from .block_expansion import expand_blocks, perturbation_left, perturbation_right
+from .expansion import Expansion, RecordingOperator, expand
 from .krylov import Eigenpair, KrylovExponential, expm_krylov, lowest_eigenpair
 
-__all__ = ["BlockEngine", "DenseEngine", "choose_engine"]
+__all__ = ["BlockEngine", "DenseEngine", "OneSiteProblem", "choose_engine"]
 
 
 # A bond whose last two-site cut dropped less than this fraction of the weight gets its next
@@ -84,6 +86,27 @@ class DenseEngine:
 
     def lowest(self, matvec: Any, x: Any, **options: Any) -> Eigenpair:
         return lowest_eigenpair(matvec, x, **options)
+
+    def one_site_problem(
+        self, left: Any, op: Any, right: Any, start: Any, *, direction: str, expanding: bool
+    ) -> OneSiteProblem:
+        """Site ``start``'s effective operator, and (``expanding``) its energy and the
+        move that expands the bond in ``direction``: a recording operator, so that the
+        perturbation of the solution is a combination of products already formed."""
+        if not expanding:
+            return OneSiteProblem(env.one_site_matvec(left, op, right), math.nan, _plain_move(op))
+        right_move = direction == "right"
+        near, far = (left, right) if right_move else (right, left)
+        seen = op if right_move else env.mirror_op(op)
+        recording = RecordingOperator(near, seen, far, mirrored=not right_move, start=start)
+
+        def move(vector, neighbour, **options):
+            perturbation = recording.perturbation(vector) if options["alpha"] > 0 else None
+            return expand(vector, neighbour, near, op, perturbation=perturbation, **options)
+
+        return OneSiteProblem(
+            recording, recording.energy, move, lambda solved: recording.applied - solved
+        )
 
     @staticmethod
     def apply(matvec: Any, x: Any) -> Any:
@@ -233,6 +256,19 @@ class BlockEngine:
     def frob_sq(self, x: Any) -> float:
         return float(x.norm()) ** 2
 
+    def one_site_problem(
+        self, left: Any, op: Any, right: Any, start: Any, *, direction: str, expanding: bool
+    ) -> OneSiteProblem:
+        """Site ``start``'s effective operator on blocks, and (``expanding``) its energy
+        (one product) and the move that expands the bond in ``direction`` (the perturbation
+        of the solution formed afresh: two block contractions)."""
+        matvec = blocks.one_site_matvec(left, op, right)
+        if not expanding:
+            return OneSiteProblem(matvec, math.nan, _block_move(None, None, op))
+        energy = blocks.overlap(start, self.apply(matvec, start))
+        near = left if direction == "right" else right
+        return OneSiteProblem(matvec, energy, _block_move(near, direction, op), lambda _: 1)
+
     def lowest(self, matvec: Any, x: Any, orthogonal_to=(), **options: Any) -> Eigenpair:
         on_flat, flat, where = _flat_problem(matvec, x)
         images = [blocks.flat(image, where) for image in orthogonal_to]
@@ -327,12 +363,47 @@ def _flat_problem(matvec: Any, x: Any) -> tuple:
     return on_dense, start, where
 
 
-def choose_engine(H: MPO, starts: list, method: str = "two-site") -> DenseEngine | BlockEngine:
-    """Blocks when H and the states declare the same charges (two-site DMRG, or TDVP, on
-    NumPy); dense arrays otherwise."""
+class OneSiteProblem:
+    """One site of a one-site sweep: ``matvec`` (what the engine's ``lowest`` solves),
+    ``energy`` (⟨start|H|start⟩ where the bond is expanded, else NaN), ``move(vector,
+    neighbour, *, alpha, direction, max_bond, budget)`` (the
+    [Expansion][tnkit.algorithms.expansion.Expansion] that moves the solved centre on) and
+    ``outside(matvecs)``: the products formed beyond the solver's ``matvecs``."""
+
+    def __init__(self, matvec: Any, energy: float, move: Any, outside: Any = None) -> None:
+        self.matvec, self.energy, self.move = matvec, energy, move
+        self.outside = outside if outside is not None else (lambda _: 0)
+
+
+def _plain_move(op: Any) -> Any:
+    """The dense move of the centre without expansion (a split, then the cap)."""
+
+    def move(vector: Any, neighbour: Any, **options: Any) -> Expansion:
+        return expand(vector, neighbour, None, op, **dict(options, alpha=0.0))
+
+    return move
+
+
+def _block_move(near: Any, direction: str | None, op: Any) -> Any:
+    """The block-sparse move of the centre, expanded by the perturbation of the
+    environment ``near`` (None: the plain move)."""
+
+    def move(vector: Any, neighbour: Any, *, alpha: float, **options: Any) -> Expansion:
+        perturbation = None
+        if near is not None and alpha > 0:
+            form = perturbation_right if options["direction"] == "right" else perturbation_left
+            perturbation = form(near, vector, op)
+        return expand_blocks(vector, neighbour, perturbation=perturbation, alpha=alpha, **options)
+
+    return move
+
+
+def choose_engine(H: MPO, starts: list) -> DenseEngine | BlockEngine:
+    """Blocks when H and the states declare the same charges (DMRG or TDVP on NumPy);
+    dense arrays otherwise."""
     charged = H.charges is not None and all(s.charges == H.charges for s in starts)
     numpy = backend.is_numpy(backend.namespace(H.cores[0]))
-    if charged and numpy and method == "two-site":
+    if charged and numpy:
         try:
             blocks.symmetry_name(H.charges[0])
         except ValueError:  # a group symmray has no array for (U(1) × Z2): dense

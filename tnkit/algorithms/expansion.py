@@ -19,7 +19,14 @@ from ..linalg import orthonormalize, truncated_split
 from ..truncation import choose_rank
 from .environments import left_product, mirror, mirror_op
 
-__all__ = ["Expansion", "MixingFactor", "RecordingOperator", "expand"]
+__all__ = [
+    "Expansion",
+    "MixingFactor",
+    "RecordingOperator",
+    "NEW_FRACTION",
+    "expand",
+    "sketched_space",
+]
 
 # The mixing factor starts here, and stays within these bounds while the expansion is on.
 ALPHA_START = 1e-3
@@ -39,7 +46,7 @@ _GRAM_NOISE = 100.0
 # the kept χ is then an eigenproblem of ~1.25χ, not of χ·d (a quarter of the time at d = 2,
 # a thirtieth at d = 4), and the optimisation uses only a few new directions per bond anyway
 # (Gleis, Li & von Delft, PRL 130, 246402 (2023)).
-_NEW_FRACTION = 0.25
+NEW_FRACTION = 0.25
 
 
 @dataclass(frozen=True)
@@ -183,12 +190,12 @@ def _expanded_basis(flat: Any, perturbation: Any, max_bond: int, budget: float |
     xp = backend.namespace(flat)
     rows, columns = flat.shape
     offered = min(
-        perturbation.shape[1], max(max_bond - columns, math.ceil(_NEW_FRACTION * max_bond))
+        perturbation.shape[1], max(max_bond - columns, math.ceil(NEW_FRACTION * max_bond))
     )
     if columns + offered >= rows:
         space, expanded = None, xp.concat([flat, perturbation], axis=1)
     else:
-        space = _sketched_space(flat, perturbation, offered)
+        space = sketched_space(flat, perturbation, offered)
         expanded = backend.conj_t(space) @ xp.concat([flat, perturbation], axis=1)
     values, vectors = backend.eigh(backend.gram_upper(backend.conj_t(expanded)), overwrite=True)
     values = np.clip(np.asarray(backend.to_numpy(values), dtype=np.float64)[::-1], 0.0, None)
@@ -205,7 +212,7 @@ def _expanded_basis(flat: Any, perturbation: Any, max_bond: int, budget: float |
     return kept if space is None else space @ kept
 
 
-def _sketched_space(flat: Any, perturbation: Any, offered: int) -> Any:
+def sketched_space(flat: Any, perturbation: Any, offered: int) -> Any:
     """An orthonormal basis of the span of ``flat`` and ``offered`` directions of
     ``perturbation`` outside it (a Gaussian sketch, the same for equal shapes: a resumed
     run repeats it), each part orthogonalised twice against the first."""

@@ -1,0 +1,249 @@
+"""Subspace expansion on block-sparse cores: the one-site move of the centre of
+[expansion][tnkit.algorithms.expansion], with every bond basis resolved by charge.
+
+Moving right, the centre ``A[a, s, b]`` and the perturbation ``P[a, s, v, c]`` (the left
+environment times ``A`` times the MPO core) share the rows ``(a, s)``. For every charge of
+the cut, their rows of that charge form one matrix ``[A_q, α P_q]``; its leading left singular
+vectors, chosen over all charges together by tnkit's truncation rule, are the new
+isometry, and the neighbour gets ``Uᴴ A`` times itself. Moving left the same with the
+columns ``(s, c)`` shared and the right environment. Without a perturbation it is the
+plain move of the centre (the truncated split of ``A``). Charges flow as in
+[blocks][tnkit.algorithms.blocks]: MPS cores ``(in, in, out)``, MPO cores ``(in, in, out,
+out)``, left environments ``(in, out, out)``, right ones ``(out, in, in)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+import symmray as sr
+
+from ..sectors import charge_key
+from .block_vectors import moduli
+from .blocks import block_ranks, merge
+from .expansion import NEW_FRACTION, Expansion, sketched_space
+
+__all__ = ["expand_blocks", "perturbation_left", "perturbation_right"]
+
+
+def perturbation_right(env: Any, centre: Any, op: Any) -> Any:
+    """``P[a, s, v, c] = Σ E[a, w, b] A[b, t, c] W[w, s, t, v]``: what the move right
+    offers the bond, its rows ``(a, s)`` first."""
+    x = sr.tensordot(env, centre, axes=((2,), (0,)))  # (a, w, t, c)
+    x = sr.tensordot(x, op, axes=((1, 2), (0, 2)))  # (a, c, s, v)
+    return x.transpose((0, 2, 3, 1))
+
+
+def perturbation_left(env: Any, centre: Any, op: Any) -> Any:
+    """``P[w, b, s, e] = Σ W[w, s, t, v] A[b, t, c] E[e, v, c]``: what the move left offers
+    the bond, its columns ``(s, e)`` last."""
+    x = sr.tensordot(centre, env, axes=((2,), (2,)))  # (b, t, e, v)
+    x = sr.tensordot(op, x, axes=((2, 3), (1, 3)))  # (w, s, b, e)
+    return x.transpose((0, 2, 1, 3))
+
+
+def expand_blocks(
+    centre: Any,
+    neighbour: Any,
+    *,
+    perturbation: Any | None,
+    alpha: float,
+    direction: str,
+    max_bond: int,
+    budget: float | None,
+) -> Expansion:
+    """Move the unit-norm block-sparse ``centre`` one site in ``direction`` (see the module
+    docstring); ``perturbation`` from ``perturbation_right`` or ``perturbation_left`` (None,
+    or ``alpha == 0``: the plain move). The bond keeps at most
+    ``max_bond`` channels over all charges, and (``budget``) as few as lose at most that
+    squared weight of the expanded matrix; the state loses only what ``Uᴴ A`` misses of
+    ``A``, reported as ``discarded``."""
+    parts = [centre] if perturbation is None or alpha == 0.0 else [centre, perturbation * alpha]
+    if direction == "right":
+        isometry = _basis(parts, shared=2, side="rows", max_bond=max_bond, budget=budget)
+        carried = sr.tensordot(isometry.conj(), centre, axes=((0, 1), (0, 1)))  # (k, b)
+        following = sr.tensordot(carried, neighbour, axes=((1,), (0,)))
+    else:
+        isometry = _basis(parts, shared=2, side="columns", max_bond=max_bond, budget=budget)
+        carried = sr.tensordot(centre, isometry.conj(), axes=((1, 2), (1, 2)))  # (a, k)
+        following = merge(neighbour, carried)
+    kept = float(carried.norm()) ** 2
+    discarded = max(0.0, float(centre.norm()) ** 2 - kept)
+    return Expansion(isometry, following / math.sqrt(kept), discarded)
+
+
+def _basis(parts: list, *, shared: int, side: str, max_bond: int, budget: float | None) -> Any:
+    """The kept directions, over every charge of the cut, of the matrix whose shared legs
+    (the first or the last ``shared`` legs of every part) index its rows (``side="rows"``,
+    the parts side by side) or its columns (``"columns"``, stacked): an isometry ``(shared
+    legs…, k)`` or ``(k, shared legs…)``. The first part is the centre; the others offer
+    new directions (see ``_leading``)."""
+    rows_shared = side == "rows"
+    legs = [p.indices[:shared] if rows_shared else p.indices[-shared:] for p in parts]
+    maps: list[dict] = [{} for _ in range(shared)]
+    for part_legs in legs:
+        for leg, index in zip(maps, part_legs, strict=True):
+            leg.update(index.chargemap)
+    matrices = {
+        cut: (keys, offsets, matrix if rows_shared else matrix.conj().T, own)
+        for cut, (keys, offsets, matrix, own) in _cut_matrices(parts, shared, rows_shared, maps)
+    }
+    whole = _whole_space(maps, legs[0], moduli(parts[0]), right_of_cut=not rows_shared)
+    if len(parts) > 1 and budget is None and sum(int(o[-1]) for _, o in whole.values()) <= max_bond:
+        # the whole local space fits: keep it all, so the next site may use any direction
+        factors = {cut: (keys, o, np.eye(int(o[-1])), None) for cut, (keys, o) in whole.items()}
+        keep = {cut: int(o[-1]) for cut, (_, o) in whole.items()}
+    else:
+        offers = _offers(matrices, max_bond)
+        factors = {
+            cut: (keys, offsets, *_leading(matrix, own, offers[cut]))
+            for cut, (keys, offsets, matrix, own) in matrices.items()
+        }
+        rows = sum(int(f[1][-1]) for f in factors.values())
+        keep = block_ranks(
+            {cut: f[3] for cut, f in factors.items()},
+            max_bond,
+            budget,
+            (rows, max(sum(len(f[3]) for f in factors.values()), 1)),
+            float(np.finfo(parts[0].dtype).eps),
+        )
+    blocks, bond_map = {}, {}
+    for cut, (keys, offsets, u, _) in factors.items():
+        k = keep[cut]
+        if k == 0:
+            continue
+        bond_map[cut] = k
+        for i, key in enumerate(keys):
+            shape = tuple(m[q] for m, q in zip(maps, key, strict=True))
+            vectors = u[offsets[i] : offsets[i + 1], :k]
+            if rows_shared:
+                blocks[(*key, cut)] = vectors.reshape(*shape, k)
+            else:  # the isometry's rows are the conjugated right singular vectors
+                blocks[(cut, *key)] = vectors.conj().T.reshape(k, *shape)
+    if not bond_map:
+        raise ValueError("centre: the tensor to move is zero")
+    shared_legs = [
+        sr.BlockIndex(m, dual=index.dual) for m, index in zip(maps, legs[0], strict=True)
+    ]
+    new = sr.BlockIndex(bond_map, dual=rows_shared)
+    indices = [*shared_legs, new] if rows_shared else [new, *shared_legs]
+    return sr.AbelianArray(
+        indices, charge=parts[0].charge, blocks=blocks, symmetry=parts[0].symmetry
+    )
+
+
+def _whole_space(maps: list, legs: Any, components: tuple, *, right_of_cut: bool) -> dict:
+    """Per charge of the cut, every combination of the shared legs' charges that reaches
+    it (in order) and their offsets: the whole local space, resolved by charge. The cut
+    carries the signed sum of the shared legs' charges (incoming +, outgoing −), negated
+    when the shared legs are right of the cut."""
+    groups: dict = {}
+    for key in itertools.product(*[sorted(m) for m in maps]):
+        signed = [
+            -np.atleast_1d(q) if index.dual else np.atleast_1d(q)
+            for q, index in zip(key, legs, strict=True)
+        ]
+        flow = sum(signed)
+        flow = -flow if right_of_cut else flow
+        cut = charge_key(
+            np.array([c % m if m else c for c, m in zip(flow, components, strict=True)])
+        )
+        groups.setdefault(cut, []).append(key)
+    out = {}
+    for cut, keys in groups.items():
+        sizes = [math.prod(m[q] for m, q in zip(maps, key, strict=True)) for key in keys]
+        out[cut] = (keys, np.cumsum([0, *sizes]))
+    return out
+
+
+def _cut_matrices(parts: list, shared: int, rows_shared: bool, maps: list) -> Any:
+    """Per charge of the cut: (the shared keys in order, their offsets, the parts' blocks
+    side by side with the shared legs as rows, or stacked with them as columns, and how
+    many columns or rows of it are the first part's)."""
+    components = moduli(parts[0])
+    groups: dict = {}  # cut charge -> per part {other key: {shared key: matrix}}
+    for n, part in enumerate(parts):
+        own = part.ndim - shared
+        for sector, block in part.blocks.items():
+            key = sector[:shared] if rows_shared else sector[-shared:]
+            other = sector[shared:] if rows_shared else sector[:-shared]
+            # the charge the cut carries, left to right: the incoming legs left of it
+            cut = _total(key if rows_shared else other, components)
+            width = math.prod(block.shape[shared:] if rows_shared else block.shape[:own])
+            matrix = block.reshape(-1, width) if rows_shared else block.reshape(width, -1)
+            groups.setdefault(cut, [{} for _ in parts])[n].setdefault(other, {})[key] = matrix
+    for cut, by_part in groups.items():
+        keys = sorted({k for part in by_part for entries in part.values() for k in entries})
+        sizes = [math.prod(m[q] for m, q in zip(maps, key, strict=True)) for key in keys]
+        offsets = np.cumsum([0, *sizes])
+        pieces, own = [], 0
+        for n, part in enumerate(by_part):
+            for other in sorted(part):
+                entries = part[other]
+                width = next(iter(entries.values())).shape[1 if rows_shared else 0]
+                shape = (offsets[-1], width) if rows_shared else (width, offsets[-1])
+                piece = np.zeros(shape, dtype=parts[0].dtype)
+                for i, key in enumerate(keys):
+                    if key in entries:
+                        where = slice(offsets[i], offsets[i + 1])
+                        if rows_shared:
+                            piece[where] = entries[key]
+                        else:
+                            piece[:, where] = entries[key]
+                pieces.append(piece)
+                own += width if n == 0 else 0
+        yield cut, (keys, offsets, np.concatenate(pieces, axis=1 if rows_shared else 0), own)
+
+
+def _offers(matrices: dict, max_bond: int) -> dict:
+    """How many new directions each charge of the cut offers: as many in all as the dense
+    expansion offers (the room left below ``max_bond``, at least ``NEW_FRACTION`` of it),
+    shared in proportion to the perturbation's weight outside the centre's span in each
+    charge, as a Gaussian sketch of the whole perturbation would share them."""
+    bond = sum(own for *_, own in matrices.values())
+    weights = {cut: _outside(matrix, own) for cut, (_, _, matrix, own) in matrices.items()}
+    total, whole = max(max_bond - bond, math.ceil(NEW_FRACTION * max_bond)), sum(weights.values())
+    return {cut: math.ceil(total * weights[cut] / whole) if whole > 0 else 0 for cut in matrices}
+
+
+def _outside(matrix: np.ndarray, own: int) -> float:
+    """The squared weight of the perturbation (columns from ``own`` on) outside the span of
+    the centre (the first ``own`` columns)."""
+    perturbation = matrix[:, own:]
+    if own == 0 or perturbation.shape[1] == 0:
+        return float(np.linalg.norm(perturbation) ** 2)
+    span = np.linalg.qr(matrix[:, :own])[0]
+    return float(np.linalg.norm(perturbation - span @ (span.conj().T @ perturbation)) ** 2)
+
+
+def _leading(matrix: np.ndarray, own: int, offered: int) -> tuple:
+    """(directions, weights): the left singular vectors and values of ``matrix`` (its first
+    ``own`` columns the centre's, the rest the perturbation's) within the centre's span and
+    a sketch of ``offered`` directions of the perturbation outside it (the whole space when
+    that is no larger). Offering every direction instead converges one-site DMRG to a
+    worse state, as it does on the dense path."""
+    rows = matrix.shape[0]
+    extra = matrix.shape[1] - own
+    offered = min(extra, offered)
+    if offered == 0:
+        u, s, _ = np.linalg.svd(matrix[:, :own], full_matrices=False)
+        return u, s
+    if own + offered >= rows:
+        u, s, _ = np.linalg.svd(matrix, full_matrices=False)
+        return u, s
+    if own == 0:
+        sketch = np.random.default_rng(0).standard_normal((extra, offered))
+        space = np.linalg.qr(matrix @ sketch.astype(matrix.dtype))[0]
+    else:
+        space = sketched_space(matrix[:, :own], matrix[:, own:], offered)
+    u, s, _ = np.linalg.svd(space.conj().T @ matrix, full_matrices=False)
+    return space @ u, s
+
+
+def _total(keys: tuple, components: tuple) -> Any:
+    """The charge key of the sum of incoming legs' keys (mod n for Z_n components)."""
+    flow = sum(np.atleast_1d(np.array(q)) for q in keys)
+    return charge_key(np.array([c % m if m else c for c, m in zip(flow, components, strict=True)]))
