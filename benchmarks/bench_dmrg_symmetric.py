@@ -2,7 +2,7 @@
 (dense) DMRG and against TeNPy with the same charges.
 
 Usage: ``python benchmarks/bench_dmrg_symmetric.py [--model heisenberg|hubbard|spin-one] [--L 100]
-[--bonds 128,256] [--sweeps 6] [--blas-threads 1|0] [--quick]``.
+[--bonds 128,256] [--sweeps 6] [--blas-threads 1|0] [--one-site] [--quick]``.
 
 - ``heisenberg``: S = 1/2 Heisenberg chain, Sz = 0 (tnkit ``conserve="Sz"``, TeNPy
   ``conserve="Sz"``), Néel start.
@@ -15,7 +15,8 @@ Every code runs the same number of full sweeps (left to right and back) at the s
 truncating only by the bond (TeNPy: ``svd_min`` 1e-12, no mixer), from the same product
 state. The table gives seconds, the energy, its difference to the block engine's, and the
 speed-up of the block engine (other time / its time). ``--blas-threads 1`` (default) limits
-every code to one BLAS thread; ``0`` leaves the threads as found.
+every code to one BLAS thread; ``0`` leaves the threads as found. ``--one-site`` adds
+one-site DMRG with subspace expansion on the blocks, for the same number of sweeps.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ MODELS = {
 }
 
 
-def run_tnkit(model: str, L: int, chi: int, sweeps: int, plain: bool) -> tuple[float, float]:
+def run_tnkit(
+    model: str, L: int, chi: int, sweeps: int, plain: bool, method: str = "two-site"
+) -> tuple[float, float]:
     spec = MODELS[model]
     H = spec["tnkit"](L)
     psi = tn.MPS.product_state(spec["start"](L), site=spec["site"])
@@ -67,7 +70,7 @@ def run_tnkit(model: str, L: int, chi: int, sweeps: int, plain: bool) -> tuple[f
     if plain:
         H, psi = H.to_plain(), psi.to_plain()
     start = time.perf_counter()
-    result = tn.dmrg(H, max_bond=chi, sweeps=sweeps, tol=0.0, init=psi)
+    result = tn.dmrg(H, max_bond=chi, sweeps=sweeps, tol=0.0, init=psi, method=method)
     return time.perf_counter() - start, result.energy
 
 
@@ -112,6 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sweeps", type=int, default=6)
     parser.add_argument("--blas-threads", type=int, default=1)
     parser.add_argument("--skip-plain", action="store_true", help="leave tnkit's dense run out")
+    parser.add_argument(
+        "--one-site", action="store_true", help="also one-site DMRG on the blocks (same sweeps)"
+    )
     parser.add_argument("--quick", action="store_true", help="L=20, bond 16, 2 sweeps")
     args = parser.parse_args(argv)
     L, bonds, sweeps = args.L, [int(b) for b in args.bonds.split(",")], args.sweeps
@@ -125,6 +131,10 @@ def main(argv: list[str] | None = None) -> None:
     with limit:
         for chi in bonds:
             results = {"tnkit blocks": run_tnkit(args.model, L, chi, sweeps, plain=False)}
+            if args.one_site:
+                results["tnkit blocks, one-site"] = run_tnkit(
+                    args.model, L, chi, sweeps, plain=False, method="one-site"
+                )
             if not args.skip_plain:
                 results["tnkit dense"] = run_tnkit(args.model, L, chi, sweeps, plain=True)
             with contextlib.suppress(ImportError):
