@@ -265,9 +265,12 @@ class BlockEngine:
         matvec = blocks.one_site_matvec(left, op, right)
         if not expanding:
             return OneSiteProblem(matvec, math.nan, _block_move(None, None, op))
-        energy = blocks.overlap(start, self.apply(matvec, start))
+        on_flat, flat, where = _flat_problem(matvec, start)
+        product = on_flat(flat)
+        energy = float(np.vdot(flat, product).real)
+        matvec.flat = (_first_cached(on_flat, flat, product), where)  # the solve reuses both
         near = left if direction == "right" else right
-        return OneSiteProblem(matvec, energy, _block_move(near, direction, op), lambda _: 1)
+        return OneSiteProblem(matvec, energy, _block_move(near, direction, op))
 
     def lowest(self, matvec: Any, x: Any, orthogonal_to=(), **options: Any) -> Eigenpair:
         on_flat, flat, where = _flat_problem(matvec, x)
@@ -342,9 +345,29 @@ DENSE_LOCAL = 2**15
 COMPILE_BELOW_MEAN_BLOCK = 400
 
 
+def _first_cached(on_flat: Any, start: np.ndarray, product: np.ndarray) -> Any:
+    """``on_flat`` that hands back ``product`` when first applied to ``start`` (the solver's
+    first product, already formed for the energy)."""
+    cached = [product]
+
+    def apply(v: np.ndarray) -> np.ndarray:
+        if cached and v.shape == start.shape:
+            difference = v - start
+            if np.vdot(difference, difference).real <= 1e-24 * np.vdot(start, start).real:
+                return cached.pop()
+        cached.clear()
+        return on_flat(v)
+
+    return apply
+
+
 def _flat_problem(matvec: Any, x: Any) -> tuple:
     """A block-sparse local problem as a flat one: the matvec on vectors, the start, and
-    the layout of both (every block the legs allow in x's sector)."""
+    the layout of both (every block the legs allow in x's sector). A matvec that carries
+    its flat form already (``matvec.flat``: the flat operator and the layout) reuses it."""
+    if getattr(matvec, "flat", None) is not None:
+        on_flat, where = matvec.flat
+        return on_flat, blocks.flat(x, where), where
     where = blocks.layout(matvec.indices, x)
     start = blocks.flat(x, where)
     shape = tuple(sum(index.chargemap.values()) for index in where.indices)
