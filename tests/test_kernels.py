@@ -106,6 +106,10 @@ def test_dispatch_needs_numpy_one_dtype_and_small_bonds():
     a = tn.MPS.random([2] * 6, 4, seed=0)
     assert _kernels.applies(pack(a), pack(a))
     assert not _kernels.applies(pack(a), pack(tn.MPS.random([2] * 6, 4, seed=0, dtype="float32")))
+    for dtype in ("float32", "complex64"):  # single precision runs the twins
+        single = pack(tn.MPS.random([2] * 6, 4, seed=0, dtype=dtype))
+        assert not _kernels.applies(single, single)
+    assert _kernels.applies(*[pack(tn.MPS.random([2] * 6, 4, seed=0, dtype="complex128"))] * 2)
     wide = tn.MPS.random([2] * 16, _kernels.KERNEL_MAX_BOND + 1, seed=0)
     assert not _kernels.applies(pack(a), pack(wide))
     with _kernels.disabled():

@@ -39,6 +39,12 @@ from ._kernel_code import compile_kernels
 # cache, packed on every call: overlap χ=48 measured 1.15), so 32 keeps a 2× margin.
 KERNEL_MAX_BOND = 32
 
+# The dtypes the kernels are compiled for. Numba compiles the five kernels once per dtype on
+# first use (about 19 s per dtype on the 2-core box, then cached on disk); single precision
+# (float32, complex64) runs the array-API twins instead, which halves that first-use cost
+# (and a cold test run's) for the precisions long physics chains use.
+KERNEL_DTYPES = frozenset({np.dtype("float64"), np.dtype("complex128")})
+
 # Bonds from which a kernel limits BLAS to one thread (below, every site runs hand loops or
 # products too small for OpenBLAS to thread).
 _THREAD_LIMIT_FROM_BOND = 16
@@ -115,12 +121,15 @@ class Packed:
 
 
 def applies(*packs: Packed) -> bool:
-    """Whether the kernels run for these trains: all NumPy, one dtype, every bond at most
-    ``KERNEL_MAX_BOND``, and kernels not switched off by [disabled][tnkit._kernels.disabled]."""
+    """Whether the kernels run for these trains: all NumPy, one dtype of ``KERNEL_DTYPES``,
+    every bond at most ``KERNEL_MAX_BOND``, and kernels not switched off by
+    [disabled][tnkit._kernels.disabled]."""
     if not _state["enabled"]:
         return False
     dtype = packs[0].dtype
-    return all(p.is_numpy and p.dtype == dtype and p.max_bond <= KERNEL_MAX_BOND for p in packs)
+    if not all(p.is_numpy for p in packs) or dtype not in KERNEL_DTYPES:
+        return False
+    return all(p.dtype == dtype and p.max_bond <= KERNEL_MAX_BOND for p in packs)
 
 
 def kernel_packs(a: Any, b: Any, *, operator: bool = False) -> tuple[Packed, Packed] | None:
