@@ -20,8 +20,8 @@ Model, sentences, held-out set, embedding and calibration batches are those of
 ``benchmarks/bench_calibration.py`` (256 held-out sentences, 128 calibration sentences, 16
 to a batch); the training (distillation) sentences are all the non-held-out ones (1,228 on
 Python 3.11), so the held-out sentences are never trained or tuned on. ``--validation N``
-instead evaluates on the first N training sentences and trains on the others (to choose
-settings without touching the held-out set).
+instead evaluates on the first N training sentences and calibrates and trains on the others
+(to choose settings without touching the held-out set).
 
 - (c): ``compress_model(target_ratio=r, calibration=batches)`` (row (b)), then every
   parameter frozen except the MPO cores, and ``freeze_central``: only the auxiliary tensors
@@ -186,12 +186,11 @@ def trainable_low_rank(model: nn.Module) -> int:
 
 def run(args: argparse.Namespace) -> dict:
     tokenizer, original = minilm.load_minilm()
-    held_out, rest = minilm.split_sentences(minilm.stdlib_sentences(), args.n_eval)
-    calibration = calib.calibration_batches(tokenizer, rest[: args.n_calibration])
-    train = rest
-    if args.validation:
-        held_out, train = rest[: args.validation], rest[args.validation :]
+    held_out, train = minilm.split_sentences(minilm.stdlib_sentences(), args.n_eval)
+    if args.validation:  # calibration and training both from the other training sentences
+        held_out, train = train[: args.validation], train[args.validation :]
         print(f"validation mode: evaluating on {len(held_out)} training sentences")
+    calibration = calib.calibration_batches(tokenizer, train[: args.n_calibration])
     if args.quick:
         train = train[:32]
     reference = minilm.encode(original, tokenizer, held_out)
