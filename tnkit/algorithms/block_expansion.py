@@ -3,13 +3,16 @@
 
 Moving right, the centre ``A[a, s, b]`` and the perturbation ``P[a, s, v, c]`` (the left
 environment times ``A`` times the MPO core) share the rows ``(a, s)``. For every charge of
-the cut, their rows of that charge form one matrix ``[A_q, α P_q]``; its leading left singular
-vectors, chosen over all charges together by tnkit's truncation rule, are the new
-isometry, and the neighbour gets ``Uᴴ A`` times itself. Moving left the same with the
-columns ``(s, c)`` shared and the right environment. Without a perturbation it is the
-plain move of the centre (the truncated split of ``A``). Charges flow as in
-[blocks][tnkit.algorithms.blocks]: MPS cores ``(in, in, out)``, MPO cores ``(in, in, out,
-out)``, left environments ``(in, out, out)``, right ones ``(out, in, in)``.
+the cut, their rows of that charge form one matrix ``[A_q, α P_q]``. The candidates are the
+span of ``A_q`` and a Gaussian sketch of ``α P_q`` outside it (as on the dense path: a
+quarter of ``max_bond`` new directions in all, shared between the charges by the
+perturbation's weight outside the span); the leading singular vectors of the matrix within
+them, chosen over all charges together by tnkit's truncation rule, are the new isometry,
+and the neighbour gets ``Uᴴ A`` times itself. Moving left the same with the columns ``(s,
+c)`` shared and the right environment. Without a perturbation it is the plain move of the
+centre (the truncated split of ``A``). Charges flow as in [blocks][tnkit.algorithms.blocks]:
+MPS cores ``(in, in, out)``, MPO cores ``(in, in, out, out)``, left environments ``(in,
+out, out)``, right ones ``(out, in, in)``.
 """
 
 from __future__ import annotations
@@ -60,7 +63,21 @@ def expand_blocks(
     or ``alpha == 0``: the plain move). The bond keeps at most
     ``max_bond`` channels over all charges, and (``budget``) as few as lose at most that
     squared weight of the expanded matrix; the state loses only what ``Uᴴ A`` misses of
-    ``A``, reported as ``discarded``."""
+    ``A``, reported as ``discarded``.
+
+    Example:
+        >>> import tnkit as tn
+        >>> from tnkit.algorithms.engines import BlockEngine
+        >>> H = tn.models.heisenberg(4, conserve="Sz")
+        >>> psi = tn.MPS.product_state(["up", "dn"] * 2, conserve="Sz")
+        >>> engine = BlockEngine(H)
+        >>> cores, ops = engine.start(psi, H)
+        >>> P = perturbation_right(engine.edge(cores), cores[0], ops[0])
+        >>> step = expand_blocks(cores[0], cores[1], perturbation=P, alpha=0.1,
+        ...                      direction="right", max_bond=8, budget=None)
+        >>> step.isometry.shape[-1], step.discarded  # bond 1 -> 2: both charges of site 0
+        (2, 0.0)
+    """
     parts = [centre] if perturbation is None or alpha == 0.0 else [centre, perturbation * alpha]
     if direction == "right":
         isometry = _basis(parts, shared=2, side="rows", max_bond=max_bond, budget=budget)
