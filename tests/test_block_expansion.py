@@ -175,7 +175,8 @@ def test_one_site_dmrg_on_blocks_equals_two_site_in_the_sector(model, L, labels)
 
 
 def test_one_site_on_blocks_stays_at_half_filling():
-    """The blocks keep the particle number exactly (a dense run keeps it only to rounding)."""
+    """The blocks keep the particle number exactly (a dense run keeps it only to rounding,
+    and the plain Hubbard chain at μ = 0 is lower at another filling)."""
     L = 8
     H = tn.models.hubbard(L, U=8.0, conserve=("N", "Sz"))
     start = tn.MPS.product_state(["up", "dn"] * (L // 2), site="electron", conserve=("N", "Sz"))
