@@ -264,13 +264,13 @@ class BlockEngine:
         of the solution formed afresh: two block contractions)."""
         matvec = blocks.one_site_matvec(left, op, right)
         if not expanding:
-            return OneSiteProblem(matvec, math.nan, _block_move(None, None, op))
+            return OneSiteProblem(matvec, math.nan, _block_move(None, op))
         on_flat, flat, where = _flat_problem(matvec, start)
         product = on_flat(flat)
         energy = float(np.vdot(flat, product).real)
         matvec.flat = (_first_cached(on_flat, flat, product), where)  # the solve reuses both
         near = left if direction == "right" else right
-        return OneSiteProblem(matvec, energy, _block_move(near, direction, op))
+        return OneSiteProblem(matvec, energy, _block_move(near, op))
 
     def lowest(self, matvec: Any, x: Any, orthogonal_to=(), **options: Any) -> Eigenpair:
         on_flat, flat, where = _flat_problem(matvec, x)
@@ -407,7 +407,7 @@ def _plain_move(op: Any) -> Any:
     return move
 
 
-def _block_move(near: Any, direction: str | None, op: Any) -> Any:
+def _block_move(near: Any, op: Any) -> Any:
     """The block-sparse move of the centre, expanded by the perturbation of the
     environment ``near`` (None: the plain move)."""
 
