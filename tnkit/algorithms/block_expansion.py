@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 import symmray as sr
 
-from ..sectors import charge_key
 from .block_vectors import moduli
-from .blocks import block_ranks, merge
+from .blocks import block_ranks, cut_charge, merge
 from .expansion import NEW_FRACTION, Expansion, sketched_space
 
 __all__ = ["expand_blocks", "perturbation_left", "perturbation_right"]
@@ -159,16 +158,8 @@ def _whole_space(maps: list, legs: Any, components: tuple, *, right_of_cut: bool
     when the shared legs are right of the cut."""
     groups: dict = {}
     for key in itertools.product(*[sorted(m) for m in maps]):
-        signed = [
-            -np.atleast_1d(q) if index.dual else np.atleast_1d(q)
-            for q, index in zip(key, legs, strict=True)
-        ]
-        flow = sum(signed)
-        flow = -flow if right_of_cut else flow
-        cut = charge_key(
-            np.array([c % m if m else c for c, m in zip(flow, components, strict=True)])
-        )
-        groups.setdefault(cut, []).append(key)
+        signs = [(-1 if index.dual else 1) * (-1 if right_of_cut else 1) for index in legs]
+        groups.setdefault(cut_charge(key, components, signs), []).append(key)
     out = {}
     for cut, keys in groups.items():
         sizes = [math.prod(m[q] for m, q in zip(maps, key, strict=True)) for key in keys]
@@ -188,7 +179,7 @@ def _cut_matrices(parts: list, shared: int, rows_shared: bool, maps: list) -> An
             key = sector[:shared] if rows_shared else sector[-shared:]
             other = sector[shared:] if rows_shared else sector[:-shared]
             # the charge the cut carries, left to right: the incoming legs left of it
-            cut = _total(key if rows_shared else other, components)
+            cut = cut_charge(key if rows_shared else other, components)
             width = math.prod(block.shape[shared:] if rows_shared else block.shape[:own])
             matrix = block.reshape(-1, width) if rows_shared else block.reshape(width, -1)
             groups.setdefault(cut, [{} for _ in parts])[n].setdefault(other, {})[key] = matrix
@@ -258,9 +249,3 @@ def _leading(matrix: np.ndarray, own: int, offered: int) -> tuple:
         space = sketched_space(matrix[:, :own], matrix[:, own:], offered)
     u, s, _ = np.linalg.svd(space.conj().T @ matrix, full_matrices=False)
     return space @ u, s
-
-
-def _total(keys: tuple, components: tuple) -> Any:
-    """The charge key of the sum of incoming legs' keys (mod n for Z_n components)."""
-    flow = sum(np.atleast_1d(np.array(q)) for q in keys)
-    return charge_key(np.array([c % m if m else c for c, m in zip(flow, components, strict=True)]))

@@ -37,6 +37,7 @@ from .block_vectors import Layout, dense_positions, densify, flat, layout, modul
 __all__ = [
     "BlockSplit",
     "block_ranks",
+    "cut_charge",
     "local_image",
     "overlap_edges",
     "overlap_left",
@@ -395,8 +396,7 @@ def split(
     components = moduli(theta)
     by_cut: dict = {}
     for sector, block in theta.blocks.items():
-        flow = sum(np.atleast_1d(np.array(q)) for q in sector[:rows])
-        by_cut.setdefault(charge_key(_reduce(flow, components)), {})[sector] = block
+        by_cut.setdefault(cut_charge(sector[:rows], components), {})[sector] = block
     factors = {}
     for cut, blocks in by_cut.items():
         row_keys = sorted({s[:rows] for s in blocks})
@@ -459,6 +459,19 @@ def split(
         symmetry=theta.symmetry,
     )
     return BlockSplit(left, right, sum(bond.values()), max(total - kept_weight, 0.0))
+
+
+def cut_charge(keys: Sequence, components: tuple, signs: Sequence[int] | None = None) -> Any:
+    """The charge key a cut carries: the sum of the leg keys ``keys`` (each times its sign in
+    ``signs``, default +1: incoming legs left of the cut), mod n for Z_n components.
+
+    Example:
+        >>> cut_charge((1, -1, 2), (0,)), cut_charge(((1, 1), (1, 0)), (0, 2))
+        (2, (2, 1))
+    """
+    signs = [1] * len(keys) if signs is None else signs
+    flow = sum(s * np.atleast_1d(np.array(q)) for s, q in zip(signs, keys, strict=True))
+    return charge_key(_reduce(flow, components))
 
 
 def _reduce(charge: np.ndarray, moduli: tuple) -> np.ndarray:
