@@ -103,16 +103,17 @@ def _basis(parts: list, *, shared: int, side: str, max_bond: int, budget: float 
     for part_legs in legs:
         for leg, index in zip(maps, part_legs, strict=True):
             leg.update(index.chargemap)
-    matrices = {
-        cut: (keys, offsets, matrix if rows_shared else matrix.conj().T, own)
-        for cut, (keys, offsets, matrix, own) in _cut_matrices(parts, shared, rows_shared, maps)
-    }
-    whole = _whole_space(maps, legs[0], moduli(parts[0]), right_of_cut=not rows_shared)
-    if len(parts) > 1 and budget is None and sum(int(o[-1]) for _, o in whole.values()) <= max_bond:
+    local = math.prod(sum(m.values()) for m in maps)  # the dimension of the local space
+    if len(parts) > 1 and budget is None and local <= max_bond:
         # the whole local space fits: keep it all, so the next site may use any direction
+        whole = _whole_space(maps, legs[0], moduli(parts[0]), right_of_cut=not rows_shared)
         factors = {cut: (keys, o, np.eye(int(o[-1])), None) for cut, (keys, o) in whole.items()}
         keep = {cut: int(o[-1]) for cut, (_, o) in whole.items()}
     else:
+        matrices = {
+            cut: (keys, offsets, matrix if rows_shared else matrix.conj().T, own)
+            for cut, (keys, offsets, matrix, own) in _cut_matrices(parts, shared, rows_shared, maps)
+        }
         offers = _offers(matrices, max_bond)
         factors = {
             cut: (keys, offsets, *_leading(matrix, own, offers[cut]))
