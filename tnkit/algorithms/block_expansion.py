@@ -1,18 +1,17 @@
-"""Subspace expansion on block-sparse cores: the one-site move of the centre of
+"""Subspace expansion on block-sparse cores: the one-site moves and cuts of
 [expansion][tnkit.algorithms.expansion], with every bond basis resolved by charge.
 
 Moving right, the centre ``A[a, s, b]`` and the perturbation ``P[a, s, v, c]`` (the left
 environment times ``A`` times the MPO core) share the rows ``(a, s)``. For every charge of
-the cut, their rows of that charge form one matrix ``[A_q, α P_q]``. The candidates are the
-span of ``A_q`` and a Gaussian sketch of ``α P_q`` outside it (as on the dense path: a
+the cut, their rows of that charge form one matrix ``[A_q, P_q]``; the new bond keeps the
+span of ``A_q`` and a Gaussian sketch of ``P_q`` outside it (as on the dense path: a
 quarter of ``max_bond`` new directions in all, shared between the charges by the
-perturbation's weight outside the span); the leading singular vectors of the matrix within
-them, chosen over all charges together by tnkit's truncation rule, are the new isometry,
-and the neighbour gets ``Uᴴ A`` times itself. Moving left the same with the columns ``(s,
-c)`` shared and the right environment. Without a perturbation it is the plain move of the
-centre (the truncated split of ``A``). Charges flow as in [blocks][tnkit.algorithms.blocks]:
-MPS cores ``(in, in, out)``, MPO cores ``(in, in, out, out)``, left environments ``(in,
-out, out)``, right ones ``(out, in, in)``.
+perturbation's weight outside the span), and the neighbour gets ``Uᴴ A`` times itself.
+Moving left the same with the columns ``(s, c)`` shared and the right environment. The
+plain move is the truncated split of ``A``; ``trim_blocks`` cuts the bond behind the
+next centre back by its singular values, over all charges together. Charges flow as in
+[blocks][tnkit.algorithms.blocks]: MPS cores ``(in, in, out)``, MPO cores ``(in, in, out,
+out)``, left environments ``(in, out, out)``, right ones ``(out, in, in)``.
 """
 
 from __future__ import annotations
@@ -25,10 +24,15 @@ import numpy as np
 import symmray as sr
 
 from .block_vectors import moduli
-from .blocks import block_ranks, cut_charge, merge
-from .expansion import NEW_FRACTION, Expansion, sketched_space
+from .blocks import block_ranks, cut_charge, merge, split
+from .expansion import Expansion, Trim, offered, sketched_space
 
-__all__ = ["expand_blocks", "perturbation_left", "perturbation_right"]
+__all__ = [
+    "expand_blocks",
+    "perturbation_left",
+    "perturbation_right",
+    "trim_blocks",
+]
 
 
 def perturbation_right(env: Any, centre: Any, op: Any) -> Any:
@@ -52,17 +56,15 @@ def expand_blocks(
     neighbour: Any,
     *,
     perturbation: Any | None,
-    alpha: float,
     direction: str,
     max_bond: int,
     budget: float | None,
 ) -> Expansion:
     """Move the unit-norm block-sparse ``centre`` one site in ``direction`` (see the module
-    docstring); ``perturbation`` from ``perturbation_right`` or ``perturbation_left`` (None,
-    or ``alpha == 0``: the plain move). The bond keeps at most
-    ``max_bond`` channels over all charges, and (``budget``) as few as lose at most that
-    squared weight of the expanded matrix; the state loses only what ``Uᴴ A`` misses of
-    ``A``, reported as ``discarded``.
+    docstring); ``perturbation`` from ``perturbation_right`` or ``perturbation_left``
+    enlarges the bond (the state is unchanged, ``discarded`` is zero); None is the plain
+    move, cut to ``max_bond`` channels over all charges (and ``budget``) only where the
+    split exceeds them, the weight lost reported as ``discarded``.
 
     Example:
         >>> import tnkit as tn
@@ -72,12 +74,12 @@ def expand_blocks(
         >>> engine = BlockEngine(H)
         >>> cores, ops = engine.start(psi, H)
         >>> P = perturbation_right(engine.edge(cores), cores[0], ops[0])
-        >>> step = expand_blocks(cores[0], cores[1], perturbation=P, alpha=0.1,
-        ...                      direction="right", max_bond=8, budget=None)
+        >>> step = expand_blocks(cores[0], cores[1], perturbation=P, direction="right",
+        ...                      max_bond=8, budget=None)
         >>> step.isometry.shape[-1], step.discarded  # bond 1 -> 2: both charges of site 0
         (2, 0.0)
     """
-    parts = [centre] if perturbation is None or alpha == 0.0 else [centre, perturbation * alpha]
+    parts = [centre] if perturbation is None else [centre, perturbation]
     if direction == "right":
         isometry = _basis(parts, shared=2, side="rows", max_bond=max_bond, budget=budget)
         carried = sr.tensordot(isometry.conj(), centre, axes=((0, 1), (0, 1)))  # (k, b)
@@ -87,16 +89,30 @@ def expand_blocks(
         carried = sr.tensordot(centre, isometry.conj(), axes=((1, 2), (1, 2)))  # (a, k)
         following = merge(neighbour, carried)
     kept = float(carried.norm()) ** 2
-    discarded = max(0.0, float(centre.norm()) ** 2 - kept)
+    discarded = 0.0 if len(parts) > 1 else max(0.0, float(centre.norm()) ** 2 - kept)
     return Expansion(isometry, following / math.sqrt(kept), discarded)
 
 
+def trim_blocks(
+    centre: Any, behind: Any, *, direction: str, max_bond: int, budget: float | None = None
+) -> Trim:
+    """[trim][tnkit.algorithms.expansion.trim] on blocks: the bond behind the centre cut
+    back by one SVD per charge of the bond, truncated over all charges together."""
+    if direction == "right":
+        cut = split(centre, max_bond=max_bond, budget=budget, isometry="left", rows=1)
+        kept = sr.tensordot(behind, cut.left, axes=((2,), (0,)))
+        return Trim(cut.right / float(cut.right.norm()), kept, cut.discarded)
+    cut = split(centre, max_bond=max_bond, budget=budget, isometry="right", rows=2)
+    kept = sr.tensordot(cut.right, behind, axes=((1,), (0,)))
+    return Trim(cut.left / float(cut.left.norm()), kept, cut.discarded)
+
+
 def _basis(parts: list, *, shared: int, side: str, max_bond: int, budget: float | None) -> Any:
-    """The kept directions, over every charge of the cut, of the matrix whose shared legs
-    (the first or the last ``shared`` legs of every part) index its rows (``side="rows"``,
-    the parts side by side) or its columns (``"columns"``, stacked): an isometry ``(shared
-    legs…, k)`` or ``(k, shared legs…)``. The first part is the centre; the others offer
-    new directions (see ``_leading``)."""
+    """The new bond's basis over every charge of the cut, for the matrix whose shared
+    legs (the first or the last ``shared`` legs of every part) index its rows
+    (``side="rows"``, the parts side by side) or its columns (``"columns"``, stacked): an
+    isometry ``(shared legs…, k)`` or ``(k, shared legs…)``. The first part is the centre;
+    a second one, the perturbation, offers new directions (see ``_expanded``)."""
     rows_shared = side == "rows"
     legs = [p.indices[:shared] if rows_shared else p.indices[-shared:] for p in parts]
     maps: list[dict] = [{} for _ in range(shared)]
@@ -104,38 +120,33 @@ def _basis(parts: list, *, shared: int, side: str, max_bond: int, budget: float 
         for leg, index in zip(maps, part_legs, strict=True):
             leg.update(index.chargemap)
     local = math.prod(sum(m.values()) for m in maps)  # the dimension of the local space
-    if len(parts) > 1 and budget is None and local <= max_bond:
-        # the whole local space fits: keep it all, so the next site may use any direction
+    bond = parts[0].indices[-1 if rows_shared else 0].size_total
+    if len(parts) > 1 and bond + offered(bond, max_bond) >= local:
+        # the whole local space fits in the offer: keep it all
         whole = _whole_space(maps, legs[0], moduli(parts[0]), right_of_cut=not rows_shared)
-        factors = {cut: (keys, o, np.eye(int(o[-1])), None) for cut, (keys, o) in whole.items()}
-        keep = {cut: int(o[-1]) for cut, (_, o) in whole.items()}
+        factors = {cut: (keys, o, np.eye(int(o[-1]))) for cut, (keys, o) in whole.items()}
     else:
         matrices = {
             cut: (keys, offsets, matrix if rows_shared else matrix.conj().T, own)
             for cut, (keys, offsets, matrix, own) in _cut_matrices(parts, shared, rows_shared, maps)
         }
-        offers = _offers(matrices, max_bond)
-        factors = {
-            cut: (keys, offsets, *_leading(matrix, own, offers[cut]))
-            for cut, (keys, offsets, matrix, own) in matrices.items()
-        }
-        rows = sum(int(f[1][-1]) for f in factors.values())
-        keep = block_ranks(
-            {cut: f[3] for cut, f in factors.items()},
-            max_bond,
-            budget,
-            (rows, max(sum(len(f[3]) for f in factors.values()), 1)),
-            float(np.finfo(parts[0].dtype).eps),
-        )
+        if len(parts) > 1:
+            offers = _offers(matrices, max_bond)
+            factors = {
+                cut: (keys, offsets, _expanded(matrix, own, offers[cut]))
+                for cut, (keys, offsets, matrix, own) in matrices.items()
+            }
+        else:
+            factors = _truncated(matrices, max_bond, budget, float(np.finfo(parts[0].dtype).eps))
     blocks, bond_map = {}, {}
-    for cut, (keys, offsets, u, _) in factors.items():
-        k = keep[cut]
+    for cut, (keys, offsets, u) in factors.items():
+        k = u.shape[1]
         if k == 0:
             continue
         bond_map[cut] = k
         for i, key in enumerate(keys):
             shape = tuple(m[q] for m, q in zip(maps, key, strict=True))
-            vectors = u[offsets[i] : offsets[i + 1], :k]
+            vectors = u[offsets[i] : offsets[i + 1]]
             if rows_shared:
                 blocks[(*key, cut)] = vectors.reshape(*shape, k)
             else:  # the isometry's rows are the conjugated right singular vectors
@@ -150,6 +161,24 @@ def _basis(parts: list, *, shared: int, side: str, max_bond: int, budget: float 
     return sr.AbelianArray(
         indices, charge=parts[0].charge, blocks=blocks, symmetry=parts[0].symmetry
     )
+
+
+def _truncated(matrices: dict, max_bond: int, budget: float | None, eps: float) -> dict:
+    """The plain move's basis per charge: the leading left singular vectors of the
+    centre's matrices, as many per charge as tnkit's truncation rule keeps over all."""
+    svds = {
+        cut: np.linalg.svd(matrix, full_matrices=False)[:2]
+        for cut, (*_, matrix, _) in matrices.items()
+    }
+    rows = sum(int(offsets[-1]) for _, offsets, _, _ in matrices.values())
+    columns = max(sum(len(s) for _, s in svds.values()), 1)
+    keep = block_ranks(
+        {cut: s for cut, (_, s) in svds.items()}, max_bond, budget, (rows, columns), eps
+    )
+    return {
+        cut: (keys, offsets, svds[cut][0][:, : keep[cut]])
+        for cut, (keys, offsets, _, _) in matrices.items()
+    }
 
 
 def _whole_space(maps: list, legs: Any, components: tuple, *, right_of_cut: bool) -> dict:
@@ -209,12 +238,12 @@ def _cut_matrices(parts: list, shared: int, rows_shared: bool, maps: list) -> An
 
 def _offers(matrices: dict, max_bond: int) -> dict:
     """How many new directions each charge of the cut offers: as many in all as the dense
-    expansion offers (the room left below ``max_bond``, at least ``NEW_FRACTION`` of it),
-    shared in proportion to the perturbation's weight outside the centre's span in each
-    charge, as a Gaussian sketch of the whole perturbation would share them."""
+    expansion offers (``offered``), shared in proportion to the perturbation's weight
+    outside the centre's span in each charge, as a Gaussian sketch of the whole
+    perturbation would share them."""
     bond = sum(own for *_, own in matrices.values())
     weights = {cut: _outside(matrix, own) for cut, (_, _, matrix, own) in matrices.items()}
-    total, whole = max(max_bond - bond, math.ceil(NEW_FRACTION * max_bond)), sum(weights.values())
+    total, whole = offered(bond, max_bond), sum(weights.values())
     return {cut: math.ceil(total * weights[cut] / whole) if whole > 0 else 0 for cut in matrices}
 
 
@@ -228,25 +257,17 @@ def _outside(matrix: np.ndarray, own: int) -> float:
     return float(np.linalg.norm(perturbation - span @ (span.conj().T @ perturbation)) ** 2)
 
 
-def _leading(matrix: np.ndarray, own: int, offered: int) -> tuple:
-    """(directions, weights): the left singular vectors and values of ``matrix`` (its first
-    ``own`` columns the centre's, the rest the perturbation's) within the centre's span and
-    a sketch of ``offered`` directions of the perturbation outside it (the whole space when
-    that is no larger). Offering every direction instead converges one-site DMRG to a
-    worse state, as it does on the dense path."""
+def _expanded(matrix: np.ndarray, own: int, offered: int) -> np.ndarray:
+    """An orthonormal basis of the span of ``matrix``'s first ``own`` columns (the
+    centre's) and a sketch of ``offered`` directions of the rest (the perturbation's)
+    outside it; the whole space when that is no larger."""
     rows = matrix.shape[0]
-    extra = matrix.shape[1] - own
-    offered = min(extra, offered)
-    if offered == 0:
-        u, s, _ = np.linalg.svd(matrix[:, :own], full_matrices=False)
-        return u, s
+    offered = min(matrix.shape[1] - own, offered)
     if own + offered >= rows:
-        u, s, _ = np.linalg.svd(matrix, full_matrices=False)
-        return u, s
+        return np.eye(rows, dtype=matrix.dtype)
+    if offered == 0:
+        return np.linalg.qr(matrix[:, :own])[0]
     if own == 0:
-        sketch = np.random.default_rng(0).standard_normal((extra, offered))
-        space = np.linalg.qr(matrix @ sketch.astype(matrix.dtype))[0]
-    else:
-        space = sketched_space(matrix[:, :own], matrix[:, own:], offered)
-    u, s, _ = np.linalg.svd(space.conj().T @ matrix, full_matrices=False)
-    return space @ u, s
+        sketch = np.random.default_rng(0).standard_normal((matrix.shape[1], offered))
+        return np.linalg.qr(matrix @ sketch.astype(matrix.dtype))[0]
+    return sketched_space(matrix[:, :own], matrix[:, own:], offered)

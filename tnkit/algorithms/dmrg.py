@@ -28,7 +28,6 @@ from .checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from .checks import check_hamiltonian
 from .engines import BlockEngine, DenseEngine, choose_engine
 from .estimates import Extrapolation, energy_and_two_site_variance, extrapolate
-from .expansion import ALPHA_START, MixingFactor
 
 __all__ = ["DMRGResult", "SweepRecord", "dmrg", "variance"]
 
@@ -42,9 +41,9 @@ _LOCAL_ITERATIONS = 20
 # energy change (at most this), since the environments themselves are still that far off.
 _LOOSE_TOL = 1e-4
 # One-site solves cost less than the expansion and growth around them, so they are never
-# as loose: a 1e-4 start left solves of one matvec that gained nothing, which shrank α to
-# its floor and ended the expansion early. Near-degenerate local spectra (the edge states
-# of spin-1 chains) need more than 8 Lanczos steps to turn the state: 8 took 2× the sweeps.
+# as loose: a 1e-4 start left solves of one matvec that gained nothing. Near-degenerate
+# local spectra (the edge states of spin-1 chains) need more than 8 Lanczos steps to turn
+# the state: 8 took 2× the sweeps.
 _ONE_SITE_LOOSE_TOL = 1e-6
 _ONE_SITE_ITERATIONS = 16
 # One-site sweeps stop expanding once a sweep changes the energy by less than this (relative):
@@ -292,27 +291,22 @@ def _optimise(
     )
     one_site = run.method == "one-site"
     update = _update_one_site if one_site else _update
-    mixing, settled_cap, seen_cap = MixingFactor(0.0), 0, 0
-    energy, change, first = math.inf, math.inf, 0
-    if resume is not None:
-        mixing = MixingFactor(resume["alpha"])
-        settled_cap, seen_cap, energy = resume["settled"], resume["seen"], resume["energy"]
+    settled_cap, energy, change, first = 0, math.inf, math.inf, 0
+    if resume is not None:  # checkpoints before the deferred cut also hold "alpha", "seen"
+        settled_cap, energy = resume["settled"], resume["energy"]
         change, first = resume["change"], resume["sweep"] + 1
     for sweep, cap in enumerate(schedule):
         if sweep < first:
             continue
         started = time.perf_counter()
         expanding = one_site and cap > settled_cap and sweep < len(schedule) - 1
-        if expanding and cap > seen_cap:  # the bond may grow: the expansion starts afresh
-            mixing = MixingFactor(max(mixing.alpha, ALPHA_START))
-        seen_cap = max(seen_cap, cap)
         settled = abs(change) / max(1.0, abs(energy)) if math.isfinite(energy) else math.inf
         stats = {
             "tol": min(_ONE_SITE_LOOSE_TOL if one_site else _LOOSE_TOL, max(_LOCAL_TOL, settled)),
             "discarded": 0.0,
             "matvecs": 0,
             "energy": energy,
-            "mixing": mixing if expanding else MixingFactor(0.0),
+            "expanding": expanding,
         }
         chain.left = [engine.edge(cores)] + [None] * n
         chain.left_overlaps = [[engine.overlap_edges(cores)[0]] + [None] * n for _ in lower_cores]
@@ -321,8 +315,6 @@ def _optimise(
         with backend.blas_threads(backend.small_work_threads(largest, backend.is_numpy(xp))):
             for i, direction in _steps(n, one_site):
                 update(chain, i, direction, cap, truncation, stats)
-        if expanding:
-            mixing = stats["mixing"]
         change = stats["energy"] - energy
         energy = stats["energy"]
         settling = expanding and abs(change) < max(tol, _EXPANSION_DONE) * max(1.0, abs(energy))
@@ -372,9 +364,7 @@ def _optimise(
                 "sweep": sweep,
                 "energy": energy,
                 "change": change if math.isfinite(change) else 1e300,
-                "alpha": mixing.alpha,
                 "settled": settled_cap,
-                "seen": seen_cap,
             }
             on_sweep(engine.finish(cores, start), position)
         if run.callback is not None:
@@ -438,48 +428,53 @@ def _update(chain, i, direction, cap, truncation, stats) -> None:
 
 
 def _update_one_site(chain, i, direction, cap, truncation, stats) -> None:
-    """Optimise site i, then move the centre to its neighbour in ``direction``, enlarging
-    the bond between them by the subspace expansion with the current mixing factor."""
-    cores, engine = chain.cores, chain.engine
+    """Optimise site i, cut the bond behind it back (it was enlarged when the centre came
+    in), then move the centre to its neighbour in ``direction``, enlarging the bond
+    between them while the sweep expands. The move onto the chain's end is plain, so every
+    bond is within ``cap`` at the end of each half-sweep."""
+    cores, engine, n = chain.cores, chain.engine, len(chain.cores)
+    rightward = direction == "right"
     images = [
         engine.local_image(chain.left_overlaps[k][i], [other[i]], right_ov[i + 1])
         for k, (other, right_ov) in enumerate(zip(chain.lower, chain.right_overlaps, strict=True))
     ]
-    mixing = stats["mixing"]
-    problem = engine.one_site_problem(
-        chain.left[i],
-        chain.ops[i],
-        chain.right[i + 1],
-        cores[i],
-        direction=direction,
-        expanding=mixing.alpha > 0,
-    )
-    if mixing.alpha > 0:  # the energy after the last cut tells how to adapt α
-        mixing = mixing.adapted(truncated=problem.energy)
+    matvec = engine.one_site_matvec(chain.left[i], chain.ops[i], chain.right[i + 1])
     pair = engine.lowest(
-        problem.matvec,
-        cores[i],
-        tol=stats["tol"],
-        max_iter=_ONE_SITE_ITERATIONS,
-        orthogonal_to=images,
+        matvec, cores[i], tol=stats["tol"], max_iter=_ONE_SITE_ITERATIONS, orthogonal_to=images
     )
     stats["energy"], stats["matvecs"] = pair.value, stats["matvecs"] + pair.matvecs
-    if mixing.alpha > 0:
-        mixing = mixing.optimised(before=problem.energy, after=pair.value)
-        stats["matvecs"] += problem.outside(pair.matvecs)
-    stats["mixing"] = mixing
-    j = i + 1 if direction == "right" else i - 1
-    step = problem.move(
-        pair.vector,
+    budget, centre = truncation.total_budget(1.0), pair.vector
+    behind = i - 1 if rightward else i + 1
+    if 0 <= behind < n and (stats["expanding"] or _bond_behind(centre, rightward) > cap):
+        cut = engine.trim(centre, cores[behind], direction=direction, max_bond=cap, budget=budget)
+        centre, cores[behind] = cut.centre, cut.behind
+        _regrow(chain, i, direction)
+        stats["discarded"] = max(stats["discarded"], cut.discarded)
+    j = i + 1 if rightward else i - 1
+    step = engine.move(
+        centre,
         cores[j],
-        alpha=mixing.alpha,
+        chain.left[i] if rightward else chain.right[i + 1],
+        chain.ops[i],
+        grow=stats["expanding"] and 0 < j < n - 1,
         direction=direction,
         max_bond=cap,
-        budget=truncation.total_budget(1.0),
+        budget=budget,
     )
     stats["discarded"] = max(stats["discarded"], step.discarded)
     cores[i], cores[j] = step.isometry, step.centre
     _grow(chain, i, direction)
+
+
+def _bond_behind(centre: Any, rightward: bool) -> int:
+    return int(centre.shape[0] if rightward else centre.shape[-1])
+
+
+def _regrow(chain, i, direction) -> None:
+    """Grow the environments (and overlaps) that end at site ``i`` again, past the core
+    behind it that a cut just changed (as a fresh build would: a resumed run repeats the
+    same numbers)."""
+    _grow(chain, i - 1 if direction == "right" else i + 1, direction)
 
 
 def _grow(chain, i, direction) -> None:

@@ -23,11 +23,16 @@ from ..mps import MPS
 from ..sectors import resolve_charges
 from . import blocks
 from . import environments as env
-from .block_expansion import expand_blocks, perturbation_left, perturbation_right
-from .expansion import Expansion, RecordingOperator, expand
+from .block_expansion import (
+    expand_blocks,
+    perturbation_left,
+    perturbation_right,
+    trim_blocks,
+)
+from .expansion import Expansion, Trim, expand, trim
 from .krylov import Eigenpair, KrylovExponential, expm_krylov, lowest_eigenpair
 
-__all__ = ["BlockEngine", "DenseEngine", "OneSiteProblem", "choose_engine"]
+__all__ = ["BlockEngine", "DenseEngine", "choose_engine"]
 
 
 # A bond whose last two-site cut dropped less than this fraction of the weight gets its next
@@ -87,26 +92,18 @@ class DenseEngine:
     def lowest(self, matvec: Any, x: Any, **options: Any) -> Eigenpair:
         return lowest_eigenpair(matvec, x, **options)
 
-    def one_site_problem(
-        self, left: Any, op: Any, right: Any, start: Any, *, direction: str, expanding: bool
-    ) -> OneSiteProblem:
-        """Site ``start``'s effective operator, and (``expanding``) its energy and the
-        move that expands the bond in ``direction``: a recording operator, so that the
-        perturbation of the solution is a combination of products already formed."""
-        if not expanding:
-            return OneSiteProblem(env.one_site_matvec(left, op, right), math.nan, _plain_move(op))
-        right_move = direction == "right"
-        near, far = (left, right) if right_move else (right, left)
-        seen = op if right_move else env.mirror_op(op)
-        recording = RecordingOperator(near, seen, far, mirrored=not right_move, start=start)
+    @staticmethod
+    def move(
+        centre: Any, neighbour: Any, near: Any, op: Any, *, grow: bool, **options: Any
+    ) -> Expansion:
+        """Move the centre on (``expand``), enlarging the bond with ``grow``; ``near`` is
+        the environment on the side the centre leaves from."""
+        return expand(centre, neighbour, near, op, grow=grow, **options)
 
-        def move(vector, neighbour, **options):
-            perturbation = recording.perturbation(vector) if options["alpha"] > 0 else None
-            return expand(vector, neighbour, near, op, perturbation=perturbation, **options)
-
-        return OneSiteProblem(
-            recording, recording.energy, move, lambda solved: recording.applied - solved
-        )
+    @staticmethod
+    def trim(centre: Any, behind: Any, **options: Any) -> Trim:
+        """Cut the bond behind the centre back by its singular values (``trim``)."""
+        return trim(centre, behind, **options)
 
     @staticmethod
     def apply(matvec: Any, x: Any) -> Any:
@@ -256,21 +253,19 @@ class BlockEngine:
     def frob_sq(self, x: Any) -> float:
         return float(x.norm()) ** 2
 
-    def one_site_problem(
-        self, left: Any, op: Any, right: Any, start: Any, *, direction: str, expanding: bool
-    ) -> OneSiteProblem:
-        """Site ``start``'s effective operator on blocks, and (``expanding``) its energy
-        (one product) and the move that expands the bond in ``direction`` (the perturbation
-        of the solution formed afresh: two block contractions)."""
-        matvec = blocks.one_site_matvec(left, op, right)
-        if not expanding:
-            return OneSiteProblem(matvec, math.nan, _block_move(None, op))
-        on_flat, flat, where = _flat_problem(matvec, start)
-        product = on_flat(flat)
-        energy = float(np.vdot(flat, product).real)
-        matvec.flat = (_first_cached(on_flat, flat, product), where)  # the solve reuses both
-        near = left if direction == "right" else right
-        return OneSiteProblem(matvec, energy, _block_move(near, op))
+    @staticmethod
+    def move(
+        centre: Any, neighbour: Any, near: Any, op: Any, *, grow: bool, **options: Any
+    ) -> Expansion:
+        """Move the centre on (``expand_blocks``), enlarging the bond by the perturbation
+        of the environment ``near`` with ``grow``."""
+        perturbation = None
+        if grow:
+            form = perturbation_right if options["direction"] == "right" else perturbation_left
+            perturbation = form(near, centre, op)
+        return expand_blocks(centre, neighbour, perturbation=perturbation, **options)
+
+    trim = staticmethod(trim_blocks)
 
     def lowest(self, matvec: Any, x: Any, orthogonal_to=(), **options: Any) -> Eigenpair:
         on_flat, flat, where = _flat_problem(matvec, x)
@@ -345,29 +340,9 @@ DENSE_LOCAL = 2**15
 COMPILE_BELOW_MEAN_BLOCK = 400
 
 
-def _first_cached(on_flat: Any, start: np.ndarray, product: np.ndarray) -> Any:
-    """``on_flat`` that hands back ``product`` when first applied to ``start`` (the solver's
-    first product, already formed for the energy)."""
-    cached = [product]
-
-    def apply(v: np.ndarray) -> np.ndarray:
-        if cached and v.shape == start.shape:
-            difference = v - start
-            if np.vdot(difference, difference).real <= 1e-24 * np.vdot(start, start).real:
-                return cached.pop()
-        cached.clear()
-        return on_flat(v)
-
-    return apply
-
-
 def _flat_problem(matvec: Any, x: Any) -> tuple:
     """A block-sparse local problem as a flat one: the matvec on vectors, the start, and
-    the layout of both (every block the legs allow in x's sector). A matvec that carries
-    its flat form already (``matvec.flat``: the flat operator and the layout) reuses it."""
-    if getattr(matvec, "flat", None) is not None:
-        on_flat, where = matvec.flat
-        return on_flat, blocks.flat(x, where), where
+    the layout of both (every block the legs allow in x's sector)."""
     where = blocks.layout(matvec.indices, x)
     start = blocks.flat(x, where)
     shape = tuple(sum(index.chargemap.values()) for index in where.indices)
@@ -384,41 +359,6 @@ def _flat_problem(matvec: Any, x: Any) -> tuple:
         return dense(full.reshape(shape)).reshape(-1)[positions]
 
     return on_dense, start, where
-
-
-class OneSiteProblem:
-    """One site of a one-site sweep: ``matvec`` (what the engine's ``lowest`` solves),
-    ``energy`` (⟨start|H|start⟩ where the bond is expanded, else NaN), ``move(vector,
-    neighbour, *, alpha, direction, max_bond, budget)`` (the
-    [Expansion][tnkit.algorithms.expansion.Expansion] that moves the solved centre on) and
-    ``outside(matvecs)``: the products formed beyond the solver's ``matvecs``."""
-
-    def __init__(self, matvec: Any, energy: float, move: Any, outside: Any = None) -> None:
-        self.matvec, self.energy, self.move = matvec, energy, move
-        self.outside = outside if outside is not None else (lambda _: 0)
-
-
-def _plain_move(op: Any) -> Any:
-    """The dense move of the centre without expansion (a split, then the cap)."""
-
-    def move(vector: Any, neighbour: Any, **options: Any) -> Expansion:
-        return expand(vector, neighbour, None, op, **dict(options, alpha=0.0))
-
-    return move
-
-
-def _block_move(near: Any, op: Any) -> Any:
-    """The block-sparse move of the centre, expanded by the perturbation of the
-    environment ``near`` (None: the plain move)."""
-
-    def move(vector: Any, neighbour: Any, *, alpha: float, **options: Any) -> Expansion:
-        perturbation = None
-        if near is not None and alpha > 0:
-            form = perturbation_right if options["direction"] == "right" else perturbation_left
-            perturbation = form(near, vector, op)
-        return expand_blocks(vector, neighbour, perturbation=perturbation, alpha=alpha, **options)
-
-    return move
 
 
 def choose_engine(H: MPO, starts: list) -> DenseEngine | BlockEngine:
