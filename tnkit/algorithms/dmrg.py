@@ -138,9 +138,10 @@ def dmrg(
     sweep — the last repeats), and with ``rtol`` each split drops at most ``rtol²`` of the
     (unit) state's weight. A state is done when its energy changes by less than
     ``tol·max(1, |E|)`` over a sweep, or after ``sweeps``. ``method="one-site"``: one-site
-    sweeps with subspace expansion (Hubig et al., PRB 91, 155115) and an adaptive mixing
-    factor, switched off once the energy settles and in the last sweep, so the state
-    returned is one-site optimal; it can grow the bond from any start. Excited states
+    sweeps with subspace expansion (Hubig et al., PRB 91, 155115; each expanded bond is cut
+    back after the next site's optimisation, by its singular values), switched off once
+    the energy settles and in the last sweep, so the state returned is one-site optimal;
+    it can grow the bond from any start. Excited states
     (``nstates > 1``) are found one after another, each solved on the orthogonal complement
     of the states
     below (a projection, not a penalty: no weight to tune, and the energy solved for is ⟨H⟩).
