@@ -108,17 +108,21 @@ def check_move(step, A, Pd, rows_first, cap, grown, grow):
     return carried
 
 
+def random_states(shortest: int):
+    """Hypothesis cases: a model, a chain length from ``shortest`` to 6, a seed, a cap."""
+    return given(
+        st.sampled_from(sorted(MODELS)),
+        st.integers(shortest, 6),
+        st.integers(0, 2**31),
+        st.integers(1, 12),
+        st.data(),
+    )
+
+
 @FAST
-@given(
-    st.sampled_from(sorted(MODELS)),
-    st.integers(3, 6),
-    st.integers(0, 2**31),
-    st.integers(1, 12),
-    st.booleans(),
-    st.data(),
-)
-def test_block_move_keeps_the_span_or_the_best_directions(model, L, seed, cap, grow, data):
-    i = data.draw(st.integers(0, L - 2))
+@random_states(3)
+def test_block_move_keeps_the_span_or_the_best_directions(model, L, seed, cap, data):
+    i, grow = data.draw(st.integers(0, L - 2)), data.draw(st.booleans())
     cores, ops, left, right, _ = prepared(model, L, seed, i)
     # moving right at site i
     centre, neighbour = cores[i], cores[i + 1]
@@ -157,13 +161,7 @@ def test_block_move_keeps_the_span_or_the_best_directions(model, L, seed, cap, g
 
 
 @FAST
-@given(
-    st.sampled_from(sorted(MODELS)),
-    st.integers(4, 6),
-    st.integers(0, 2**31),
-    st.integers(1, 6),
-    st.data(),
-)
+@random_states(4)
 def test_block_trim_equals_the_dense_cut(model, L, seed, cap, data):
     """The cut of the bond behind the centre keeps the same weight and the same state as
     the dense cut of the same tensors, and the core behind stays an isometry; both
