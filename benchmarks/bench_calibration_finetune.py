@@ -21,7 +21,10 @@ Model, sentences, held-out set, embedding and calibration batches are those of
 to a batch); the training (distillation) sentences are all the non-held-out ones (1,228 on
 Python 3.11), so the held-out sentences are never trained or tuned on. ``--validation N``
 instead evaluates on the first N training sentences and calibrates and trains on the others
-(to choose settings without touching the held-out set).
+(to choose settings without touching the held-out set). ``--extra-text`` adds the first
+docstring lines of more modules (``EXTRA_MODULES`` of ``examples/mpop_minilm.py``: 75 more
+standard-library modules and parts of NumPy and SciPy, 1,907 sentences, none of them a
+held-out one) to the distillation text only.
 
 - (c): ``compress_model(target_ratio=r, calibration=batches)`` (row (b)), then every
   parameter frozen except the MPO cores, and ``freeze_central``: only the auxiliary tensors
@@ -191,6 +194,8 @@ def run(args: argparse.Namespace) -> dict:
         held_out, train = train[: args.validation], train[args.validation :]
         print(f"validation mode: evaluating on {len(held_out)} training sentences")
     calibration = calib.calibration_batches(tokenizer, train[: args.n_calibration])
+    if args.extra_text:  # distillation text only: never calibrated on or evaluated
+        train = train + minilm.extra_sentences()
     if args.quick:
         train = train[:32]
     reference = minilm.encode(original, tokenizer, held_out)
@@ -390,6 +395,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-eval", type=int, default=256)
     parser.add_argument("--n-calibration", type=int, default=128)
     parser.add_argument("--validation", type=int, default=0, help="evaluate on N train sentences")
+    parser.add_argument(
+        "--extra-text",
+        action="store_true",
+        help="also distil on the sentences of examples/mpop_minilm.py's EXTRA_MODULES",
+    )
     parser.add_argument("--out", help="write the results as JSON")
     parser.add_argument("--merge", nargs="+", help="JSON files of earlier runs: table (and plot)")
     parser.add_argument("--plot", help="with --merge: save the plot here")

@@ -64,6 +64,23 @@ STDLIB_MODULES = (
     "tarfile", "tempfile", "textwrap", "threading", "time", "tokenize", "traceback", "typing",
     "unittest", "urllib.parse", "warnings", "weakref", "xml.etree.ElementTree", "zipfile",
 )
+# More standard-library modules, and NumPy's and SciPy's, for distillation text only (never
+# evaluated: sentences that ``STDLIB_MODULES`` also give are left out by ``extra_sentences``).
+EXTRA_MODULES = (
+    "bz2", "cmath", "cmd", "colorsys", "compileall", "concurrent.futures", "configparser",
+    "contextvars", "copyreg", "ctypes", "email.utils", "ftplib", "getopt", "getpass", "gzip",
+    "hmac", "http.cookies", "http.server", "imaplib", "importlib", "importlib.metadata",
+    "ipaddress", "keyword", "linecache", "lzma", "mailbox", "marshal", "mimetypes", "mmap",
+    "multiprocessing", "netrc", "optparse", "pdb", "pkgutil", "platform", "plistlib", "poplib",
+    "profile", "pstats", "pydoc", "quopri", "reprlib", "rlcompleter", "runpy", "sched",
+    "secrets", "selectors", "shelve", "shlex", "signal", "site", "smtplib", "socketserver",
+    "ssl", "stat", "symtable", "sys", "sysconfig", "tabnanny", "timeit", "token", "trace",
+    "tracemalloc", "types", "unicodedata", "urllib.request", "uuid", "venv", "wave",
+    "wsgiref.util", "xml.dom.minidom", "xml.sax", "zipimport", "zlib", "zoneinfo",
+    "numpy", "numpy.linalg", "numpy.fft", "numpy.ma", "numpy.polynomial", "scipy.linalg",
+    "scipy.optimize", "scipy.sparse", "scipy.stats", "scipy.signal", "scipy.special",
+    "scipy.integrate", "scipy.interpolate",
+)
 # fmt: on
 # A capitalised line with a lower-case word, ending in a full stop, with no call signature
 # ("islice(iterable, stop) --> islice object") and no double spaces.
@@ -86,13 +103,13 @@ def load_minilm() -> tuple:
     return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
 
 
-def stdlib_sentences() -> list[str]:
-    """First docstring lines of the public functions, classes and methods of
-    ``STDLIB_MODULES``: deduplicated, 10-200 characters, sentence-like, sorted."""
+def stdlib_sentences(modules: Sequence[str] = STDLIB_MODULES) -> list[str]:
+    """First docstring lines of the public functions, classes and methods of ``modules``:
+    deduplicated, 10-200 characters, sentence-like, sorted."""
     found = set()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for name in STDLIB_MODULES:
+        for name in modules:
             module = importlib.import_module(name)
             for attr, obj in vars(module).items():
                 if attr.startswith("_") or not (inspect.isroutine(obj) or inspect.isclass(obj)):
@@ -110,6 +127,13 @@ def stdlib_sentences() -> list[str]:
                     if 10 <= len(line) <= 200 and SENTENCE.match(line) and "->" not in line:
                         found.add(line)
     return sorted(found)
+
+
+def extra_sentences() -> list[str]:
+    """The sentences of ``EXTRA_MODULES`` that ``STDLIB_MODULES`` do not give (so none of
+    them is a held-out sentence)."""
+    known = set(stdlib_sentences())
+    return [s for s in stdlib_sentences(EXTRA_MODULES) if s not in known]
 
 
 def split_sentences(sentences: Sequence[str], n_eval: int) -> tuple[list[str], list[str]]:
