@@ -82,6 +82,18 @@ def test_expansion_grows_the_bond_from_a_product_state():
     assert plain.sweeps[0].max_bond == 1  # a single sweep never expands: stuck at bond 1
 
 
+@pytest.mark.parametrize("L", [2, 3, 4])
+@pytest.mark.parametrize("conserve", [None, "Sz"])
+def test_short_chains_grow_from_a_product_state(L, conserve):
+    """The moves onto the chain's ends do not expand (the bond there could not be cut back
+    before the sweep ends), except on two sites, where nothing else could."""
+    H = tn.models.heisenberg(L, conserve=conserve)
+    start = tn.MPS.product_state(["up", "dn", "up", "dn"][:L], conserve=conserve)
+    result = tn.dmrg(H, max_bond=8, method="one-site", init=start, sweeps=10)
+    assert result.energy == pytest.approx(lowest(H.to_plain()), abs=1e-12)
+    assert max(result.state.bond_dims) == 2 ** (L // 2)
+
+
 def test_the_result_is_one_site_optimal():
     """The last sweep runs without expansion: one more plain sweep changes nothing."""
     H = tn.models.heisenberg(16, Jz=0.8)

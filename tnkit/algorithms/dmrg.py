@@ -457,7 +457,7 @@ def _update_one_site(chain, i, direction, cap, truncation, stats) -> None:
         cores[j],
         chain.left[i] if rightward else chain.right[i + 1],
         chain.ops[i],
-        grow=stats["expanding"] and 0 < j < n - 1,
+        grow=stats["expanding"] and (0 < j < n - 1 or n == 2),
         direction=direction,
         max_bond=cap,
         budget=budget,
