@@ -176,11 +176,12 @@ def test_results_pickle():
     assert np.array_equal(back.state.to_dense(), result.state.to_dense())
 
 
-def test_torch_hamiltonians_give_torch_states():
+@pytest.mark.parametrize("method", ["two-site", "one-site"])
+def test_torch_hamiltonians_give_torch_states(method):
     torch = pytest.importorskip("torch")
     h = tn.models.heisenberg(8)
     ht = tn.MPO([torch.from_numpy(np.array(c)) for c in h.cores])
-    result = tn.dmrg(ht, max_bond=16, seed=0)
+    result = tn.dmrg(ht, max_bond=16, seed=0, method=method)
     assert isinstance(result.state.cores[0], torch.Tensor)
     assert result.energy == pytest.approx(float(lowest(h)[0]), abs=1e-10)
     assert result.variance < 1e-9
