@@ -14,7 +14,10 @@ The measured runs are in ``benchmarks/data/`` (``--merge`` them for the docs' ta
 plot): ``calibration_minilm_layerwise.json`` (rows (a)-(d) and (d) + FT, transcribed from
 the earlier table) and ``calibration_minilm_sequential_<ratio>.json`` (``--rows c
 --sequential --decay``, budget 600 CPU s at 1.5× and 2×, 300 at 1.25× and 3×); the
-``_n512`` and ``_n1228`` files are the same with ``--n-calibration 512`` and ``1228``.
+``_n512`` and ``_n1228`` files are the same with ``--n-calibration 512`` and ``1228``. Row
+(c) as it stands: ``calibration_minilm_extra_<ratio>.json`` (``--sequential --decay
+--n-calibration 1228 --lr 2e-4 --extra-text``, budget 1200 CPU s at 1.5×, 300 at 2×, 150
+at 1.25× and 3×).
 
 Model, sentences, held-out set, embedding and calibration batches are those of
 ``benchmarks/bench_calibration.py`` (256 held-out sentences, 128 calibration sentences, 16
