@@ -431,8 +431,8 @@ def _update(chain, i, direction, cap, truncation, stats) -> None:
 def _update_one_site(chain, i, direction, cap, truncation, stats) -> None:
     """Optimise site i, cut the bond behind it back (it was enlarged when the centre came
     in), then move the centre to its neighbour in ``direction``, enlarging the bond
-    between them while the sweep expands. The move onto the chain's end is plain, so every
-    bond is within ``cap`` at the end of each half-sweep."""
+    between them while the sweep expands. The move onto the chain's end is plain (but on a
+    chain of two sites), so every bond is within ``cap`` at the end of each half-sweep."""
     cores, engine, n = chain.cores, chain.engine, len(chain.cores)
     rightward = direction == "right"
     images = [
