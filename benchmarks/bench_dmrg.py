@@ -16,7 +16,7 @@ import argparse
 import math
 import time
 
-from harness import blas_limit
+from harness import blas_limit, tenpy_dmrg_options
 
 import tnkit as tn
 
@@ -38,10 +38,10 @@ def run_quimb(L: int, chi: int, sweeps: int) -> tuple[float, float]:
     return time.perf_counter() - start, float(solver.energy)
 
 
-def run_tenpy(L: int, chi: int, sweeps: int) -> tuple[float, float]:
+def tenpy_heisenberg(L: int) -> tuple:
+    """TeNPy's S = 1/2 Heisenberg chain (open, no charges) and its Néel start."""
     import logging
 
-    from tenpy.algorithms import dmrg
     from tenpy.models.spins import SpinChain
     from tenpy.networks.mps import MPS
 
@@ -50,15 +50,15 @@ def run_tenpy(L: int, chi: int, sweeps: int) -> tuple[float, float]:
         {"L": L, "S": 0.5, "Jx": 1.0, "Jy": 1.0, "Jz": 1.0, "bc_MPS": "finite", "conserve": None}
     )
     psi = MPS.from_product_state(model.lat.mps_sites(), ["up", "down"] * (L // 2), bc="finite")
-    options = {
-        "trunc_params": {"chi_max": chi, "svd_min": 1e-12},
-        "mixer": None,
-        "min_sweeps": sweeps,
-        "max_sweeps": sweeps,
-        "max_E_err": 1e-16,
-    }
+    return model, psi
+
+
+def run_tenpy(L: int, chi: int, sweeps: int) -> tuple[float, float]:
+    from tenpy.algorithms import dmrg
+
+    model, psi = tenpy_heisenberg(L)
     start = time.perf_counter()
-    info = dmrg.run(psi, model, options)
+    info = dmrg.run(psi, model, tenpy_dmrg_options(chi, sweeps))
     return time.perf_counter() - start, float(info["E"])
 
 

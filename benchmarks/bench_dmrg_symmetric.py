@@ -25,7 +25,7 @@ import argparse
 import contextlib
 import time
 
-from harness import blas_limit
+from harness import blas_limit, tenpy_dmrg_options
 
 import tnkit as tn
 
@@ -95,15 +95,8 @@ def run_tenpy(model: str, L: int, chi: int, sweeps: int) -> tuple[float, float]:
     psi = MPS.from_product_state(
         lattice_model.lat.mps_sites(), MODELS[model]["tenpy_start"](L), bc="finite"
     )
-    options = {
-        "trunc_params": {"chi_max": chi, "svd_min": 1e-12},
-        "mixer": None,
-        "min_sweeps": sweeps,
-        "max_sweeps": sweeps,
-        "max_E_err": 1e-16,
-    }
     start = time.perf_counter()
-    info = dmrg.run(psi, lattice_model, options)
+    info = dmrg.run(psi, lattice_model, tenpy_dmrg_options(chi, sweeps))
     return time.perf_counter() - start, float(info["E"])
 
 

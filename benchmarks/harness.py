@@ -296,3 +296,16 @@ def script_header(*distributions: str) -> str:
             versions.append(f"{name} absent")
     machine = platform.processor() or platform.machine() or "cpu"
     return ", ".join(versions) + f", python {platform.python_version()}, {machine}"
+
+
+def tenpy_dmrg_options(chi: int, sweeps: int) -> dict:
+    """TeNPy DMRG options for a run of exactly ``sweeps`` full sweeps at bond ``chi``,
+    truncated only by the bond (``svd_min`` 1e-12), without mixer: the settings every
+    DMRG benchmark gives TeNPy."""
+    return {
+        "trunc_params": {"chi_max": chi, "svd_min": 1e-12},
+        "mixer": None,
+        "min_sweeps": sweeps,
+        "max_sweeps": sweeps,
+        "max_E_err": 1e-16,
+    }

@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from harness import blas_limit
+from bench_dmrg import tenpy_heisenberg
+from harness import blas_limit, tenpy_dmrg_options
 
 import tnkit as tn
 
@@ -48,25 +49,10 @@ def trace_quimb(L: int, chi: int, sweeps: int) -> list[tuple[float, float]]:
 
 
 def trace_tenpy(L: int, chi: int, sweeps: int) -> list[tuple[float, float]]:
-    import logging
-
     from tenpy.algorithms import dmrg
-    from tenpy.models.spins import SpinChain
-    from tenpy.networks.mps import MPS
 
-    logging.getLogger("tenpy").setLevel(logging.WARNING)
-    model = SpinChain(
-        {"L": L, "S": 0.5, "Jx": 1.0, "Jy": 1.0, "Jz": 1.0, "bc_MPS": "finite", "conserve": None}
-    )
-    psi = MPS.from_product_state(model.lat.mps_sites(), ["up", "down"] * (L // 2), bc="finite")
-    options = {
-        "trunc_params": {"chi_max": chi, "svd_min": 1e-12},
-        "mixer": None,
-        "min_sweeps": sweeps,
-        "max_sweeps": sweeps,
-        "max_E_err": 1e-16,
-    }
-    engine = dmrg.TwoSiteDMRGEngine(psi, model, options)
+    model, psi = tenpy_heisenberg(L)
+    engine = dmrg.TwoSiteDMRGEngine(psi, model, tenpy_dmrg_options(chi, sweeps))
     engine.run()
     stats = engine.sweep_stats  # "time": seconds since the engine started, per sweep
     return [(float(t), float(e)) for t, e in zip(stats["time"], stats["E"], strict=True)]
