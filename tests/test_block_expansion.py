@@ -124,16 +124,12 @@ def random_states(shortest: int):
 def test_block_move_keeps_the_span_or_the_best_directions(model, L, seed, cap, data):
     i, grow = data.draw(st.integers(0, L - 2)), data.draw(st.booleans())
     cores, ops, left, right, _ = prepared(model, L, seed, i)
+    cut = {"max_bond": cap, "budget": None}
     # moving right at site i
     centre, neighbour = cores[i], cores[i + 1]
     P = perturbation_right(left[i], centre, ops[i])
     step = expand_blocks(
-        centre,
-        neighbour,
-        perturbation=P if grow else None,
-        direction="right",
-        max_bond=cap,
-        budget=None,
+        centre, neighbour, perturbation=P if grow else None, direction="right", **cut
     )
     A, _ = dense(centre, (P, (0, 1, None)), (step.isometry, (0, 1, None)))
     Pd, _ = dense(P, (centre, (0, 1, None, None)), (step.isometry, (0, 1, None, None)))
@@ -148,12 +144,7 @@ def test_block_move_keeps_the_span_or_the_best_directions(model, L, seed, cap, d
     centre, neighbour = step.centre, step.isometry
     P = perturbation_left(right[i + 2], centre, ops[i + 1])
     back = expand_blocks(
-        centre,
-        neighbour,
-        perturbation=P if grow else None,
-        direction="left",
-        max_bond=cap,
-        budget=None,
+        centre, neighbour, perturbation=P if grow else None, direction="left", **cut
     )
     A, _ = dense(centre, (P, (None, 2, 3)), (back.isometry, (None, 1, 2)))
     Pd, _ = dense(P, (centre, (None, None, 1, 2)), (back.isometry, (None, None, 1, 2)))
