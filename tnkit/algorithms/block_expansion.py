@@ -24,7 +24,7 @@ import numpy as np
 import symmray as sr
 
 from .block_vectors import moduli
-from .blocks import block_ranks, cut_charge, merge, split
+from .blocks import cut_charge, merge, split
 from .expansion import Expansion, Trim, offered, sketched_space
 
 __all__ = [
@@ -79,18 +79,25 @@ def expand_blocks(
         >>> step.isometry.shape[-1], step.discarded  # bond 1 -> 2: both charges of site 0
         (2, 0.0)
     """
-    parts = [centre] if perturbation is None else [centre, perturbation]
-    if direction == "right":
-        isometry = _basis(parts, shared=2, side="rows", max_bond=max_bond, budget=budget)
+    rightward = direction == "right"
+    if perturbation is None:  # the plain move: the truncated split of the centre
+        rows, side = (2, "left") if rightward else (1, "right")
+        cut = split(centre, max_bond=max_bond, budget=budget, isometry=side, rows=rows)
+        isometry, carried = (cut.left, cut.right) if rightward else (cut.right, cut.left)
+        discarded = cut.discarded
+    elif rightward:
+        isometry = _basis([centre, perturbation], side="rows", max_bond=max_bond)
         carried = sr.tensordot(isometry.conj(), centre, axes=((0, 1), (0, 1)))  # (k, b)
+        discarded = 0.0
+    else:
+        isometry = _basis([centre, perturbation], side="columns", max_bond=max_bond)
+        carried = sr.tensordot(centre, isometry.conj(), axes=((1, 2), (1, 2)))  # (a, k)
+        discarded = 0.0
+    if rightward:
         following = sr.tensordot(carried, neighbour, axes=((1,), (0,)))
     else:
-        isometry = _basis(parts, shared=2, side="columns", max_bond=max_bond, budget=budget)
-        carried = sr.tensordot(centre, isometry.conj(), axes=((1, 2), (1, 2)))  # (a, k)
         following = merge(neighbour, carried)
-    kept = float(carried.norm()) ** 2
-    discarded = 0.0 if len(parts) > 1 else max(0.0, float(centre.norm()) ** 2 - kept)
-    return Expansion(isometry, following / math.sqrt(kept), discarded)
+    return Expansion(isometry, following / float(following.norm()), discarded)
 
 
 def trim_blocks(
@@ -107,12 +114,12 @@ def trim_blocks(
     return Trim(cut.left / float(cut.left.norm()), kept, cut.discarded)
 
 
-def _basis(parts: list, *, shared: int, side: str, max_bond: int, budget: float | None) -> Any:
-    """The new bond's basis over every charge of the cut, for the matrix whose shared
+def _basis(parts: list, *, side: str, max_bond: int, shared: int = 2) -> Any:
+    """The expanded bond's basis over every charge of the cut, for the matrix whose shared
     legs (the first or the last ``shared`` legs of every part) index its rows
     (``side="rows"``, the parts side by side) or its columns (``"columns"``, stacked): an
-    isometry ``(shared legs…, k)`` or ``(k, shared legs…)``. The first part is the centre;
-    a second one, the perturbation, offers new directions (see ``_expanded``)."""
+    isometry ``(shared legs…, k)`` or ``(k, shared legs…)``. The parts are the centre and
+    the perturbation, which offers new directions (see ``_expanded``)."""
     rows_shared = side == "rows"
     legs = [p.indices[:shared] if rows_shared else p.indices[-shared:] for p in parts]
     maps: list[dict] = [{} for _ in range(shared)]
@@ -121,7 +128,7 @@ def _basis(parts: list, *, shared: int, side: str, max_bond: int, budget: float 
             leg.update(index.chargemap)
     local = math.prod(sum(m.values()) for m in maps)  # the dimension of the local space
     bond = parts[0].indices[-1 if rows_shared else 0].size_total
-    if len(parts) > 1 and bond + offered(bond, max_bond) >= local:
+    if bond + offered(bond, max_bond) >= local:
         # the whole local space fits in the offer: keep it all
         whole = _whole_space(maps, legs[0], moduli(parts[0]), right_of_cut=not rows_shared)
         factors = {cut: (keys, o, np.eye(int(o[-1]))) for cut, (keys, o) in whole.items()}
@@ -130,14 +137,11 @@ def _basis(parts: list, *, shared: int, side: str, max_bond: int, budget: float 
             cut: (keys, offsets, matrix if rows_shared else matrix.conj().T, own)
             for cut, (keys, offsets, matrix, own) in _cut_matrices(parts, shared, rows_shared, maps)
         }
-        if len(parts) > 1:
-            offers = _offers(matrices, max_bond)
-            factors = {
-                cut: (keys, offsets, _expanded(matrix, own, offers[cut]))
-                for cut, (keys, offsets, matrix, own) in matrices.items()
-            }
-        else:
-            factors = _truncated(matrices, max_bond, budget, float(np.finfo(parts[0].dtype).eps))
+        offers = _offers(matrices, max_bond)
+        factors = {
+            cut: (keys, offsets, _expanded(matrix, own, offers[cut]))
+            for cut, (keys, offsets, matrix, own) in matrices.items()
+        }
     blocks, bond_map = {}, {}
     for cut, (keys, offsets, u) in factors.items():
         k = u.shape[1]
@@ -161,24 +165,6 @@ def _basis(parts: list, *, shared: int, side: str, max_bond: int, budget: float 
     return sr.AbelianArray(
         indices, charge=parts[0].charge, blocks=blocks, symmetry=parts[0].symmetry
     )
-
-
-def _truncated(matrices: dict, max_bond: int, budget: float | None, eps: float) -> dict:
-    """The plain move's basis per charge: the leading left singular vectors of the
-    centre's matrices, as many per charge as tnkit's truncation rule keeps over all."""
-    svds = {
-        cut: np.linalg.svd(matrix, full_matrices=False)[:2]
-        for cut, (*_, matrix, _) in matrices.items()
-    }
-    rows = sum(int(offsets[-1]) for _, offsets, _, _ in matrices.values())
-    columns = max(sum(len(s) for _, s in svds.values()), 1)
-    keep = block_ranks(
-        {cut: s for cut, (_, s) in svds.items()}, max_bond, budget, (rows, columns), eps
-    )
-    return {
-        cut: (keys, offsets, svds[cut][0][:, : keep[cut]])
-        for cut, (keys, offsets, _, _) in matrices.items()
-    }
 
 
 def _whole_space(maps: list, legs: Any, components: tuple, *, right_of_cut: bool) -> dict:
