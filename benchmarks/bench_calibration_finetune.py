@@ -126,7 +126,7 @@ def finetune(
 ) -> list:
     """Adam on the trainable parameters until ``args.budget`` training CPU seconds; the curve
     (step, held-out cosine, mean loss since the last point, training wall / CPU s)."""
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(args.seed)
     optimizer = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=lr)
 
     def rate(step: int, cpu: float) -> float:  # linear warm-up, then constant or cosine decay
@@ -398,6 +398,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-eval", type=int, default=256)
     parser.add_argument("--n-calibration", type=int, default=128)
     parser.add_argument("--validation", type=int, default=0, help="evaluate on N train sentences")
+    parser.add_argument("--seed", type=int, default=0, help="torch and batch-order seed")
     parser.add_argument(
         "--extra-text",
         action="store_true",
@@ -422,7 +423,7 @@ def main(argv: list[str] | None = None) -> dict:
             plot(rows, args.plot)
         return rows
     torch.set_num_threads(1)
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     with threadpool_limits(1):
         results = run(args)
     if args.out:
