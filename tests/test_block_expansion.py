@@ -31,6 +31,12 @@ MODELS = {
         "electron",
         ("N", "Sz"),
     ),
+    "hubbard U(1)xZ2": (  # a group symmray names no array for: tnkit's ProductGroup
+        lambda L: tn.models.hubbard(L, U=4.0, conserve=("N", "parity")),
+        4,
+        "electron",
+        ("N", "parity"),
+    ),
 }
 
 
@@ -207,6 +213,7 @@ def check_trim(cut, reference, behind, centre, direction):
         ("heisenberg", 10, ["up"] * 6 + ["dn"] * 4),
         ("hubbard", 6, ["up", "dn"] * 3),
         ("hubbard", 6, ["up", "0", "dn", "0", "up", "0"]),
+        ("hubbard U(1)xZ2", 6, ["up", "dn", "updn", "0", "up", "0"]),
     ],
 )
 def test_one_site_dmrg_on_blocks_equals_two_site_in_the_sector(model, L, labels):

@@ -13,18 +13,39 @@ from symmray import utils
 
 import tnkit as tn
 from tnkit.algorithms import block_plans, blocks, engines
+from tnkit.algorithms.block_groups import ProductGroup
 from tnkit.algorithms.engines import BlockEngine
 
 FAST = settings(max_examples=25, deadline=None)
-SYMMETRIES = {"U1": (0,), "Z2": (2,), "Z3": (3,), "U1U1": (0, 0), "Z2Z2": (2, 2)}
+SYMMETRIES = {
+    "U1": (0,),
+    "Z2": (2,),
+    "Z3": (3,),
+    "U1U1": (0, 0),
+    "Z2Z2": (2, 2),
+    "U1xZ2": (0, 2),
+    "Z3xU1": (3, 0),
+}
+
+
+def _group(symmetry: str):
+    """symmray's name for its own groups, tnkit's ProductGroup for the others."""
+    return ProductGroup(SYMMETRIES[symmetry]) if "x" in symmetry else symmetry
 
 
 def _index(symmetry: str, size: int, seed: int, dual: bool) -> sr.BlockIndex:
-    return utils.rand_index(symmetry, size, dual=dual, seed=seed)
+    if "x" not in symmetry:
+        return utils.rand_index(symmetry, size, dual=dual, seed=seed)
+    group, rng = _group(symmetry), np.random.default_rng(seed)
+    chargemap: dict = {}
+    for _ in range(size):  # channels spread over a few random charges
+        charge = group.random_charge(rng)
+        chargemap[charge] = chargemap.get(charge, 0) + 1
+    return sr.BlockIndex(chargemap, dual=dual)
 
 
 def _random(symmetry: str, indices: list, charge, seed: int) -> sr.AbelianArray:
-    return sr.AbelianArray.random(indices, charge=charge, seed=seed, symmetry=symmetry)
+    return sr.AbelianArray.random(indices, charge=charge, seed=seed, symmetry=_group(symmetry))
 
 
 def _charge(symmetry: str, rng: np.random.Generator):

@@ -360,6 +360,18 @@ def test_tdvp_quench_in_a_sector_equals_the_plain_path():
     assert np.allclose(blocked.values["norm"], 1.0, atol=1e-10)
 
 
+def test_tdvp_with_a_mixed_group_equals_the_plain_path():
+    """U(1) × Z2 on blocks (tnkit's ProductGroup) evolves as the plain path does."""
+    labels = ["up", "dn", "updn", "0", "up", "dn"]
+    H = tn.models.hubbard(6, U=4.0, conserve=("N", "parity"))
+    start = tn.MPS.product_state(labels, site="electron", conserve=("N", "parity"))
+    assert isinstance(choose_engine(H, [start]), BlockEngine)
+    blocked = tn.tdvp(H, start, 0.5, dt=0.05)
+    plain = tn.tdvp(H.to_plain(), start.to_plain(), 0.5, dt=0.05)
+    assert blocked.state.charges == H.charges
+    assert float((blocked.state - plain.state).norm()) < 1e-8
+
+
 @pytest.mark.parametrize("method", ["two-site", "one-site"])
 def test_tdvp_in_a_sector_one_site_and_imaginary_time(method):
     L = 8
@@ -446,20 +458,17 @@ def test_dmrg_in_a_sector_against_tenpy_with_the_same_charges():
     assert abs(ours.energy - peer) < 1e-7
 
 
-def test_groups_without_a_block_array_run_dense():
-    H = tn.models.hubbard(4, U=4.0, conserve=("N", "parity"))  # U(1) × Z2
-    start = tn.MPS.product_state(
-        ["up", "dn", "0", "updn"], site="electron", conserve=("N", "parity")
-    )
-    assert isinstance(choose_engine(H, [start]), DenseEngine)
-    r = tn.dmrg(H, max_bond=16, init=start)
-    assert (
-        abs(
-            r.energy
-            - exact_sector_energy(H, ["up", "dn", "0", "updn"], "electron", ("N", "parity"))
-        )
-        < 1e-9
-    )
+@pytest.mark.parametrize("method", ["two-site", "one-site"])
+def test_mixed_groups_run_on_blocks(method):
+    """U(1) × Z2 (no named symmray group) runs on blocks and finds the sector's energy."""
+    labels = ["up", "dn", "0", "updn", "up", "0"]
+    H = tn.models.hubbard(6, U=4.0, conserve=("N", "parity"))
+    start = tn.MPS.product_state(labels, site="electron", conserve=("N", "parity"))
+    assert isinstance(choose_engine(H, [start]), BlockEngine)
+    r = tn.dmrg(H, max_bond=64, init=start, method=method, sweeps=12)
+    exact = exact_sector_energy(H, labels, "electron", ("N", "parity"))
+    assert abs(r.energy - exact) < 1e-9
+    assert r.state.charges == start.charges
 
 
 def test_excited_states_in_a_sector_on_blocks():

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import symmray as sr
 
-from .block_vectors import moduli
+from .block_groups import moduli
 from .blocks import cut_charge, merge, split
 from .expansion import Expansion, Trim, offered, sketched_space
 

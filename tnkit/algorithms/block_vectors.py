@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 import symmray as sr
 
-__all__ = ["Layout", "dense_positions", "densify", "flat", "layout", "moduli", "unflat"]
+from .block_groups import moduli
+
+__all__ = ["Layout", "dense_positions", "densify", "flat", "layout", "unflat"]
 
 
 @dataclass(frozen=True)
@@ -72,16 +74,6 @@ def layout(indices: Sequence[sr.BlockIndex], like: Any) -> Layout:
         tuple(offsets),
         start,
     )
-
-
-def moduli(array: Any) -> tuple:
-    """Per charge component of a symmray array: 0 for U(1), n for Z_n."""
-    name = array.symmetry if isinstance(array.symmetry, str) else type(array.symmetry).__name__
-    if name.startswith("U1"):
-        return (0,) * (len(name) // 2)
-    if name == "Z2Z2":
-        return (2, 2)
-    return (int(name[1:]),)
 
 
 def flat(array: Any, where: Layout) -> np.ndarray:

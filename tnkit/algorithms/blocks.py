@@ -32,7 +32,8 @@ from ..symmetry import Charges
 from ..truncation import choose_rank
 from . import block_plans as plans
 from . import environments as env
-from .block_vectors import Layout, dense_positions, densify, flat, layout, moduli, unflat
+from .block_groups import moduli, symmetry
+from .block_vectors import Layout, dense_positions, densify, flat, layout, unflat
 
 __all__ = [
     "BlockSplit",
@@ -61,22 +62,6 @@ __all__ = [
     "two_site_matvec",
     "unflat",
 ]
-
-_NAMED = {(0,): "U1", (0, 0): "U1U1", (2,): "Z2", (2, 2): "Z2Z2"}
-
-
-def symmetry_name(charges: Charges) -> str:
-    """The symmray symmetry of a charge group: U1, U1U1, Z2, Z2Z2 or Zn; ValueError for
-    other products (e.g. U(1) × Z2), which the block engine does not handle."""
-    moduli = charges.moduli
-    if moduli in _NAMED:
-        return _NAMED[moduli]
-    if len(moduli) == 1:
-        return f"Z{moduli[0]}"
-    raise ValueError(
-        f"conserve: the block-sparse engine handles U(1), U(1)×U(1), Z_n and Z2×Z2, not "
-        f"{' × '.join(charges.groups)}"
-    )
 
 
 def _index(rows: np.ndarray, dual: bool) -> sr.BlockIndex:
@@ -125,7 +110,7 @@ def from_dense(
                 blocks[sector] = np.ascontiguousarray(block)
     indices = [_index(rows, dual) for rows, dual in zip(legs, duals, strict=True)]
     return sr.AbelianArray(
-        indices, charge=charge_key(group.zero), blocks=blocks, symmetry=symmetry_name(group)
+        indices, charge=charge_key(group.zero), blocks=blocks, symmetry=symmetry(group)
     )
 
 
@@ -183,7 +168,7 @@ def operator_blocks(H: MPO) -> list:
 def edges(group: Charges, sector: tuple, dtype: Any) -> tuple:
     """The left environment beyond site 0 and the right one beyond the last site."""
     zero, total = charge_key(group.zero), charge_key(np.array(sector))
-    name = symmetry_name(group)
+    name = symmetry(group)
 
     def one(keys, duals):
         indices = [sr.BlockIndex({k: 1}, dual=d) for k, d in zip(keys, duals, strict=True)]
@@ -300,7 +285,7 @@ def overlap_edges(group: Charges, sector: tuple, dtype: Any) -> tuple:
     """The overlap environments ``F[bra, ket]`` beyond either end, for two states in
     ``sector`` (states of different sectors have no overlap and need none)."""
     zero, total = charge_key(group.zero), charge_key(np.array(sector))
-    name = symmetry_name(group)
+    name = symmetry(group)
 
     def one(key, duals):
         indices = [sr.BlockIndex({key: 1}, dual=d) for d in duals]

@@ -366,13 +366,7 @@ def choose_engine(H: MPO, starts: list) -> DenseEngine | BlockEngine:
     dense arrays otherwise."""
     charged = H.charges is not None and all(s.charges == H.charges for s in starts)
     numpy = backend.is_numpy(backend.namespace(H.cores[0]))
-    if charged and numpy:
-        try:
-            blocks.symmetry_name(H.charges[0])
-        except ValueError:  # a group symmray has no array for (U(1) × Z2): dense
-            return DenseEngine()
-        return BlockEngine(H)
-    return DenseEngine()
+    return BlockEngine(H) if charged and numpy else DenseEngine()
 
 
 def norm(x: Any) -> float:
