@@ -192,7 +192,8 @@ def set_report(**fields):
 @pytest.mark.parametrize(
     ("damage", "match"),
     [
-        (set_meta("format_version", 2), "format version 2 is not supported"),
+        (set_meta("format_version", 3), "format version 3 is not supported"),
+        (set_meta("format_version", 2), "lacks the key 'blocks'"),
         (set_meta("format", "other"), "not a tnkit file"),
         (set_meta("class", "PEPS"), "unknown class 'PEPS'"),
         (set_meta("layout", "(Dl, d_out, d_in, Dr)"), "layout"),

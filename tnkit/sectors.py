@@ -24,6 +24,8 @@ from .symmetry import Charges
 
 __all__ = [
     "ChargeResolved",
+    "allowed_entries",
+    "channel_charges",
     "charge_key",
     "resolve_charges",
     "schmidt_by_charge",
@@ -190,6 +192,68 @@ def schmidt_by_charge(cores: Sequence[Any], charges: Sequence[Charges], bond: in
         scale = np.concatenate(list(split.values.values()))  # the rest is S·Vh: keep Vh
         right = np.tensordot(resolved.cores[k - 1], split.isometry * scale, axes=(2, 0))
     raise ValueError(f"bond: expected 0 <= bond < {len(resolved.cores) - 1}, got {bond}")
+
+
+def channel_charges(
+    cores: Sequence[np.ndarray], flows: Sequence[np.ndarray], group: Charges
+) -> list[np.ndarray] | None:
+    """The charge of every bond channel (bonds 0…L, bond 0 the neutral charge) that makes
+    every nonzero entry of the cores conserve charge, read off the cores as they are (no
+    factorisation); None when some channel would need two charges (the gauge mixes charges,
+    as a dense SVD of degenerate values across charges can). ``flows[k]``: per physical index
+    of core k, shape ``core.shape[1:-1] + (components,)``, the charge it adds (an MPS site's
+    basis charge; an MPO's ``Q(out) − Q(in)``). A channel with no nonzero entry gets the
+    neutral charge.
+
+    Example:
+        >>> from tnkit.symmetry import site_charges
+        >>> q = site_charges("spin-half", "Sz")
+        >>> up, dn = np.array([1.0, 0.0]).reshape(1, 2, 1), np.array([0.0, 1.0]).reshape(1, 2, 1)
+        >>> [b[:, 0].tolist() for b in channel_charges([up, dn], [q.values] * 2, q)]
+        [[0], [1], [0]]
+    """
+    left = np.array([group.zero], dtype=np.int64)
+    bonds = [left]
+    for core, flow in zip(cores, flows, strict=True):
+        rows = group.reduce(left.reshape((-1,) + (1,) * (flow.ndim - 1) + left.shape[1:]) + flow)
+        rows = rows.reshape(-1, rows.shape[-1])
+        nonzero = np.asarray(core).reshape(rows.shape[0], -1) != 0
+        used = nonzero.any(axis=0)
+        right = np.zeros((nonzero.shape[1], rows.shape[1]), dtype=np.int64)
+        for c in range(rows.shape[1]):
+            column = rows[:, c][:, None]
+            low = np.where(nonzero, column, np.iinfo(np.int64).max).min(axis=0)
+            high = np.where(nonzero, column, np.iinfo(np.int64).min).max(axis=0)
+            if np.any(low[used] != high[used]):
+                return None
+            right[used, c] = low[used]
+        bonds.append(right)
+        left = right
+    return bonds
+
+
+def allowed_entries(
+    left: np.ndarray, flow: np.ndarray, right: np.ndarray, group: Charges
+) -> np.ndarray:
+    """The boolean mask, of a core's shape, of the entries that conserve charge between a
+    left bond of channel charges ``left``, physical legs adding ``flow`` (as in
+    [channel_charges][tnkit.sectors.channel_charges]) and a right bond ``right``: every
+    other entry is structurally zero.
+
+    Example:
+        >>> from tnkit.symmetry import site_charges
+        >>> q = site_charges("spin-half", "Sz")
+        >>> allowed_entries(np.array([[0]]), q.values, np.array([[1], [-1]]), q)[0]
+        array([[ True, False],
+               [False,  True]])
+    """
+    site = (1,) * (flow.ndim - 1)
+    total = (
+        left.reshape((-1,) + site + (1, left.shape[1]))
+        + flow.reshape((1,) + flow.shape[:-1] + (1, flow.shape[-1]))
+        - right.reshape((1,) + site + right.shape)
+    )
+    return ~np.any(group.reduce(total), axis=-1)
 
 
 def sector_bonds(charges: Sequence[Charges], sector: Any, max_bond: int) -> list[np.ndarray]:

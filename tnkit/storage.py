@@ -21,12 +21,15 @@ from ._checks import is_int
 from ._version import __version__
 from .mpo import MPO
 from .mps import MPS
+from .sectors import allowed_entries, channel_charges
 from .symmetry import Charges
 from .truncation import TruncationReport
 
 __all__ = ["save", "load"]
 
 FORMAT_VERSION = 1
+# Files that hold only the charge blocks of a charged train (a layout older readers lack).
+BLOCKS_FORMAT_VERSION = 2
 _MARKER = "tnkit"
 _META_NAME = "__tnkit__"  # npz member holding the metadata as UTF-8 JSON bytes
 _TRAINS = {"MPS": MPS, "MPO": MPO}
@@ -49,7 +52,9 @@ def save(path: str | os.PathLike, obj: MPS | MPO | TruncationReport) -> None:
     """Write an MPS, MPO or TruncationReport to ``path`` (``.safetensors`` or ``.npz``).
 
     A train's ``centre``, ``report`` and exact scale ``scale_exponent`` (and an MPO's
-    ``matrix_shape``) are saved with it.
+    ``matrix_shape``, a charged train's ``charges``) are saved with it. A charged train
+    whose cores are block-sparse in its charges is written as its charge blocks only
+    (format version 2; docs: Saving and loading).
     Cores of any library are copied to the host; complex cores are stored as real arrays
     with a trailing axis of 2. The file is written to a temporary file beside ``path`` and
     moved over it only when complete, so a failed save leaves an existing file untouched.
@@ -146,11 +151,37 @@ def _encode_train(train: MPS | MPO) -> tuple[dict[str, Any], dict[str, np.ndarra
             {"values": q.values.tolist(), "moduli": list(q.moduli), "names": list(q.names)}
             for q in train.charges
         ]
-    tensors = {
-        f"core_{k}": codec.real_pairs(backend.to_numpy(core)).astype(_STORED[dtype], copy=False)
-        for k, core in enumerate(train.cores)
-    }
+    cores = [backend.to_numpy(core) for core in train.cores]
+    bonds = _channel_charges(train, cores)
+    tensors = {}
+    if bonds is not None:  # only the entries that conserve charge are written
+        meta["blocks"] = True
+        meta["format_version"] = BLOCKS_FORMAT_VERSION
+        flows, group = _flows(type(train), train.charges), train.charges[0]
+        cores = [
+            core[allowed_entries(bonds[k], flows[k], bonds[k + 1], group)]
+            for k, core in enumerate(cores)
+        ]
+        tensors = {f"bond_charges_{k}": b.astype(_STORED[dtype]) for k, b in enumerate(bonds)}
+    for k, core in enumerate(cores):
+        tensors[f"core_{k}"] = codec.real_pairs(core).astype(_STORED[dtype], copy=False)
     return meta, tensors
+
+
+def _channel_charges(train: MPS | MPO, cores: list[np.ndarray]) -> list[np.ndarray] | None:
+    """The bonds' channel charges of a charged train whose cores have them (None for a
+    plain train, or one whose gauge mixes charges: it is written dense)."""
+    if train.charges is None:
+        return None
+    return channel_charges(cores, _flows(type(train), train.charges), train.charges[0])
+
+
+def _flows(cls: type, charges: tuple[Charges, ...]) -> list[np.ndarray]:
+    """Per site the charge each physical index adds: ``Q(s)`` for an MPS, ``Q(out) − Q(in)``
+    for an MPO (see [channel_charges][tnkit.sectors.channel_charges])."""
+    if issubclass(cls, MPO):
+        return [q.values[:, None, :] - q.values[None, :, :] for q in charges]
+    return [q.values for q in charges]
 
 
 def _encode_report(report: TruncationReport) -> dict[str, Any]:
@@ -215,10 +246,17 @@ def _decode(meta: Any, tensors: dict, path: Path, like: Any) -> Any:
     if not isinstance(meta, dict) or meta.get("format") != _MARKER:
         raise ValueError(f"{path}: not a tnkit file (metadata has no format marker 'tnkit')")
     version = meta.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in (FORMAT_VERSION, BLOCKS_FORMAT_VERSION) or isinstance(version, bool):
         raise ValueError(
             f"{path}: format version {version!r} is not supported (this tnkit reads "
-            f"version {FORMAT_VERSION})"
+            f"versions {FORMAT_VERSION} and {BLOCKS_FORMAT_VERSION})"
+        )
+    if ("blocks" in meta) != (version == BLOCKS_FORMAT_VERSION):
+        found = "has" if "blocks" in meta else "lacks"
+        holds = "hold" if version == BLOCKS_FORMAT_VERSION else "do not hold"
+        raise ValueError(
+            f"{path}: format version {version} files {holds} charge blocks, but the metadata "
+            f"{found} the key 'blocks'"
         )
     cls_name = meta.get("class")
     if cls_name not in _CLASSES:
@@ -226,7 +264,7 @@ def _decode(meta: Any, tensors: dict, path: Path, like: Any) -> Any:
     expected = _COMMON_KEYS | ({"report"} if cls_name == "TruncationReport" else _TRAIN_KEYS)
     if cls_name == "MPO":
         expected = expected | {"matrix_shape"}
-    for optional in ("scale_exponent", "charges"):  # only in files of trains that have one
+    for optional in ("scale_exponent", "charges", "blocks"):  # only in files that have one
         if cls_name != "TruncationReport" and optional in meta:
             expected = expected | {optional}
     if set(meta) != expected:
@@ -247,15 +285,25 @@ def _decode_train(cls: type, meta: dict, tensors: dict, path: Path, like: Any) -
         raise ValueError(f"{path}: n_cores must be an int >= 1, got {n_cores!r}")
     if not isinstance(dtype, str) or dtype not in _STORED:
         raise ValueError(f"{path}: unsupported dtype {dtype!r}; expected one of {list(_STORED)}")
+    blocks = meta.get("blocks", False)
+    if blocks is not True and "blocks" in meta:
+        raise ValueError(f"{path}: metadata blocks must be true, got {blocks!r}")
+    expected = n_cores * (2 if blocks else 1) + (1 if blocks else 0)
     names = [f"core_{k}" for k in range(min(n_cores, len(tensors)))]  # n_cores may be absurd
+    if blocks:
+        names += [f"bond_charges_{k}" for k in range(min(n_cores + 1, len(tensors)))]
     missing = [name for name in names if name not in tensors]
     extra = sorted(set(tensors) - set(names))
-    if n_cores != len(tensors) or missing or extra:
+    if expected != len(tensors) or missing or extra:
         raise ValueError(
             f"{path}: n_cores is {n_cores} but the file holds {len(tensors)} tensors: "
             f"missing {missing}, unexpected {extra}"
         )
-    cores = tuple(_decode_core(tensors[name], dtype, name, path) for name in names)
+    cores = tuple(
+        _decode_core(tensors[f"core_{k}"], dtype, f"core_{k}", path) for k in range(n_cores)
+    )
+    if blocks:
+        cores = _scatter_blocks(cls, meta, cores, tensors, path)
     kwargs = {}
     if cls is MPO:
         kwargs["matrix_shape"] = _int_list(meta["matrix_shape"], "matrix_shape", path)
@@ -290,6 +338,54 @@ def _decode_train(cls: type, meta: dict, tensors: dict, path: Path, like: Any) -
     if "charges" in meta:
         train = _decode_charges(train, meta["charges"], path)
     return train._with_cores(train.cores, centre, report, int(exponent))
+
+
+def _scatter_blocks(cls: type, meta: dict, values: tuple, tensors: dict, path: Path) -> tuple:
+    """The dense cores of a file that holds only the entries conserving charge: each core's
+    stored values go to the entries its bonds' channel charges allow, zeros elsewhere."""
+    if "charges" not in meta:
+        raise ValueError(f"{path}: a file of charge blocks must declare the charges")
+    try:
+        charges = tuple(Charges(q["values"], q["moduli"], q["names"]) for q in meta["charges"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: invalid charges in the metadata: {exc}") from exc
+    if len(charges) != len(values) or not isinstance(meta["dims"], list):
+        raise ValueError(f"{path}: {len(charges)} sites of charges for {len(values)} cores")
+    group = charges[0]
+    bonds = [
+        _bond_charges(tensors[f"bond_charges_{k}"], group, path) for k in range(len(values) + 1)
+    ]
+    if bonds[0].tolist() != [list(group.zero)]:
+        raise ValueError(f"{path}: bond_charges_0 must be the neutral charge {group.zero}")
+    flows = _flows(cls, charges)
+    cores = []
+    for k, (stored, flow) in enumerate(zip(values, flows, strict=True)):
+        mask = allowed_entries(bonds[k], flow, bonds[k + 1], group)
+        if stored.shape != (int(mask.sum()),):
+            raise ValueError(
+                f"{path}: core_{k} holds {stored.shape} values; its charge blocks have "
+                f"{int(mask.sum())} entries"
+            )
+        core = np.zeros(mask.shape, dtype=stored.dtype)
+        core[mask] = stored
+        cores.append(core)
+    return tuple(cores)
+
+
+def _bond_charges(array: np.ndarray, group: Charges, path: Path) -> np.ndarray:
+    """A bond's channel charges, stored as floats: whole numbers, one column per component."""
+    ints = array.astype(np.int64) if np.all(np.isfinite(array)) else None
+    if (
+        array.ndim != 2
+        or array.shape[1] != len(group.moduli)
+        or ints is None
+        or np.any(ints != array)
+    ):
+        raise ValueError(
+            f"{path}: bond charges must be whole numbers of shape (channels, "
+            f"{len(group.moduli)}), got {array.shape}"
+        )
+    return ints
 
 
 def _decode_charges(train: Any, stored: Any, path: Path) -> Any:
