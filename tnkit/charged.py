@@ -15,7 +15,8 @@ import numpy as np
 
 from . import _backend as backend
 from ._checks import check_bond
-from .sectors import schmidt_by_charge
+from .charge_sweeps import SNAP_TOLERANCE, compress_by_charge
+from .sectors import channel_charges, schmidt_by_charge, site_flows, snap_to_charges
 from .symmetry import Charges, conserved_charges
 
 __all__ = ["Charged"]
@@ -77,6 +78,46 @@ class Charged:
         if isinstance(other, Charged) and other._charges != self._charges:
             return result._charges_set(None)
         return result
+
+    def _compressed(self, truncation: Any, method: str, options: dict) -> Any:
+        """The ``svd`` compression of a charged NumPy train by one SVD per charge block
+        (``charge_sweeps``), so that the result conserves its charges exactly even where
+        singular values of different charges are degenerate; the dense sweep otherwise."""
+        if (
+            method == "svd"
+            and options.get("svd_method") == "auto"
+            and self._charges is not None
+            and backend.is_numpy(self.xp)
+        ):
+            flows = site_flows(self._charges, operator=self._n_phys_legs == 2)
+            fused = [f.reshape(-1, f.shape[-1]) for f in flows]
+            with backend.quiet():
+                result = compress_by_charge(self._fused(), fused, self._charges[0], truncation)
+            if result is not None and not self._lost(result.cores[0]):
+                return result
+        return super()._compressed(truncation, method, options)
+
+    def _swept(self, result):
+        """``result`` (made from this train by a dense sweep: canonicalize, compress) with the
+        rounding its QR or SVD left outside the charge blocks (~1e-20) set to zero, so that
+        it conserves its charges exactly and is written to files as blocks. Unchanged
+        without charges, off NumPy, when it already conserves exactly, or when it needs
+        more than rounding to (an SVD that rotated degenerate singular vectors of
+        different charges together)."""
+        if result._charges is None or result is self:
+            return result
+        xp = backend.namespace(result._cores[0])
+        if not backend.is_numpy(xp):
+            return result
+        cores = [np.asarray(c) for c in result._cores]
+        flows = site_flows(result._charges, operator=result._n_phys_legs == 2)
+        group = result._charges[0]
+        if channel_charges(cores, flows, group) is not None:
+            return result
+        snapped = snap_to_charges(cores, flows, group, SNAP_TOLERANCE * backend.eps(result.dtype))
+        if snapped is None:
+            return result
+        return result._with_cores(tuple(snapped), result._centre, result._report)
 
     def _charges_set(self, charges: tuple | None):
         new = self._with_cores(self._cores, self._centre, self._report)

@@ -29,6 +29,8 @@ __all__ = [
     "charge_key",
     "resolve_charges",
     "schmidt_by_charge",
+    "site_flows",
+    "snap_to_charges",
     "split_by_charge",
 ]
 
@@ -202,8 +204,8 @@ def channel_charges(
     factorisation); None when some channel would need two charges (the gauge mixes charges,
     as a dense SVD of degenerate values across charges can). ``flows[k]``: per physical index
     of core k, shape ``core.shape[1:-1] + (components,)``, the charge it adds (an MPS site's
-    basis charge; an MPO's ``Q(out) − Q(in)``). A channel with no nonzero entry gets the
-    neutral charge.
+    basis charge; an MPO's ``Q(out) − Q(in)``). A channel that no entry on its left feeds
+    takes the charge its entries on the right need (the neutral one if it has none).
 
     Example:
         >>> from tnkit.symmetry import site_charges
@@ -212,24 +214,99 @@ def channel_charges(
         >>> [b[:, 0].tolist() for b in channel_charges([up, dn], [q.values] * 2, q)]
         [[0], [1], [0]]
     """
-    left = np.array([group.zero], dtype=np.int64)
-    bonds = [left]
+    bonds = [np.array([group.zero], dtype=np.int64)]
+    free = np.zeros(1, dtype=bool)  # channels fed by nothing on their left
     for core, flow in zip(cores, flows, strict=True):
+        left = bonds[-1]
         rows = group.reduce(left.reshape((-1,) + (1,) * (flow.ndim - 1) + left.shape[1:]) + flow)
         rows = rows.reshape(-1, rows.shape[-1])
         nonzero = np.asarray(core).reshape(rows.shape[0], -1) != 0
-        used = nonzero.any(axis=0)
-        right = np.zeros((nonzero.shape[1], rows.shape[1]), dtype=np.int64)
-        for c in range(rows.shape[1]):
-            column = rows[:, c][:, None]
-            low = np.where(nonzero, column, np.iinfo(np.int64).max).min(axis=0)
-            high = np.where(nonzero, column, np.iinfo(np.int64).min).max(axis=0)
-            if np.any(low[used] != high[used]):
-                return None
-            right[used, c] = low[used]
+        fed = np.repeat(~free, rows.shape[0] // free.size)[:, None] & nonzero
+        right = _one_charge(rows, fed)
+        if right is None:
+            return None
+        used = fed.any(axis=0)
+        if np.any(free):  # the charge each free channel's entries need, from the right
+            need = group.reduce(right[None, :, :] - flow.reshape(-1, 1, flow.shape[-1]))
+            for a in np.flatnonzero(free):
+                block = nonzero.reshape(free.size, -1, nonzero.shape[1])[a]
+                if np.any(block & ~used[None, :]):
+                    return None  # it feeds a channel nothing else fixes
+                wanted = np.unique(need[block], axis=0)
+                if len(wanted) > 1:
+                    return None
+                if len(wanted) == 1:
+                    left[a] = wanted[0]
         bonds.append(right)
-        left = right
+        free = ~used
     return bonds
+
+
+def _one_charge(rows: np.ndarray, nonzero: np.ndarray) -> np.ndarray | None:
+    """Per column the one charge of the ``rows`` where it is nonzero (neutral where it is
+    nowhere nonzero); None if a column has two."""
+    right = np.zeros((nonzero.shape[1], rows.shape[1]), dtype=np.int64)
+    used = nonzero.any(axis=0)
+    for c in range(rows.shape[1]):
+        column = rows[:, c][:, None]
+        low = np.where(nonzero, column, np.iinfo(np.int64).max).min(axis=0)
+        high = np.where(nonzero, column, np.iinfo(np.int64).min).max(axis=0)
+        if np.any(low[used] != high[used]):
+            return None
+        right[used, c] = low[used]
+    return right
+
+
+def site_flows(charges: Sequence[Charges], *, operator: bool) -> list[np.ndarray]:
+    """Per site the charge each physical index adds (the ``flows`` of
+    [channel_charges][tnkit.sectors.channel_charges]): ``Q(s)``, shape ``(d, n)``, for a
+    state; ``Q(out) − Q(in)``, shape ``(d, d, n)``, for an ``operator``.
+
+    Example:
+        >>> from tnkit.symmetry import site_charges
+        >>> q = site_charges("spin-half", "Sz")
+        >>> site_flows([q], operator=True)[0][..., 0].tolist()
+        [[0, 2], [-2, 0]]
+    """
+    if operator:
+        return [q.values[:, None, :] - q.values[None, :, :] for q in charges]
+    return [q.values for q in charges]
+
+
+def snap_to_charges(
+    cores: Sequence[np.ndarray], flows: Sequence[np.ndarray], group: Charges, tol: float
+) -> list[np.ndarray] | None:
+    """The cores with the rounding that dense factorisations leave outside the charge
+    blocks set to zero, or None when it is more than rounding. Each bond channel takes the
+    charge that holds most of its weight (left to right, bond 0 neutral); every entry of
+    another charge must be at most ``tol`` times the largest entry of its core, and is
+    zeroed. The result conserves charge exactly
+    ([channel_charges][tnkit.sectors.channel_charges] finds its channels).
+
+    Example:
+        >>> from tnkit.symmetry import site_charges
+        >>> q = site_charges("spin-half", "Sz")
+        >>> up = np.array([1.0, 1e-20]).reshape(1, 2, 1)
+        >>> snap_to_charges([up], [q.values], q, 1e-14)[0].ravel().tolist()
+        [1.0, 0.0]
+    """
+    left = np.array([group.zero], dtype=np.int64)
+    out = []
+    for core, flow in zip(cores, flows, strict=True):
+        rows = group.reduce(left.reshape((-1,) + (1,) * (flow.ndim - 1) + left.shape[1:]) + flow)
+        rows = rows.reshape(-1, rows.shape[-1])
+        matrix = np.asarray(core).reshape(rows.shape[0], -1)
+        keys, which = np.unique(rows, axis=0, return_inverse=True)
+        weight = np.zeros((len(keys), matrix.shape[1]))
+        np.add.at(weight, np.ravel(which), np.abs(matrix) ** 2)
+        right = keys[np.argmax(weight, axis=0)]
+        outside = np.any(rows[:, None, :] != right[None, :, :], axis=-1)
+        largest = float(np.max(np.abs(matrix))) if matrix.size else 0.0
+        if np.any(np.abs(matrix[outside]) > tol * largest):
+            return None
+        out.append(np.where(outside, 0, matrix).astype(matrix.dtype).reshape(np.shape(core)))
+        left = right
+    return out
 
 
 def allowed_entries(

@@ -21,7 +21,7 @@ from ._checks import is_int
 from ._version import __version__
 from .mpo import MPO
 from .mps import MPS
-from .sectors import allowed_entries, channel_charges
+from .sectors import allowed_entries, channel_charges, site_flows
 from .symmetry import Charges
 from .truncation import TruncationReport
 
@@ -157,7 +157,7 @@ def _encode_train(train: MPS | MPO) -> tuple[dict[str, Any], dict[str, np.ndarra
     if bonds is not None:  # only the entries that conserve charge are written
         meta["blocks"] = True
         meta["format_version"] = BLOCKS_FORMAT_VERSION
-        flows, group = _flows(type(train), train.charges), train.charges[0]
+        flows, group = site_flows(train.charges, operator=isinstance(train, MPO)), train.charges[0]
         cores = [
             core[allowed_entries(bonds[k], flows[k], bonds[k + 1], group)]
             for k, core in enumerate(cores)
@@ -173,15 +173,9 @@ def _channel_charges(train: MPS | MPO, cores: list[np.ndarray]) -> list[np.ndarr
     plain train, or one whose gauge mixes charges: it is written dense)."""
     if train.charges is None:
         return None
-    return channel_charges(cores, _flows(type(train), train.charges), train.charges[0])
-
-
-def _flows(cls: type, charges: tuple[Charges, ...]) -> list[np.ndarray]:
-    """Per site the charge each physical index adds: ``Q(s)`` for an MPS, ``Q(out) − Q(in)``
-    for an MPO (see [channel_charges][tnkit.sectors.channel_charges])."""
-    if issubclass(cls, MPO):
-        return [q.values[:, None, :] - q.values[None, :, :] for q in charges]
-    return [q.values for q in charges]
+    return channel_charges(
+        cores, site_flows(train.charges, operator=isinstance(train, MPO)), train.charges[0]
+    )
 
 
 def _encode_report(report: TruncationReport) -> dict[str, Any]:
@@ -357,7 +351,7 @@ def _scatter_blocks(cls: type, meta: dict, values: tuple, tensors: dict, path: P
     ]
     if bonds[0].tolist() != [list(group.zero)]:
         raise ValueError(f"{path}: bond_charges_0 must be the neutral charge {group.zero}")
-    flows = _flows(cls, charges)
+    flows = site_flows(charges, operator=cls is MPO)
     cores = []
     for k, (stored, flow) in enumerate(zip(values, flows, strict=True)):
         mask = allowed_entries(bonds[k], flow, bonds[k + 1], group)

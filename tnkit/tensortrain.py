@@ -285,6 +285,12 @@ class TensorTrain:
             exponent, packed = exponent + shift, None
         new = self._with_cores(self._unfused(cores), centre, self._report, exponent)
         object.__setattr__(new, "_packed", packed)
+        return self._swept(new)
+
+    def _swept(self: TT, new: TT) -> TT:
+        """The train ``new`` that a sweep over this one made (canonicalize, compress): as it
+        is here; a subclass may tidy it (the charged trains zero the rounding left outside
+        their charge blocks)."""
         return new
 
     def _lost(self, core: Any) -> bool:
@@ -444,7 +450,7 @@ class TensorTrain:
         scaled = not result.method.startswith("svd")
         report = result.report(self, new_cores, norm=norm, scaled=scaled).scaled(self._exponent)
         exponent = self._exponent + result.exponent
-        return self._with_cores(new_cores, result.centre, report, exponent)
+        return self._swept(self._with_cores(new_cores, result.centre, report, exponent))
 
     def _compressed(self, truncation: Truncation, method: str, options: dict) -> Any:
         """``compress_cores`` of this train's cores; the svd sweep hands over to the rescaled

@@ -1,0 +1,118 @@
+"""Sweeps over charged trains keep the charges exactly (issue 19): ``canonicalize`` and
+``compress`` zero the rounding their dense QR/SVD leaves outside the charge blocks, so the
+results are block-sparse (and are saved as blocks), equal to the plain path to rounding."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tnkit as tn
+from tnkit.sectors import channel_charges, site_flows, snap_to_charges
+
+CASES = [
+    ("spin-half", "Sz", (0,)),
+    ("spin-half", "parity", (1,)),
+    ("spin-one", "Sz", (2,)),
+    ("electron", ("N", "Sz"), (4, 0)),
+]
+DIMS = {"spin-half": 2, "spin-one": 3, "electron": 4}
+
+
+def conserves(train) -> bool:
+    """Whether every core entry outside the charge blocks is exactly zero."""
+    cores = [np.asarray(c) for c in train.cores]
+    flows = site_flows(train.charges, operator=isinstance(train, tn.MPO))
+    return channel_charges(cores, flows, train.charges[0]) is not None
+
+
+def close(a, b, rtol=1e-12) -> bool:
+    return float(tn.distance(a.to_plain(), b)) <= rtol * float(b.norm())
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    case=st.sampled_from(CASES),
+    L=st.integers(2, 7),
+    cap=st.integers(2, 12),
+    seed=st.integers(0, 2**31),
+    data=st.data(),
+)
+def test_canonical_forms_of_charged_states_conserve_exactly(case, L, cap, seed, data):
+    site, conserve, target = case
+    try:
+        psi = tn.MPS.random(
+            [DIMS[site]] * L, cap, site=site, conserve=conserve, sector=target, seed=seed
+        )
+    except ValueError:  # a sector no basis state of L sites reaches
+        return
+    centre = data.draw(st.integers(0, L - 1))
+    out = psi.canonicalize(centre)
+    assert out.charges == psi.charges and out.is_canonical(centre)
+    assert conserves(out)
+    assert close(out, psi.to_plain().canonicalize(centre))
+    again = out.canonicalize(L - 1 - centre)
+    assert conserves(again) and again.is_canonical(L - 1 - centre)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    case=st.sampled_from(CASES),
+    L=st.integers(2, 8),
+    cap=st.integers(2, 24),
+    seed=st.integers(0, 2**31),
+    keep=st.one_of(st.none(), st.integers(1, 8)),
+    rtol=st.sampled_from([None, 1e-1, 1e-8]),
+)
+def test_compress_of_a_charged_state_cuts_by_charge(case, L, cap, seed, keep, rtol):
+    """One SVD per charge block: the cores conserve exactly, the bound holds and is the
+    plain path's (the same singular values are cut, up to ties between charges)."""
+    site, conserve, target = case
+    try:
+        psi = tn.MPS.random(
+            [DIMS[site]] * L, cap, site=site, conserve=conserve, sector=target, seed=seed
+        )
+    except ValueError:
+        return
+    out = psi.compress(max_bond=keep, rtol=rtol)
+    plain = psi.to_plain().compress(max_bond=keep, rtol=rtol)
+    assert out.report.method == "svd/charges" and out.charges == psi.charges
+    assert conserves(out) and out.is_canonical(0)
+    assert out.bond_dims == plain.bond_dims
+    error = float(tn.distance(out.to_plain(), psi.to_plain()))
+    assert error <= out.report.abs_error_bound * (1 + 1e-6) + 1e-12 * float(psi.norm())
+    assert np.isclose(
+        out.report.rel_error_bound, plain.report.rel_error_bound, rtol=1e-6, atol=1e-12
+    )
+
+
+def test_a_cut_between_degenerate_charges_stays_in_the_sector():
+    """The Heisenberg ground state at Sz = 0 has equal Schmidt values in the sectors ±q. A
+    dense SVD rotates them together and a cut between them leaves the sector; by charge,
+    whole charge-definite vectors go."""
+    H = tn.models.heisenberg(16, conserve="Sz")
+    start = tn.MPS.random([2] * 16, 16, conserve="Sz", sector=(0,), seed=0)
+    state = tn.dmrg(H, max_bond=24, init=start, sweeps=3).state
+    out = state.compress(max_bond=10)
+    assert conserves(out)
+    assert set(out.singular_values(7, by_charge=True)) <= {-6, -4, -2, 0, 2, 4, 6}
+    plain = state.to_plain().compress(max_bond=10)
+    assert np.isclose(out.report.rel_error_bound, plain.report.rel_error_bound, rtol=1e-6)
+
+
+def test_charged_operators_keep_their_blocks_through_sweeps():
+    H = tn.models.hubbard(6, U=4.0, conserve=("N", "Sz"))
+    for out in (H.canonicalize(3), H.canonicalize(0), (H @ H).compress()):
+        assert out.charges == H.charges and conserves(out)
+    assert close((H @ H).compress(), (H @ H).to_plain().compress(), rtol=1e-11)
+
+
+def test_snap_refuses_more_than_rounding():
+    from tnkit.symmetry import site_charges
+
+    q = site_charges("spin-half", "Sz")
+    mixed = np.array([1.0, 1e-6]).reshape(1, 2, 1)
+    assert snap_to_charges([mixed], [q.values], q, 1e-13) is None
+    tiny = np.array([1.0, 1e-17]).reshape(1, 2, 1)
+    assert snap_to_charges([tiny], [q.values], q, 1e-13)[0].ravel().tolist() == [1.0, 0.0]
