@@ -278,8 +278,7 @@ class TensorTrain:
         except np.linalg.LinAlgError:  # a QR met an overflowed core
             cores = None
         exponent = self._exponent
-        # An overflow anywhere ends up in the centre core (the others are isometries): check
-        # it alone. Where it cannot hold the norm, sweep again pulling powers of two out.
+        # Overflow ends up in the centre core (the rest are isometries): if so, sweep rescaled.
         if cores is None or self._lost(cores[centre]):
             cores, shift = canonical.move_centre_scaled(self._fused(), self._centre, centre)
             exponent, packed = exponent + shift, None
@@ -288,9 +287,7 @@ class TensorTrain:
         return self._swept(new)
 
     def _swept(self: TT, new: TT) -> TT:
-        """The train ``new`` that a sweep over this one made (canonicalize, compress): as it
-        is here; a subclass may tidy it (the charged trains zero the rounding left outside
-        their charge blocks)."""
+        """``new``, made by a sweep over this train, as it is (charged trains tidy it)."""
         return new
 
     def _lost(self, core: Any) -> bool:
@@ -300,11 +297,8 @@ class TensorTrain:
         xp = self.xp
         if not bool(xp.all(xp.isfinite(core))):
             return True
-        return not bool(xp.any(core != 0)) and self._underflowed()
-
-    def _underflowed(self) -> bool:
-        """Whether a zero centre core hides a train that is not zero (its norm underflowed)."""
-        return math.isfinite(self._mantissa_log_norm())
+        # a zero core that hides a train which is not zero: its norm underflowed
+        return not bool(xp.any(core != 0)) and math.isfinite(self._mantissa_log_norm())
 
     def is_canonical(self, centre: int, *, tol: float | None = None) -> bool:
         """Whether every core left (right) of ``centre`` is a left (right) isometry.
