@@ -211,8 +211,9 @@ def channel_charges(
         >>> from tnkit.symmetry import site_charges
         >>> q = site_charges("spin-half", "Sz")
         >>> up, dn = np.array([1.0, 0.0]).reshape(1, 2, 1), np.array([0.0, 1.0]).reshape(1, 2, 1)
-        >>> [b[:, 0].tolist() for b in channel_charges([up, dn], [q.values] * 2, q)]
-        [[0], [1], [0]]
+        >>> bonds = channel_charges([up, dn], [q.values] * 2, q)
+        >>> tuple(b.ravel().tolist() for b in bonds)
+        ([0], [1], [0])
     """
     bonds = [np.array([group.zero], dtype=np.int64)]
     free = np.zeros(1, dtype=bool)  # channels fed by nothing on their left
@@ -265,8 +266,9 @@ def site_flows(charges: Sequence[Charges], *, operator: bool) -> list[np.ndarray
     Example:
         >>> from tnkit.symmetry import site_charges
         >>> q = site_charges("spin-half", "Sz")
-        >>> site_flows([q], operator=True)[0][..., 0].tolist()
-        [[0, 2], [-2, 0]]
+        >>> flow = site_flows([q], operator=True)[0]
+        >>> flow.shape, flow.ravel().tolist()
+        ((2, 2, 1), [0, 2, -2, 0])
     """
     if operator:
         return [q.values[:, None, :] - q.values[None, :, :] for q in charges]
