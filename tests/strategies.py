@@ -9,9 +9,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import assume
 from hypothesis import strategies as st
 
 import tnkit as tn
+from tnkit.sectors import allowed_entries, channel_charges, site_flows
 
 DTYPES = ("float32", "float64", "complex64", "complex128")
 dtypes = st.sampled_from(DTYPES)
@@ -56,6 +58,44 @@ def mps_trains(draw, dtype=None, min_len: int = 1, max_len: int = 8, max_bond: i
     seed = draw(st.integers(0, 2**31))
     dtype = draw(dtypes) if dtype is None else dtype
     return tn.MPS.random(dims, bond, seed=seed, dtype=dtype)
+
+
+# (site, conserve, sector) of random states in a charge sector
+SECTOR_CASES = (
+    ("spin-half", "Sz", (0,)),
+    ("spin-half", "parity", (1,)),
+    ("spin-one", "Sz", (2,)),
+    ("electron", ("N", "Sz"), (4, 0)),
+    ("electron", ("N", "parity"), (3, 1)),
+)
+SITE_DIMS = {"spin-half": 2, "spin-one": 3, "electron": 4}
+
+
+@st.composite
+def sector_states(draw, min_len: int = 2, max_len: int = 7, max_bond: int = 12):
+    """A random MPS in a charge sector (``MPS.random(…, conserve=, sector=)``); sectors
+    that no basis state of the drawn length reaches are skipped."""
+    site, conserve, target = draw(st.sampled_from(SECTOR_CASES))
+    L = draw(st.integers(min_len, max_len))
+    bond = draw(st.integers(1, max_bond))
+    seed = draw(st.integers(0, 2**31))
+    try:
+        return tn.MPS.random(
+            [SITE_DIMS[site]] * L, bond, site=site, conserve=conserve, sector=target, seed=seed
+        )
+    except ValueError as error:  # a sector no basis state of L sites reaches
+        assert "no basis state" in str(error)
+        assume(False)
+
+
+def charge_masks(train) -> list | None:
+    """Per core the entries that conserve its charges (None if its cores mix charges)."""
+    cores = [np.asarray(c) for c in train.cores]
+    group, flows = train.charges[0], site_flows(train.charges, operator=isinstance(train, tn.MPO))
+    bonds = channel_charges(cores, flows, group)
+    if bonds is None:
+        return None
+    return [allowed_entries(bonds[k], flows[k], bonds[k + 1], group) for k in range(len(cores))]
 
 
 @st.composite
