@@ -4,6 +4,10 @@ the plain path (issue 19, items 2–4)."""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,10 +15,13 @@ from hypothesis import strategies as st
 
 import tnkit as tn
 from tnkit.algorithms import blocks
+from tnkit.algorithms.checkpoint import read_checkpoint, write_checkpoint
 from tnkit.algorithms.engines import BlockEngine, DenseEngine, choose_engine
 from tnkit.sectors import resolve_charges, split_by_charge
 from tnkit.symmetry import sector, site_charges
 from tnkit.truncation import choose_rank
+
+dmrg_module = importlib.import_module("tnkit.algorithms.dmrg")  # the package exports the function
 
 FAST = settings(max_examples=20, deadline=None)
 SZ = site_charges("spin-half", "Sz")
@@ -263,6 +270,43 @@ def test_checkpoint_and_resume_in_a_sector(tmp_path):
     full = tn.dmrg(H, max_bond=16, init=start, sweeps=4, tol=0, checkpoint=path)
     again = tn.dmrg(H, max_bond=16, init=start, sweeps=4, tol=0, resume=path)
     assert abs(full.energy - again.energy) < 1e-12
+
+
+def test_a_resumed_run_stays_on_blocks_and_its_file_holds_blocks(tmp_path):
+    """The checkpoint keeps the state's charges (so the resumed run picks the block engine
+    again, and cannot leave the sector) and writes only the charge blocks."""
+    L = 12
+    H = tn.models.hubbard(L, U=8.0, conserve=("N", "Sz"))
+    start = tn.MPS.random([4] * L, 16, site="electron", conserve=("N", "Sz"), sector=(L, 0))
+    path = tmp_path / "run.safetensors"
+    options = {"max_bond": 32, "init": start, "tol": 0}
+    first = tn.dmrg(H, sweeps=2, checkpoint=path, **options)
+    point = read_checkpoint(path)
+    assert point.current is None and point.done[0].charges == H.charges
+    for a, b in zip(point.done[0].cores, first.state.cores, strict=True):
+        np.testing.assert_array_equal(a, b)
+    dense = tmp_path / "dense.safetensors"
+    write_checkpoint(dense, dataclasses.replace(point, done=(point.done[0].to_plain(),)))
+    assert dense.stat().st_size > 3 * path.stat().st_size
+
+    class Stop(Exception):
+        pass
+
+    def stop(record):
+        if record.sweep == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        tn.dmrg(H, sweeps=3, checkpoint=path, callback=stop, **options)
+    assert read_checkpoint(path).current.charges == H.charges
+    chosen = []
+    with patch.object(
+        dmrg_module, "choose_engine", lambda *a: chosen.append(choose_engine(*a)) or chosen[-1]
+    ):
+        resumed = tn.dmrg(H, sweeps=3, resume=path, **options)
+    assert len(chosen) == 1 and isinstance(chosen[0], BlockEngine)
+    straight = tn.dmrg(H, sweeps=3, **options)
+    assert abs(resumed.energy - straight.energy) < 1e-12
 
 
 def test_charges_survive_save_and_load(tmp_path):

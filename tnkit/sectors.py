@@ -27,11 +27,13 @@ __all__ = [
     "allowed_entries",
     "channel_charges",
     "charge_key",
+    "pack_blocks",
     "resolve_charges",
     "schmidt_by_charge",
     "site_flows",
     "snap_to_charges",
     "split_by_charge",
+    "unpack_blocks",
 ]
 
 
@@ -333,6 +335,56 @@ def allowed_entries(
         - right.reshape((1,) + site + right.shape)
     )
     return ~np.any(group.reduce(total), axis=-1)
+
+
+def pack_blocks(
+    cores: Sequence[np.ndarray], flows: Sequence[np.ndarray], group: Charges
+) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+    """``(values, bonds)``: per core the 1-D array of its entries that conserve charge (C
+    order), and the bonds' channel charges; None when the cores mix charges. What
+    [unpack_blocks][tnkit.sectors.unpack_blocks] turns back into the same cores.
+
+    Example:
+        >>> from tnkit.symmetry import site_charges
+        >>> q = site_charges("spin-half", "Sz")
+        >>> up = np.array([1.0, 0.0]).reshape(1, 2, 1)
+        >>> values, bonds = pack_blocks([up], [q.values], q)
+        >>> values[0].tolist(), bonds[1].tolist()
+        ([1.0], [[1]])
+    """
+    bonds = channel_charges(cores, flows, group)
+    if bonds is None:
+        return None
+    values = [
+        np.asarray(core)[allowed_entries(bonds[k], flows[k], bonds[k + 1], group)]
+        for k, core in enumerate(cores)
+    ]
+    return values, bonds
+
+
+def unpack_blocks(
+    values: Sequence[np.ndarray],
+    bonds: Sequence[np.ndarray],
+    flows: Sequence[np.ndarray],
+    group: Charges,
+) -> list[np.ndarray]:
+    """The cores whose charge-conserving entries are ``values`` (as
+    [pack_blocks][tnkit.sectors.pack_blocks] gives them), zeros elsewhere. ValueError when
+    bond 0 is not neutral or a core's values do not fill its blocks."""
+    if len(bonds) != len(values) + 1 or np.asarray(bonds[0]).tolist() != [list(group.zero)]:
+        raise ValueError(f"bonds: expected {len(values) + 1} bonds, the first neutral")
+    cores = []
+    for k, (stored, flow) in enumerate(zip(values, flows, strict=True)):
+        mask = allowed_entries(bonds[k], flow, bonds[k + 1], group)
+        if stored.shape != (int(mask.sum()),):
+            raise ValueError(
+                f"values: core {k} holds {stored.shape} values; its charge blocks have "
+                f"{int(mask.sum())} entries"
+            )
+        core = np.zeros(mask.shape, dtype=stored.dtype)
+        core[mask] = stored
+        cores.append(core)
+    return cores
 
 
 def sector_bonds(charges: Sequence[Charges], sector: Any, max_bond: int) -> list[np.ndarray]:

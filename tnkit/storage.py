@@ -21,7 +21,7 @@ from ._checks import is_int
 from ._version import __version__
 from .mpo import MPO
 from .mps import MPS
-from .sectors import allowed_entries, channel_charges, site_flows
+from .sectors import pack_blocks, site_flows, unpack_blocks
 from .symmetry import Charges
 from .truncation import TruncationReport
 
@@ -152,30 +152,19 @@ def _encode_train(train: MPS | MPO) -> tuple[dict[str, Any], dict[str, np.ndarra
             for q in train.charges
         ]
     cores = [backend.to_numpy(core) for core in train.cores]
-    bonds = _channel_charges(train, cores)
+    packed = None
+    if train.charges is not None:
+        flows = site_flows(train.charges, operator=isinstance(train, MPO))
+        packed = pack_blocks(cores, flows, train.charges[0])
     tensors = {}
-    if bonds is not None:  # only the entries that conserve charge are written
+    if packed is not None:  # only the entries that conserve charge are written
         meta["blocks"] = True
         meta["format_version"] = BLOCKS_FORMAT_VERSION
-        flows, group = site_flows(train.charges, operator=isinstance(train, MPO)), train.charges[0]
-        cores = [
-            core[allowed_entries(bonds[k], flows[k], bonds[k + 1], group)]
-            for k, core in enumerate(cores)
-        ]
+        cores, bonds = packed
         tensors = {f"bond_charges_{k}": b.astype(_STORED[dtype]) for k, b in enumerate(bonds)}
     for k, core in enumerate(cores):
         tensors[f"core_{k}"] = codec.real_pairs(core).astype(_STORED[dtype], copy=False)
     return meta, tensors
-
-
-def _channel_charges(train: MPS | MPO, cores: list[np.ndarray]) -> list[np.ndarray] | None:
-    """The bonds' channel charges of a charged train whose cores have them (None for a
-    plain train, or one whose gauge mixes charges: it is written dense)."""
-    if train.charges is None:
-        return None
-    return channel_charges(
-        cores, site_flows(train.charges, operator=isinstance(train, MPO)), train.charges[0]
-    )
 
 
 def _encode_report(report: TruncationReport) -> dict[str, Any]:
@@ -339,31 +328,17 @@ def _scatter_blocks(cls: type, meta: dict, values: tuple, tensors: dict, path: P
     stored values go to the entries its bonds' channel charges allow, zeros elsewhere."""
     if "charges" not in meta:
         raise ValueError(f"{path}: a file of charge blocks must declare the charges")
-    try:
-        charges = tuple(Charges(q["values"], q["moduli"], q["names"]) for q in meta["charges"])
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ValueError(f"{path}: invalid charges in the metadata: {exc}") from exc
-    if len(charges) != len(values) or not isinstance(meta["dims"], list):
+    charges = _stored_charges(meta["charges"], path)
+    if len(charges) != len(values):
         raise ValueError(f"{path}: {len(charges)} sites of charges for {len(values)} cores")
     group = charges[0]
     bonds = [
         _bond_charges(tensors[f"bond_charges_{k}"], group, path) for k in range(len(values) + 1)
     ]
-    if bonds[0].tolist() != [list(group.zero)]:
-        raise ValueError(f"{path}: bond_charges_0 must be the neutral charge {group.zero}")
-    flows = site_flows(charges, operator=cls is MPO)
-    cores = []
-    for k, (stored, flow) in enumerate(zip(values, flows, strict=True)):
-        mask = allowed_entries(bonds[k], flow, bonds[k + 1], group)
-        if stored.shape != (int(mask.sum()),):
-            raise ValueError(
-                f"{path}: core_{k} holds {stored.shape} values; its charge blocks have "
-                f"{int(mask.sum())} entries"
-            )
-        core = np.zeros(mask.shape, dtype=stored.dtype)
-        core[mask] = stored
-        cores.append(core)
-    return tuple(cores)
+    try:
+        return tuple(unpack_blocks(values, bonds, site_flows(charges, operator=cls is MPO), group))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
 
 
 def _bond_charges(array: np.ndarray, group: Charges, path: Path) -> np.ndarray:
@@ -385,8 +360,15 @@ def _bond_charges(array: np.ndarray, group: Charges, path: Path) -> np.ndarray:
 def _decode_charges(train: Any, stored: Any, path: Path) -> Any:
     """The train with the charges a file declares (checked like any user's charges)."""
     try:
-        charges = tuple(Charges(q["values"], q["moduli"], q["names"]) for q in stored)
-        return train.with_charges(charges, site=None)
+        return train.with_charges(_stored_charges(stored, path), site=None)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: invalid charges in the metadata: {exc}") from exc
+
+
+def _stored_charges(stored: Any, path: Path) -> tuple[Charges, ...]:
+    """The per-site charges of a file's metadata."""
+    try:
+        return tuple(Charges(q["values"], q["moduli"], q["names"]) for q in stored)
     except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"{path}: invalid charges in the metadata: {exc}") from exc
 

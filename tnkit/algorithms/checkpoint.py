@@ -1,5 +1,6 @@
 """Checkpoints of long runs: the states found so far, the state being swept, and the sweep
 log, written atomically to one safetensors file after every sweep, and read back to resume.
+States that declare charges keep them, and are written as their charge blocks only.
 
 Only files; what a run does with them is the algorithm's. Written through the one codec.
 """
@@ -17,6 +18,8 @@ import numpy as np
 from .. import _backend as backend
 from .. import codec
 from ..mps import MPS
+from ..sectors import pack_blocks, site_flows, unpack_blocks
+from ..symmetry import Charges
 
 __all__ = ["Checkpoint", "read_checkpoint", "write_checkpoint"]
 
@@ -56,9 +59,19 @@ def write_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
     tensors, layout = {}, []
     for k, train in enumerate(trains):
         dtype = backend.dtype_name(train.dtype)
-        layout.append({"dtype": dtype, "n_cores": len(train), "exponent": train.scale_exponent})
-        for site, core in enumerate(train.cores):
-            pairs = codec.real_pairs(backend.to_numpy(core))
+        entry = {"dtype": dtype, "n_cores": len(train), "exponent": train.scale_exponent}
+        cores = [backend.to_numpy(core) for core in train.cores]
+        if train.charges is not None:  # kept, so that a resumed run stays on its sector
+            entry["charges"] = [
+                [q.values.tolist(), list(q.moduli), list(q.names)] for q in train.charges
+            ]
+            packed = pack_blocks(cores, site_flows(train.charges, operator=False), train.charges[0])
+            if packed is not None:  # only the charge blocks are written
+                cores, bonds = packed
+                entry["bonds"] = [b.tolist() for b in bonds]
+        layout.append(entry)
+        for site, core in enumerate(cores):
+            pairs = codec.real_pairs(core)
             tensors[f"state_{k}_core_{site}"] = codec.from_float(pairs, _CODES[dtype])
     meta = {
         "format": FORMAT,
@@ -86,8 +99,16 @@ def read_checkpoint(path: str | os.PathLike, *, like: Any = None) -> Checkpoint:
             array = codec.to_float(tensors[f"state_{k}_core_{site}"])
             if layout["dtype"].startswith("complex"):
                 array = codec.from_real_pairs(array, layout["dtype"])
-            cores.append(backend.from_numpy(np.ascontiguousarray(array), like))
-        trains.append(MPS._trusted(tuple(cores), 0, None, layout["exponent"]))
+            cores.append(array)
+        charges = None
+        if "charges" in layout:
+            charges = tuple(Charges(*q) for q in layout["charges"])
+        if "bonds" in layout:
+            flows = site_flows(charges, operator=False)
+            bonds = [np.array(b, dtype=np.int64).reshape(len(b), -1) for b in layout["bonds"]]
+            cores = unpack_blocks(cores, bonds, flows, charges[0])
+        cores = tuple(backend.from_numpy(np.ascontiguousarray(c), like) for c in cores)
+        trains.append(MPS._trusted(cores, 0, None, layout["exponent"], _charges=charges))
     current = trains.pop() if meta["has_current"] else None
     return Checkpoint(
         done=tuple(trains),
