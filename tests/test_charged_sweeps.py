@@ -5,6 +5,7 @@ results are block-sparse (and are saved as blocks), equal to the plain path to r
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import charge_masks, sector_states
@@ -85,3 +86,25 @@ def test_snap_refuses_more_than_rounding():
     assert snap_to_charges([mixed], [q.values], q, 1e-13) is None
     tiny = np.array([1.0, 1e-17]).reshape(1, 2, 1)
     assert snap_to_charges([tiny], [q.values], q, 1e-13)[0].ravel().tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: tn.MPS.random([2] * 14, 80, conserve="Sz", sector=(2,), seed=5),
+        lambda: tn.MPS.random(
+            [4] * 8, 70, site="electron", conserve=("N", "Sz"), sector=(8, 0), seed=6
+        ),
+    ],
+)
+def test_large_bonds_are_swept_by_charge_block(build):
+    psi = build()
+    assert max(psi.bond_dims) >= 64  # the block sweep's range
+    L = len(psi)
+    for centre in (0, L // 2, L - 1):
+        out = psi.canonicalize(centre)
+        assert out.is_canonical(centre) and conserves(out) and out.charges == psi.charges
+        assert close(out, psi.to_plain().canonicalize(centre))
+        moved = out.canonicalize(L - 1 - centre)  # from a known centre: only what lies between
+        assert moved.is_canonical(L - 1 - centre) and conserves(moved)
+        assert close(moved, psi.to_plain())

@@ -22,7 +22,13 @@ from .sectors import channel_charges, snap_to_charges
 from .symmetry import Charges
 from .truncation import Budget, Compressed, Truncation, choose_rank
 
-__all__ = ["ChargedSplit", "compress_by_charge", "split_by_charges"]
+__all__ = [
+    "ChargedSplit",
+    "canonicalize_by_charge",
+    "compress_by_charge",
+    "qr_by_charges",
+    "split_by_charges",
+]
 
 # What a QR sweep leaves outside the charge blocks is rounding up to this many ε of a core's
 # largest entry (the accuracy a canonical form is held to).
@@ -61,12 +67,9 @@ def split_by_charges(
         ([0], 5.0)
     """
     parts = []
-    for charge in np.unique(rows, axis=0):
-        r = np.flatnonzero(np.all(rows == charge, axis=1))
-        c = np.flatnonzero(np.all(cols == charge, axis=1))
-        if r.size and c.size:
-            u, s, vh = np.linalg.svd(matrix[np.ix_(r, c)], full_matrices=False)
-            parts.append((charge, r, c, u, s, vh))
+    for charge, r, c in _shared_groups(rows, cols):
+        u, s, vh = np.linalg.svd(matrix[np.ix_(r, c)], full_matrices=False)
+        parts.append((charge, r, c, u, s, vh))
     values = np.concatenate([p[4] for p in parts]) if parts else np.zeros(1)
     order = np.argsort(-values, kind="stable")
     rank = choose_rank(
@@ -96,18 +99,66 @@ def split_by_charges(
     return ChargedSplit(left, right, charges, discarded)
 
 
-def compress_by_charge(
+def qr_by_charges(
+    matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(q, r, charges)`` with ``matrix = q @ r``, ``q``'s columns orthonormal and each of
+    one charge (``charges``), for a ``matrix`` zero outside the blocks where a row's charge
+    (``rows``) equals a column's (``cols``): one thin QR per charge, nothing cut.
+
+    Example:
+        >>> m = np.array([[3.0, 0.0], [0.0, 2.0], [0.0, 1.0]])
+        >>> q, r, charges = qr_by_charges(m, np.array([[0], [1], [1]]), np.array([[0], [1]]))
+        >>> bool(np.allclose(q @ r, m)), charges.ravel().tolist()
+        (True, [0, 1])
+    """
+    blocks = [
+        (charge, i, j, *np.linalg.qr(matrix[np.ix_(i, j)]))
+        for charge, i, j in _shared_groups(rows, cols)
+    ]
+    width = sum(block[3].shape[1] for block in blocks)
+    q = np.zeros((matrix.shape[0], width), dtype=matrix.dtype)
+    r = np.zeros((width, matrix.shape[1]), dtype=matrix.dtype)
+    charges = np.zeros((width, rows.shape[1]), dtype=np.int64)
+    start = 0
+    for charge, i, j, q_block, r_block in blocks:
+        span = slice(start, start + q_block.shape[1])
+        q[i, span], r[span, j], charges[span] = q_block, r_block, charge
+        start = span.stop
+    return q, r, charges
+
+
+def _shared_groups(rows: np.ndarray, cols: np.ndarray) -> list[tuple]:
+    """``(charge, row indices, column indices)`` for every charge that rows and columns
+    both carry (one sort for all: the rows' and columns' charges labelled together)."""
+    found, labels = np.unique(np.concatenate([rows, cols]), axis=0, return_inverse=True)
+    labels = np.ravel(labels)
+    row_labels, col_labels = labels[: len(rows)], labels[len(rows) :]
+    row_order = np.argsort(row_labels, kind="stable")
+    col_order = np.argsort(col_labels, kind="stable")
+    bins = np.arange(len(found) + 1)
+    row_edges = np.searchsorted(row_labels[row_order], bins)
+    col_edges = np.searchsorted(col_labels[col_order], bins)
+    groups = []
+    for g in range(len(found)):
+        r = row_order[row_edges[g] : row_edges[g + 1]]
+        c = col_order[col_edges[g] : col_edges[g + 1]]
+        if r.size and c.size:
+            groups.append((found[g], r, c))
+    return groups
+
+
+def canonicalize_by_charge(
     cores: tuple,
     flows: Sequence[np.ndarray],
     group: Charges,
-    truncation: Truncation,
-) -> Compressed | None:
-    """The ``svd`` method's compression of fused NumPy ``cores`` that conserve ``group``
-    (flows fused like the cores), one SVD per charge block throughout: left to right to the
-    left-canonical form (only exact zeros cut), then right to left truncating every bond.
-    None when the cores are not block-sparse in their charges, even after zeroing rounding
-    (the caller takes the dense sweep). The result is right-canonical (centre 0) and
-    conserves exactly.
+    centre: int | None,
+    target: int,
+) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+    """``(cores, bonds)``: fused NumPy ``cores`` that conserve ``group`` moved to the
+    mixed-canonical form about ``target`` by one QR per charge block (only the sites between
+    ``centre`` and ``target`` when ``centre`` is known), with the bonds' channel charges.
+    None when the cores are not block-sparse in their charges, even after zeroing rounding.
     """
     cores = [np.asarray(c) for c in cores]
     bonds = channel_charges(cores, flows, group)
@@ -118,16 +169,43 @@ def compress_by_charge(
             return None
         cores, bonds = snapped, channel_charges(snapped, flows, group)
     last = len(cores) - 1
+    left = range(0 if centre is None else min(centre, target), target)
+    right = range(last if centre is None else max(centre, target), target, -1)
     with backend.blas_threads(backend.sweep_threads(tuple(cores))):
-        for k in range(last):
+        for k in left:
             dl, p, dr = cores[k].shape
             rows = group.reduce(bonds[k][:, None, :] + flows[k][None, :, :]).reshape(dl * p, -1)
-            split = split_by_charges(  # of the conjugate transpose: a left isometry
-                cores[k].reshape(dl * p, dr).conj().T, bonds[k + 1], rows, max_bond=None, budget=0.0
-            )
-            cores[k] = split.right.conj().T.reshape(dl, p, -1)
-            cores[k + 1] = absorb_left(split.left.conj().T, cores[k + 1])
-            bonds[k + 1] = split.charges
+            q, r, bonds[k + 1] = qr_by_charges(cores[k].reshape(dl * p, dr), rows, bonds[k + 1])
+            cores[k] = q.reshape(dl, p, -1)
+            cores[k + 1] = absorb_left(r, cores[k + 1])
+        for k in right:
+            dl, p, dr = cores[k].shape
+            cols = group.reduce(bonds[k + 1][None, :, :] - flows[k][:, None, :]).reshape(p * dr, -1)
+            q, r, bonds[k] = qr_by_charges(cores[k].reshape(dl, p * dr).conj().T, cols, bonds[k])
+            cores[k] = q.conj().T.reshape(-1, p, dr)
+            cores[k - 1] = absorb_right(cores[k - 1], r.conj().T)
+    return cores, bonds
+
+
+def compress_by_charge(
+    cores: tuple,
+    flows: Sequence[np.ndarray],
+    group: Charges,
+    centre: int | None,
+    truncation: Truncation,
+) -> Compressed | None:
+    """The ``svd`` method's compression of fused NumPy ``cores`` that conserve ``group``
+    (flows fused like the cores): to the left-canonical form by one QR per charge block
+    (``canonicalize_by_charge``), then right to left one SVD per charge block, truncating
+    every bond. None when the cores are not block-sparse in their charges (the caller takes
+    the dense sweep). The result is right-canonical (centre 0) and conserves exactly.
+    """
+    last = len(cores) - 1
+    moved = canonicalize_by_charge(cores, flows, group, centre, last)
+    if moved is None:
+        return None
+    cores, bonds = moved
+    with backend.blas_threads(backend.sweep_threads(tuple(cores))):
         norm = float(np.linalg.norm(cores[last]))
         if not math.isfinite(norm):
             return None
