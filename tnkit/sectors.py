@@ -206,8 +206,12 @@ def channel_charges(
     factorisation); None when some channel would need two charges (the gauge mixes charges,
     as a dense SVD of degenerate values across charges can). ``flows[k]``: per physical index
     of core k, shape ``core.shape[1:-1] + (components,)``, the charge it adds (an MPS site's
-    basis charge; an MPO's ``Q(out) − Q(in)``). A channel that no entry on its left feeds
-    takes the charge its entries on the right need (the neutral one if it has none).
+    basis charge; an MPO's ``Q(out) − Q(in)``).
+
+    A channel takes the charge its entries on the left give it (left to right from bond
+    0); one that nothing on its left feeds (a null channel, as a thin QR of a rank-deficient
+    block leaves) takes the charge its entries on the right need (right to left); one with
+    no entry at all, the neutral charge.
 
     Example:
         >>> from tnkit.symmetry import site_charges
@@ -217,31 +221,36 @@ def channel_charges(
         >>> tuple(b.ravel().tolist() for b in bonds)
         ([0], [1], [0])
     """
-    bonds = [np.array([group.zero], dtype=np.int64)]
-    free = np.zeros(1, dtype=bool)  # channels fed by nothing on their left
-    for core, flow in zip(cores, flows, strict=True):
-        left = bonds[-1]
-        rows = group.reduce(left.reshape((-1,) + (1,) * (flow.ndim - 1) + left.shape[1:]) + flow)
-        rows = rows.reshape(-1, rows.shape[-1])
-        nonzero = np.asarray(core).reshape(rows.shape[0], -1) != 0
-        fed = np.repeat(~free, rows.shape[0] // free.size)[:, None] & nonzero
-        right = _one_charge(rows, fed)
-        if right is None:
+    n = len(group.moduli)
+    nonzero = [np.asarray(c).reshape(c.shape[0], -1, c.shape[-1]) != 0 for c in cores]
+    moves = [np.asarray(f).reshape(-1, n) for f in flows]
+    bonds = [np.zeros((1, n), dtype=np.int64)] + [
+        np.zeros((c.shape[-1], n), np.int64) for c in cores
+    ]
+    known = [np.ones(1, dtype=bool)] + [np.zeros(c.shape[-1], dtype=bool) for c in cores]
+    for k, (mask, move) in enumerate(zip(nonzero, moves, strict=True)):  # from the left
+        rows = group.reduce(bonds[k][:, None, :] + move[None, :, :])
+        fed = mask & known[k][:, None, None]
+        found = _one_charge(rows.reshape(-1, n), fed.reshape(-1, mask.shape[2]))
+        if found is None:
             return None
-        used = fed.any(axis=0)
-        if np.any(free):  # the charge each free channel's entries need, from the right
-            need = group.reduce(right[None, :, :] - flow.reshape(-1, 1, flow.shape[-1]))
-            for a in np.flatnonzero(free):
-                block = nonzero.reshape(free.size, -1, nonzero.shape[1])[a]
-                if np.any(block & ~used[None, :]):
-                    return None  # it feeds a channel nothing else fixes
-                wanted = np.unique(need[block], axis=0)
-                if len(wanted) > 1:
-                    return None
-                if len(wanted) == 1:
-                    left[a] = wanted[0]
-        bonds.append(right)
-        free = ~used
+        known[k + 1] = fed.any(axis=(0, 1))
+        bonds[k + 1][known[k + 1]] = found[known[k + 1]]
+    for k in range(len(cores) - 1, -1, -1):  # null channels, from the right
+        open_ = ~known[k]
+        if not open_.any():
+            continue
+        mask = nonzero[k][open_]
+        need = group.reduce(bonds[k + 1][None, :, :] - moves[k][:, None, :])  # (p, Dr, n)
+        usable = mask & known[k + 1][None, None, :]
+        found = _one_charge(
+            np.broadcast_to(need, mask.shape[1:] + (n,)).reshape(-1, n),
+            usable.reshape(len(mask), -1).T,
+        )
+        if found is None or np.any(mask & ~known[k + 1][None, None, :]):
+            return None  # two charges, or a chain of null channels with no end
+        bonds[k][open_] = found
+        known[k][open_] = True
     return bonds
 
 
