@@ -1,8 +1,8 @@
-"""Compression of trains that conserve Abelian charges by one SVD per charge block: the
-truncating sweep of the ``svd`` method with the singular values of every charge ranked
-together, so that a bond keeps or drops whole charge-definite vectors. A dense SVD instead
-rotates (nearly) degenerate singular vectors of different charges together, and a cut
-between them leaves the sector.
+"""Sweeps of trains that conserve Abelian charges, by charge block: canonical forms by one
+QR per charge, and the truncating sweep of the ``svd`` compression by one SVD per charge
+with the singular values of every charge ranked together, so that a bond keeps or drops
+whole charge-definite vectors. A dense SVD instead rotates (nearly) degenerate singular
+vectors of different charges together, and a cut between them leaves the sector.
 
 Host NumPy on fused cores ``(Dl, p, Dr)``; the flows are ``tnkit.sectors.site_flows`` with
 the physical legs fused the same way.

@@ -86,11 +86,8 @@ class Charged:
 
     def canonicalize(self, centre: int):
         centre = self._check_site(centre, "centre")
-        if (
-            self._by_charge()
-            and self._centre != centre
-            and max(self.bond_dims, default=1) >= (_BLOCK_SWEEP_MIN_BOND)
-        ):
+        large = max(self.bond_dims, default=1) >= _BLOCK_SWEEP_MIN_BOND
+        if self._by_charge() and self._centre != centre and large:
             with backend.quiet():
                 moved = canonicalize_by_charge(
                     self._fused(), self._fused_flows(), self._charges[0], self._centre, centre
@@ -135,20 +132,16 @@ class Charged:
         without charges, off NumPy, when it already conserves exactly, or when it needs
         more than rounding to (an SVD that rotated degenerate singular vectors of
         different charges together)."""
-        if result._charges is None or result is self:
+        if not result._by_charge() or result is self:
             return result
-        xp = backend.namespace(result._cores[0])
-        if not backend.is_numpy(xp):
-            return result
-        cores = [np.asarray(c) for c in result._cores]
-        flows = site_flows(result._charges, operator=result._n_phys_legs == 2)
+        cores, flows = [np.asarray(c) for c in result._fused()], result._fused_flows()
         group = result._charges[0]
         if channel_charges(cores, flows, group) is not None:
             return result
         snapped = snap_to_charges(cores, flows, group, SNAP_TOLERANCE * backend.eps(result.dtype))
         if snapped is None:
             return result
-        return result._with_cores(tuple(snapped), result._centre, result._report)
+        return result._with_cores(result._unfused(tuple(snapped)), result._centre, result._report)
 
     def _charges_set(self, charges: tuple | None):
         new = self._with_cores(self._cores, self._centre, self._report)
