@@ -121,3 +121,8 @@ def test_null_channels_of_rank_deficient_operators_keep_their_charges():
         assert out.is_canonical(centre) and conserves(out)
         assert close(out, cube.to_plain(), rtol=1e-13)
     assert conserves(cube.compress()) and close(cube.compress(), cube.to_plain(), rtol=1e-12)
+    square = H @ H  # bonds below 64: the dense sweep, then by charge where it mixed
+    for centre in (0, 3, 5):
+        out = square.canonicalize(centre)
+        assert out.is_canonical(centre) and conserves(out)
+        assert close(out, square.to_plain(), rtol=1e-13)

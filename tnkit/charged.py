@@ -86,22 +86,40 @@ class Charged:
 
     def canonicalize(self, centre: int):
         centre = self._check_site(centre, "centre")
-        large = max(self.bond_dims, default=1) >= _BLOCK_SWEEP_MIN_BOND
-        if self._by_charge() and self._centre != centre and large:
-            with backend.quiet():
-                moved = canonicalize_by_charge(
-                    self._fused(), self._fused_flows(), self._charges[0], self._centre, centre
-                )
-            if moved is not None and not self._lost(moved[0][centre]):
-                return self._with_cores(self._unfused(tuple(moved[0])), centre, self._report)
-        return super().canonicalize(centre)
+        if not self._by_charge() or self._centre == centre:
+            return super().canonicalize(centre)
+        if max(self.bond_dims, default=1) >= _BLOCK_SWEEP_MIN_BOND:
+            by_charge = self._canonical_by_charge(centre)
+            if by_charge is not None:
+                return by_charge
+        dense = super().canonicalize(centre)  # its rounding outside the blocks zeroed
+        if self._conserves(dense) or not self._conserves(self):
+            return dense
+        return self._canonical_by_charge(centre) or dense  # null channels the QR mixed
 
     canonicalize.__doc__ = (
         f"{TensorTrain.canonicalize.__doc__}\n"
         "        A NumPy train with charges and bonds of at least 64 is swept by one QR per\n"
-        "        charge block (smaller ones by the dense sweep, whose rounding outside the\n"
-        "        blocks is then zeroed): the result conserves its charges exactly.\n"
+        "        charge block; smaller ones by the dense sweep, whose rounding outside the\n"
+        "        blocks is then zeroed (by charge block where that is not enough). The\n"
+        "        result conserves its charges exactly.\n"
     )
+
+    def _canonical_by_charge(self, centre: int):
+        """This train canonical about ``centre`` by one QR per charge block, or None (the
+        cores are not block-sparse in their charges, or the sweep met the float range)."""
+        with backend.quiet():
+            moved = canonicalize_by_charge(
+                self._fused(), self._fused_flows(), self._charges[0], self._centre, centre
+            )
+        if moved is None or self._lost(moved[0][centre]):
+            return None
+        return self._with_cores(self._unfused(tuple(moved[0])), centre, self._report)
+
+    def _conserves(self, train) -> bool:
+        """Whether every entry of ``train``'s cores outside its charge blocks is zero."""
+        cores = [np.asarray(c) for c in train._fused()]
+        return channel_charges(cores, train._fused_flows(), train._charges[0]) is not None
 
     def _by_charge(self) -> bool:
         """Whether sweeps may run by charge block (a NumPy train with charges)."""
@@ -134,10 +152,10 @@ class Charged:
         different charges together)."""
         if not result._by_charge() or result is self:
             return result
+        if self._conserves(result):
+            return result
         cores, flows = [np.asarray(c) for c in result._fused()], result._fused_flows()
         group = result._charges[0]
-        if channel_charges(cores, flows, group) is not None:
-            return result
         snapped = snap_to_charges(cores, flows, group, SNAP_TOLERANCE * backend.eps(result.dtype))
         if snapped is None:
             return result
