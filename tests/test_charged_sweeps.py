@@ -126,3 +126,59 @@ def test_null_channels_of_rank_deficient_operators_keep_their_charges():
         out = square.canonicalize(centre)
         assert out.is_canonical(centre) and conserves(out)
         assert close(out, square.to_plain(), rtol=1e-13)
+
+
+MODELS = {  # a Hamiltonian and a random state of a sector for each kind of site
+    "heisenberg": (lambda L: tn.models.heisenberg(L, h=0.3, conserve="Sz"), 2, "spin-half", "Sz"),
+    "hubbard": (
+        lambda L: tn.models.hubbard(L, U=4.0, conserve=("N", "Sz")),
+        4,
+        "electron",
+        ("N", "Sz"),
+    ),
+}
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    model=st.sampled_from(sorted(MODELS)),
+    L=st.integers(3, 7),
+    bond=st.integers(2, 16),
+    keep=st.integers(1, 12),
+    seed=st.integers(0, 2**31),
+)
+def test_density_application_by_charge_conserves_and_matches_the_plain_path(
+    model, L, bond, keep, seed
+):
+    build, d, site, conserve = MODELS[model]
+    H = build(L)
+    sector = (L % 2,) if model == "heisenberg" else (L, L % 2)
+    psi = tn.MPS.random([d] * L, bond, site=site, conserve=conserve, sector=sector, seed=seed)
+    out = tn.apply(H, psi, method="density", max_bond=keep)
+    plain = tn.apply(H.to_plain(), psi.to_plain(), method="density", max_bond=keep)
+    assert out.charges == psi.charges and conserves(out)
+    assert out.bond_dims == plain.bond_dims
+    exact = (H @ psi).to_plain()
+    error = float(tn.distance(out.to_plain(), exact))
+    assert error <= out.report.abs_error_bound * (1 + 1e-6) + 1e-10 * float(exact.norm())
+    assert np.isclose(
+        out.report.rel_error_bound, plain.report.rel_error_bound, rtol=1e-4, atol=1e-7
+    )
+
+
+def test_density_application_cut_between_degenerate_charges_stays_in_the_sector():
+    H = tn.models.heisenberg(16, conserve="Sz")
+    start = tn.MPS.random([2] * 16, 16, conserve="Sz", sector=(0,), seed=0)
+    state = tn.dmrg(H, max_bond=24, init=start, sweeps=3).state
+    out = tn.apply(H, state, method="density", max_bond=10)
+    assert conserves(out)
+    assert set(out.singular_values(7, by_charge=True)) <= {-6, -4, -2, 0, 2, 4, 6}
+
+
+def test_density_application_to_an_operator_by_charge():
+    H = tn.models.hubbard(6, U=4.0, conserve=("N", "Sz"))
+    out = tn.apply(H, H, method="density", max_bond=20)
+    plain = tn.apply(H.to_plain(), H.to_plain(), method="density", max_bond=20)
+    assert conserves(out) and out.bond_dims == plain.bond_dims
+    error = float(tn.distance(out.to_plain(), (H @ H).to_plain()))
+    assert error <= out.report.abs_error_bound * (1 + 1e-6) + 1e-12 * float((H @ H).norm())

@@ -17,7 +17,7 @@ from ._checks import check_int, check_number
 from ._einsum import contract
 from ._progress import logger, steps
 from ._scaling import ldexp
-from .apply_density import density
+from .apply_density import density, product_charges
 from .apply_parts import NORM, Operands, Run
 from .compress import svd_sweep
 from .cores import common_dtype
@@ -143,7 +143,7 @@ def apply(
             if method == "zipup":
                 run = _zipup(ops, request, **opts)
             elif method == "density":
-                run = density(ops, request)
+                run = density(ops, request, product_charges(o, source))
             else:
                 run = _fit(ops, request, **opts)
         result = _assemble(t, ops, run, request)
