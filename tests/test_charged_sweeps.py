@@ -182,3 +182,15 @@ def test_density_application_to_an_operator_by_charge():
     assert conserves(out) and out.bond_dims == plain.bond_dims
     error = float(tn.distance(out.to_plain(), (H @ H).to_plain()))
     assert error <= out.report.abs_error_bound * (1 + 1e-6) + 1e-12 * float((H @ H).norm())
+
+
+@pytest.mark.parametrize("method", ["zipup", "fit", "exact"])
+def test_other_application_methods_keep_the_blocks(method):
+    """zip-up and fit leave rounding outside the blocks, which is zeroed; exact compresses
+    by charge."""
+    H = tn.models.heisenberg(12, conserve="Sz")
+    psi = tn.MPS.random([2] * 12, 16, conserve="Sz", sector=(0,), seed=0)
+    out = tn.apply(H, psi, method=method, max_bond=8)
+    plain = tn.apply(H.to_plain(), psi.to_plain(), method=method, max_bond=8)
+    assert out.charges == psi.charges and conserves(out)
+    assert close(out, plain, rtol=1e-10)

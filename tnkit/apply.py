@@ -19,11 +19,13 @@ from ._progress import logger, steps
 from ._scaling import ldexp
 from .apply_density import density, product_charges
 from .apply_parts import NORM, Operands, Run
+from .charge_sweeps import conserving
 from .compress import svd_sweep
 from .cores import common_dtype
 from .linalg import orthonormalize, truncated_split
 from .mpo import MPO
 from .mps import MPS
+from .sectors import site_flows
 from .truncation import Budget, Truncation, TruncationReport
 from .ttsvd import scaled_truncation
 
@@ -153,6 +155,11 @@ def apply(
         info = {"method": method, "error": error, **run.info}
     if getattr(o, "charges", None) is not None and o.charges == t.charges != result.charges:
         result = result.with_charges(t.charges, site=None)  # o conserves t's charges
+    if method in ("zipup", "fit") and product_charges(o, t) is not None:
+        flows = site_flows(t.charges, operator=isinstance(t, MPO))
+        snapped = conserving([backend.to_numpy(c) for c in result.cores], flows, t.charges[0])
+        if snapped is not None:  # their SVDs' rounding outside the charge blocks zeroed
+            result = result._with_cores(tuple(snapped), result.centre, result.report)
     return (result, info) if return_info else result
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "ChargedSplit",
     "canonicalize_by_charge",
     "compress_by_charge",
+    "conserving",
     "qr_by_charges",
     "split_by_charges",
 ]
@@ -33,6 +34,26 @@ __all__ = [
 # What a QR sweep leaves outside the charge blocks is rounding up to this many ε of a core's
 # largest entry (the accuracy a canonical form is held to).
 SNAP_TOLERANCE = 1e3
+
+
+def conserving(
+    cores: Sequence[np.ndarray], flows: Sequence[np.ndarray], group: Charges
+) -> list[np.ndarray] | None:
+    """``cores`` (NumPy, from a dense sweep) that conserve ``group`` exactly: as they are if
+    they do, with the rounding outside the charge blocks zeroed if that is all that stands
+    in the way (``SNAP_TOLERANCE``), None otherwise.
+
+    Example:
+        >>> from tnkit.symmetry import site_charges
+        >>> q = site_charges("spin-half", "Sz")
+        >>> up = np.array([1.0, 1e-20]).reshape(1, 2, 1)
+        >>> conserving([up], [q.values], q)[0].ravel().tolist()
+        [1.0, 0.0]
+    """
+    cores = [np.asarray(c) for c in cores]
+    if channel_charges(cores, flows, group) is not None:
+        return cores
+    return snap_to_charges(cores, flows, group, SNAP_TOLERANCE * backend.eps(cores[0].dtype))
 
 
 @dataclass(frozen=True)
@@ -160,14 +181,10 @@ def canonicalize_by_charge(
     ``centre`` and ``target`` when ``centre`` is known), with the bonds' channel charges.
     None when the cores are not block-sparse in their charges, even after zeroing rounding.
     """
-    cores = [np.asarray(c) for c in cores]
+    cores = conserving(cores, flows, group)  # a dense sweep's rounding zeroed
+    if cores is None:
+        return None
     bonds = channel_charges(cores, flows, group)
-    if bonds is None:  # a dense sweep's rounding outside the blocks
-        tolerance = SNAP_TOLERANCE * backend.eps(cores[0].dtype)
-        snapped = snap_to_charges(cores, flows, group, tolerance)
-        if snapped is None:
-            return None
-        cores, bonds = snapped, channel_charges(snapped, flows, group)
     last = len(cores) - 1
     left = range(0 if centre is None else min(centre, target), target)
     right = range(last if centre is None else max(centre, target), target, -1)

@@ -15,8 +15,8 @@ import numpy as np
 
 from . import _backend as backend
 from ._checks import check_bond
-from .charge_sweeps import SNAP_TOLERANCE, canonicalize_by_charge, compress_by_charge
-from .sectors import channel_charges, schmidt_by_charge, site_flows, snap_to_charges
+from .charge_sweeps import canonicalize_by_charge, compress_by_charge, conserving
+from .sectors import channel_charges, schmidt_by_charge, site_flows
 from .symmetry import Charges, conserved_charges
 from .tensortrain import TensorTrain
 
@@ -150,13 +150,9 @@ class Charged:
         without charges, off NumPy, when it already conserves exactly, or when it needs
         more than rounding to (an SVD that rotated degenerate singular vectors of
         different charges together)."""
-        if not result._by_charge() or result is self:
+        if not result._by_charge() or result is self or self._conserves(result):
             return result
-        if self._conserves(result):
-            return result
-        cores, flows = [np.asarray(c) for c in result._fused()], result._fused_flows()
-        group = result._charges[0]
-        snapped = snap_to_charges(cores, flows, group, SNAP_TOLERANCE * backend.eps(result.dtype))
+        snapped = conserving(result._fused(), result._fused_flows(), result._charges[0])
         if snapped is None:
             return result
         return result._with_cores(result._unfused(tuple(snapped)), result._centre, result._report)
