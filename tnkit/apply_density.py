@@ -1,4 +1,4 @@
-"""The density-matrix method of truncated application (McCulloch's): a right-to-left sweep
+"""The density-matrix method of truncated application: a right-to-left sweep
 that diagonalises the reduced density matrix of ``O·t`` at every bond and keeps its top
 eigenvectors. For operands that conserve the same charges (NumPy), each density matrix is
 block-diagonal in the charge of the bond and is diagonalised block by block, so the kept
