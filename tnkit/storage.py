@@ -147,10 +147,7 @@ def _encode_train(train: MPS | MPO) -> tuple[dict[str, Any], dict[str, np.ndarra
     if train.scale_exponent:  # files of ordinary trains stay as they were
         meta["scale_exponent"] = train.scale_exponent
     if train.charges is not None:  # likewise only in files of trains that declare them
-        meta["charges"] = [
-            {"values": q.values.tolist(), "moduli": list(q.moduli), "names": list(q.names)}
-            for q in train.charges
-        ]
+        meta["charges"] = [q.to_json() for q in train.charges]
     cores = [backend.to_numpy(core) for core in train.cores]
     packed = None
     if train.charges is not None:
@@ -368,7 +365,7 @@ def _decode_charges(train: Any, stored: Any, path: Path) -> Any:
 def _stored_charges(stored: Any, path: Path) -> tuple[Charges, ...]:
     """The per-site charges of a file's metadata."""
     try:
-        return tuple(Charges(q["values"], q["moduli"], q["names"]) for q in stored)
+        return tuple(Charges.from_json(q) for q in stored)
     except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"{path}: invalid charges in the metadata: {exc}") from exc
 

@@ -170,6 +170,25 @@ class Charges:
             )
         return tuple(int(x) for x in first)
 
+    def to_json(self) -> dict:
+        """The charges as JSON data (what files store), read back by ``from_json``.
+
+        Example:
+            >>> q = site_charges("spin-half", "Sz")
+            >>> q.to_json(), Charges.from_json(q.to_json()) == q
+            ({'values': [[1], [-1]], 'moduli': [0], 'names': ['2Sz']}, True)
+        """
+        return {
+            "values": self._values.tolist(),
+            "moduli": list(self._moduli),
+            "names": list(self._names),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Charges:
+        """The charges ``to_json`` wrote; TypeError, KeyError or ValueError for other data."""
+        return cls(data["values"], data["moduli"], data["names"])
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Charges):
             return NotImplemented

@@ -62,9 +62,7 @@ def write_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
         entry = {"dtype": dtype, "n_cores": len(train), "exponent": train.scale_exponent}
         cores = [backend.to_numpy(core) for core in train.cores]
         if train.charges is not None:  # kept, so that a resumed run stays on its sector
-            entry["charges"] = [
-                [q.values.tolist(), list(q.moduli), list(q.names)] for q in train.charges
-            ]
+            entry["charges"] = [q.to_json() for q in train.charges]
             packed = pack_blocks(cores, site_flows(train.charges, operator=False), train.charges[0])
             if packed is not None:  # only the charge blocks are written
                 cores, bonds = packed
@@ -102,7 +100,7 @@ def read_checkpoint(path: str | os.PathLike, *, like: Any = None) -> Checkpoint:
             cores.append(array)
         charges = None
         if "charges" in layout:
-            charges = tuple(Charges(*q) for q in layout["charges"])
+            charges = tuple(Charges.from_json(q) for q in layout["charges"])
         if "bonds" in layout:
             flows = site_flows(charges, operator=False)
             bonds = [np.array(b, dtype=np.int64).reshape(len(b), -1) for b in layout["bonds"]]
