@@ -116,8 +116,10 @@ def split_by_charges(
         right[span, c] = vh[mine]
         charges[span] = charge
         column += mine.size
-    discarded = float(np.sum(values[~kept] ** 2)) if parts else 0.0
-    return ChargedSplit(left, right, charges, discarded)
+    if not parts:  # a structurally zero matrix: one unit vector of the first column's charge
+        right[0, 0], charges[0] = 1, cols[0]
+        return ChargedSplit(left, right, charges, 0.0)
+    return ChargedSplit(left, right, charges, float(np.sum(values[~kept] ** 2)))
 
 
 def qr_by_charges(
@@ -137,6 +139,10 @@ def qr_by_charges(
         (charge, i, j, *np.linalg.qr(matrix[np.ix_(i, j)]))
         for charge, i, j in _shared_groups(rows, cols)
     ]
+    if not blocks:  # a structurally zero matrix: one unit vector of the first row's charge
+        q = np.zeros((matrix.shape[0], 1), dtype=matrix.dtype)
+        q[0, 0] = 1
+        return q, np.zeros((1, matrix.shape[1]), dtype=matrix.dtype), rows[:1].copy()
     width = sum(block[3].shape[1] for block in blocks)
     q = np.zeros((matrix.shape[0], width), dtype=matrix.dtype)
     r = np.zeros((width, matrix.shape[1]), dtype=matrix.dtype)
