@@ -105,6 +105,7 @@ def test_only_rejects_unknown_names(tmp_path: Path) -> None:
     "args",
     [
         ["bench_dmrg_symmetric.py", "--quick"],
+        ["bench_charged_sweeps.py", "--quick", "--repeats", "1"],
         ["sector_runs.py", "spin-gap", "--lengths", "6,8", "--bond", "8"],
         ["sector_runs.py", "hubbard", "--L", "6", "--bonds", "16"],
     ],
