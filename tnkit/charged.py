@@ -93,7 +93,7 @@ class Charged:
             if by_charge is not None:
                 return by_charge
         dense = super().canonicalize(centre)  # its rounding outside the blocks zeroed
-        if self._conserves(dense) or not self._conserves(self):
+        if self._conserves(dense):
             return dense
         return self._canonical_by_charge(centre) or dense  # null channels the QR mixed
 
@@ -150,12 +150,13 @@ class Charged:
         without charges, off NumPy, when it already conserves exactly, or when it needs
         more than rounding to (an SVD that rotated degenerate singular vectors of
         different charges together)."""
-        if not result._by_charge() or result is self or self._conserves(result):
+        if not result._by_charge() or result is self:
             return result
-        snapped = conserving(result._fused(), result._fused_flows(), result._charges[0])
-        if snapped is None:
-            return result
-        return result._with_cores(result._unfused(tuple(snapped)), result._centre, result._report)
+        fused = [np.asarray(c) for c in result._fused()]
+        kept = conserving(fused, result._fused_flows(), result._charges[0])
+        if kept is None or all(k is f for k, f in zip(kept, fused, strict=True)):
+            return result  # more than rounding, or already exact (and its Numba pack kept)
+        return result._with_cores(result._unfused(tuple(kept)), result._centre, result._report)
 
     def _charges_set(self, charges: tuple | None):
         new = self._with_cores(self._cores, self._centre, self._report)
