@@ -97,6 +97,11 @@ def is_tracer(x: Array) -> bool:
 # ----------------------------------------------------------------------------- dtypes
 
 
+def all_finite(arrays: Any) -> bool:
+    """Whether every entry of every array is finite (traced JAX arrays count as finite)."""
+    return all(is_tracer(a) or bool(namespace(a).all(namespace(a).isfinite(a))) for a in arrays)
+
+
 def dtype_name(dtype: Any) -> str:
     """Canonical name ('float64', ...) of a dtype from any supported library."""
     if isinstance(dtype, np.dtype):  # the common case: a dictionary lookup

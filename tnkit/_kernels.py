@@ -71,14 +71,17 @@ class Packed:
 
     __slots__ = ("_cores", "_arrays", "shapes", "dtype", "is_numpy", "max_bond")
 
-    def __init__(self, cores: tuple) -> None:
+    def __init__(self, cores: Any) -> None:
+        # ``cores``: a tuple of arrays, or NumPy cores held otherwise (``HeldBlocks``: their
+        # ``shapes`` and ``dtype`` known, the arrays built by ``cores()`` when a kernel runs)
         self._cores = cores
         self._arrays: tuple[np.ndarray, np.ndarray] | None = None
-        shapes = itertools.chain.from_iterable([c.shape for c in cores])
+        held = not isinstance(cores, tuple)
+        shapes = itertools.chain.from_iterable(cores.shapes if held else [c.shape for c in cores])
         self.shapes = np.fromiter(shapes, np.int64).reshape(len(cores), -1)  # (L, ndim)
         self.shapes.flags.writeable = False
-        self.dtype = cores[0].dtype
-        self.is_numpy = aac.is_numpy_array(cores[0])
+        self.dtype = cores.dtype if held else cores[0].dtype
+        self.is_numpy = held or aac.is_numpy_array(cores[0])
         self.max_bond = int(self.shapes[:, 0].max())
 
     @classmethod
@@ -106,7 +109,8 @@ class Packed:
         ``(offset, Dl, p, Dr)`` with the physical legs fused into ``p``."""
         if self._arrays is not None:
             return self._arrays
-        data = np.concatenate(self._cores, axis=None)
+        cores = self._cores if isinstance(self._cores, tuple) else self._cores.cores()
+        data = np.concatenate(cores, axis=None)
         sites = np.empty((len(self.shapes), 4), dtype=np.int64)
         sites[:, 1] = self.shapes[:, 0]
         sites[:, 2] = self.dims.prod(axis=1)

@@ -157,3 +157,23 @@ def trace(operator: Cores) -> Any:
         m = contract("asub,su->ab", c, eye)
         env = m if env is None else env @ m
     return env[0, 0]
+
+
+def contract_chain(cores: Cores) -> Any:
+    """Every fused core ``(Dl, p, Dr)`` contracted left to right: shape ``(Dl_0, p_0, …,
+    p_{L-1}, Dr_{L-1})``.
+
+    Example:
+        >>> import numpy as np
+        >>> contract_chain((np.ones((1, 2, 3)), np.ones((3, 2, 1)))).shape
+        (1, 2, 2, 1)
+    """
+    xp = backend.namespace(cores[0])
+    result = cores[0]
+    for core in cores[1:]:
+        rows = result.shape[0] * math.prod(result.shape[1:-1])
+        merged = xp.reshape(result, (rows, result.shape[-1])) @ xp.reshape(
+            core, (core.shape[0], -1)
+        )
+        result = xp.reshape(merged, (*result.shape[:-1], core.shape[1], core.shape[2]))
+    return result

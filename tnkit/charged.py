@@ -3,8 +3,9 @@ MPS and MPO: read them, attach them, drop them, and Schmidt values resolved by c
 
 Charges are metadata of the physical legs, kept by every operation that keeps those legs
 (canonical forms, compression, scalar multiples, conjugation) and dropped by the others.
-The cores stay ordinary arrays; the block-sparse engines build their blocks from the
-charges when they run (see the symmetries page of the docs).
+A NumPy train whose cores conserve its charges holds only their charge blocks
+(``held_blocks.HeldBlocks``); an operation without a block path builds the dense cores
+when it reads them (see the symmetries page of the docs).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any
 import numpy as np
 
 from . import _backend as backend
+from . import arithmetic
 from ._checks import check_bond
 from .charge_sweeps import canonicalize_by_charge, compress_by_charge, conserving
+from .held_blocks import HeldBlocks
 from .sectors import channel_charges, schmidt_by_charge, site_flows
 from .symmetry import Charges, conserved_charges
 from .tensortrain import TensorTrain
@@ -84,6 +87,26 @@ class Charged:
             return result._charges_set(None)
         return result
 
+    def __mul__(self, factor: Any):
+        if self._held is None:
+            return super().__mul__(factor)
+        # held blocks: the factor scales the values of one core, as it scales the core
+        site = 0 if self._centre is None else self._centre
+        values, shift = arithmetic.scaled(self._held.values, site, factor)
+        held = self._held.with_values(values)
+        return self._with_cores(held, self._centre, None, self._exponent + shift)
+
+    __mul__.__doc__ = TensorTrain.__mul__.__doc__
+    __rmul__ = __mul__
+
+    def conj(self):
+        if self._held is None:
+            return super().conj()
+        held = self._held.with_values(arithmetic.conjugated(self._held.values))
+        return self._with_cores(held, self._centre, None)
+
+    conj.__doc__ = TensorTrain.conj.__doc__
+
     def canonicalize(self, centre: int):
         centre = self._check_site(centre, "centre")
         if not self._by_charge() or self._centre == centre:
@@ -150,8 +173,8 @@ class Charged:
         without charges, off NumPy, when it already conserves exactly, or when it needs
         more than rounding to (an SVD that rotated degenerate singular vectors of
         different charges together)."""
-        if not result._by_charge() or result is self:
-            return result
+        if not result._by_charge() or result is self or result._held is not None:
+            return result  # nothing to tidy, or it holds its blocks: it conserves exactly
         fused = [np.asarray(c) for c in result._fused()]
         kept = conserving(fused, result._fused_flows(), result._charges[0])
         if kept is None or all(k is f for k, f in zip(kept, fused, strict=True)):
@@ -159,14 +182,46 @@ class Charged:
         return result._with_cores(result._unfused(tuple(kept)), result._centre, result._report)
 
     def _charges_set(self, charges: tuple | None):
-        new = self._with_cores(self._cores, self._centre, self._report)
+        shared = self._held is not None and charges in (None, self._charges)
+        stored = self._held if shared else self.cores  # shared, not copied
+        new = TensorTrain._with_cores(self, stored, self._centre, self._report)
         object.__setattr__(new, "_charges", charges)
         object.__setattr__(new, "_packed", self._packed)
-        return new
+        return new._holding_blocks()
+
+    def _with_cores(self, cores: Any, centre: int | None, report: Any, exponent: int | None = None):
+        new = super()._with_cores(cores, centre, report, exponent)
+        return new._holding_blocks()
+
+    @classmethod
+    def _trusted(cls, cores: Any, centre: Any = None, report=None, exponent=0, **meta):
+        return super()._trusted(cores, centre, report, exponent, **meta)._holding_blocks()
+
+    def _holding_blocks(self):
+        """This new train with its dense cores replaced by their charge blocks, where it is a
+        NumPy train whose cores conserve its charges (as it is otherwise)."""
+        if self._cores is None or not self._by_charge():
+            return self
+        held = self._charge_blocks()
+        if held is not None:
+            object.__setattr__(self, "_held", held)  # before anyone else sees it
+            object.__setattr__(self, "_cores", None)
+        return self
+
+    def _charge_blocks(self) -> HeldBlocks | None:
+        """The charge blocks of this train's cores (those it holds, or packed now on the
+        host), or None without charges or where the cores do not conserve them."""
+        if self._charges is None:
+            return None
+        if self._held is not None:
+            return self._held
+        flows = site_flows(self._charges, operator=self._n_phys_legs == 2)
+        cores = [backend.to_numpy(c) for c in self.cores]
+        return HeldBlocks.pack(cores, flows, self._charges[0])
 
     def _site_dims(self) -> tuple[int, ...]:
-        dims = tuple(int(c.shape[1]) for c in self._cores)
-        if self._n_phys_legs == 2 and dims != tuple(int(c.shape[2]) for c in self._cores):
+        dims = tuple(shape[1] for shape in self._shapes)
+        if self._n_phys_legs == 2 and dims != tuple(shape[2] for shape in self._shapes):
             raise ValueError("charges: an MPO with charges needs equal out and in dims")
         return dims
 

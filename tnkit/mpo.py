@@ -46,17 +46,17 @@ class MPO(Charged, TensorTrain):
     @property
     def out_dims(self) -> tuple[int, ...]:
         """Output (row) dimension of every site."""
-        return tuple(int(c.shape[1]) for c in self.cores)
+        return tuple(shape[1] for shape in self._shapes)
 
     @property
     def in_dims(self) -> tuple[int, ...]:
         """Input (column) dimension of every site."""
-        return tuple(int(c.shape[2]) for c in self.cores)
+        return tuple(shape[2] for shape in self._shapes)
 
     @property
     def phys_dims(self) -> tuple[tuple[int, int], ...]:
         """``(d_out, d_in)`` of every site."""
-        return tuple((int(c.shape[1]), int(c.shape[2])) for c in self.cores)
+        return tuple((shape[1], shape[2]) for shape in self._shapes)
 
     @property
     def matrix_shape(self) -> tuple[int, int]:
@@ -84,8 +84,9 @@ class MPO(Charged, TensorTrain):
             raise ValueError(
                 f"@: operator in_dims {self.in_dims} do not match the right side's dims {dims}"
             )
-        backend.namespace(self.cores[0], other.cores[0], name="@")
-        cores = arithmetic.product(self.cores, other.cores)
+        a, b = self._unfused(self._fused()), other._unfused(other._fused())  # held: not kept
+        backend.namespace(a[0], b[0], name="@")
+        cores = arithmetic.product(a, b)
         kept = other.charges if other.charges == self.charges else None  # both conserve them
         return type(other)._trusted(
             cores, exponent=self.scale_exponent + other.scale_exponent, _charges=kept
@@ -94,7 +95,7 @@ class MPO(Charged, TensorTrain):
     @property
     def T(self) -> MPO:
         """Transpose: out and in legs swap."""
-        return self._with_cores(arithmetic.transposed(self.cores), None, None)
+        return self._with_cores(arithmetic.transposed(self._unfused(self._fused())), None, None)
 
     @property
     def H(self) -> MPO:

@@ -42,7 +42,7 @@ class MPS(Charged, TensorTrain):
     @property
     def phys_dims(self) -> tuple[int, ...]:
         """Physical dimension of every site."""
-        return tuple(int(c.shape[1]) for c in self.cores)
+        return tuple(shape[1] for shape in self._shapes)
 
     def _dims_repr(self) -> str:
         return f"phys_dims={list(self.phys_dims)}"

@@ -337,13 +337,15 @@ def allowed_entries(
         array([[ True, False],
                [False,  True]])
     """
-    site = (1,) * (flow.ndim - 1)
-    total = (
-        left.reshape((-1,) + site + (1, left.shape[1]))
-        + flow.reshape((1,) + flow.shape[:-1] + (1, flow.shape[-1]))
-        - right.reshape((1,) + site + right.shape)
+    n = left.shape[1]
+    rows = group.reduce(left.reshape((-1,) + (1,) * (flow.ndim - 1) + (n,)) + flow[None])
+    # one integer label per distinct charge, so that the mask is one comparison per entry
+    _, labels = np.unique(
+        np.concatenate([rows.reshape(-1, n), group.reduce(right)]), axis=0, return_inverse=True
     )
-    return ~np.any(group.reduce(total), axis=-1)
+    labels = np.ravel(labels)
+    split = rows.size // n
+    return labels[:split].reshape(rows.shape[:-1] + (1,)) == labels[split:]
 
 
 def pack_blocks(

@@ -21,7 +21,7 @@ from ._checks import is_int
 from ._version import __version__
 from .mpo import MPO
 from .mps import MPS
-from .sectors import pack_blocks, site_flows, unpack_blocks
+from .sectors import site_flows, unpack_blocks
 from .symmetry import Charges
 from .truncation import TruncationReport
 
@@ -148,17 +148,15 @@ def _encode_train(train: MPS | MPO) -> tuple[dict[str, Any], dict[str, np.ndarra
         meta["scale_exponent"] = train.scale_exponent
     if train.charges is not None:  # likewise only in files of trains that declare them
         meta["charges"] = [q.to_json() for q in train.charges]
-    cores = [backend.to_numpy(core) for core in train.cores]
-    packed = None
-    if train.charges is not None:
-        flows = site_flows(train.charges, operator=isinstance(train, MPO))
-        packed = pack_blocks(cores, flows, train.charges[0])
+    held = train._charge_blocks()  # None without charges, or where the cores mix them
     tensors = {}
-    if packed is not None:  # only the entries that conserve charge are written
+    if held is not None:  # only the entries that conserve charge are written
         meta["blocks"] = True
         meta["format_version"] = BLOCKS_FORMAT_VERSION
-        cores, bonds = packed
-        tensors = {f"bond_charges_{k}": b.astype(_STORED[dtype]) for k, b in enumerate(bonds)}
+        cores = held.values
+        tensors = {f"bond_charges_{k}": b.astype(_STORED[dtype]) for k, b in enumerate(held.bonds)}
+    else:
+        cores = [backend.to_numpy(core) for core in train.cores]
     for k, core in enumerate(cores):
         tensors[f"core_{k}"] = codec.real_pairs(core).astype(_STORED[dtype], copy=False)
     return meta, tensors

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _backend as backend
 from . import _kernels, arithmetic, canonical, spectra
-from ._checks import check_alpha, check_bond, is_int
+from ._checks import check_alpha, check_bond, check_number, is_int
 from ._scaling import exp_saturating, ldexp, spread_power_of_two, times_pow2
 from .compress import COMPRESS_METHODS, EXACT_METHODS, compress_cores
 from .cores import common_dtype, read_only, validate_cores
@@ -40,7 +40,7 @@ class TensorTrain:
 
     _n_phys_legs: ClassVar[int] = 1
     _layout: ClassVar[str] = "(Dl, d, Dr)"
-    __slots__ = ("_cores", "_centre", "_report", "_packed", "_exponent")
+    __slots__ = ("_cores", "_centre", "_report", "_packed", "_exponent", "_held")
 
     def __init__(self, cores: Any) -> None:
         if type(self) is TensorTrain:
@@ -51,9 +51,11 @@ class TensorTrain:
     # ------------------------------------------------------------------ construction helpers
 
     def _init(
-        self, cores: tuple, centre: int | None, report: TruncationReport | None, exponent: int = 0
+        self, cores: Any, centre: int | None, report: TruncationReport | None, exponent: int = 0
     ) -> None:
-        object.__setattr__(self, "_cores", tuple(read_only(c) for c in cores))
+        held = None if isinstance(cores, (tuple, list)) else cores  # e.g. HeldBlocks
+        object.__setattr__(self, "_held", held)
+        object.__setattr__(self, "_cores", None if held else tuple(map(read_only, cores)))
         object.__setattr__(self, "_centre", centre)
         object.__setattr__(self, "_report", report)
         object.__setattr__(self, "_exponent", int(exponent))
@@ -95,16 +97,17 @@ class TensorTrain:
     def __reduce__(self) -> tuple:
         """Pickle (for process pools and Dask) through the trusted constructor."""
         meta = {n: getattr(self, n) for n in type(self).__slots__ if n not in TensorTrain.__slots__}
-        return (
-            _restore,
-            (type(self), self._cores, self._centre, self._report, self._exponent, meta),
-        )
+        stored = self._cores if self._held is None else self._held
+        return (_restore, (type(self), stored, self._centre, self._report, self._exponent, meta))
 
     # ------------------------------------------------------------------ properties
 
     @property
     def cores(self) -> tuple:
-        """The cores, a tuple of arrays (read-only views for NumPy)."""
+        """The cores, a tuple of arrays (read-only views for NumPy). A charged train holding
+        its charge blocks builds them on first use, and keeps them."""
+        if self._cores is None:
+            object.__setattr__(self, "_cores", self._held.cores())
         return self._cores
 
     @property
@@ -137,38 +140,48 @@ class TensorTrain:
         return self._report
 
     def __len__(self) -> int:
-        return len(self._cores)
+        return len(self._shapes)
+
+    @property
+    def _shapes(self) -> tuple[tuple[int, ...], ...]:
+        """The shape of every core (without building held cores)."""
+        if self._cores is None:
+            return self._held.shapes
+        return tuple(tuple(int(s) for s in c.shape) for c in self._cores)
 
     @property
     def bond_dims(self) -> tuple[int, ...]:
         """The ``len - 1`` inner bonds; ``bond_dims[k]`` joins sites k and k+1."""
-        return tuple(int(c.shape[-1]) for c in self._cores[:-1])
+        return tuple(shape[-1] for shape in self._shapes[:-1])
 
     @property
     def num_params(self) -> int:
-        """Number of stored entries, Σ_k D_{k-1}·(physical dims)·D_k."""
-        return sum(math.prod(c.shape) for c in self._cores)
+        """Number of entries of the (dense) cores, Σ_k D_{k-1}·(physical dims)·D_k."""
+        return sum(math.prod(shape) for shape in self._shapes)
+
+    def _first_array(self) -> Any:
+        """An array of the cores' library and dtype (without building held cores)."""
+        return self._held.values[0] if self._cores is None else self._cores[0]
 
     @property
     def dtype(self) -> Any:
         """The dtype of the cores (one dtype for the whole train)."""
-        return self._cores[0].dtype
+        return self._first_array().dtype
 
     @property
     def xp(self) -> Any:
         """The array namespace of the cores."""
-        return aac.array_namespace(self._cores[0])
+        return aac.array_namespace(self._first_array())
 
     @property
     def _site_shapes(self) -> tuple[tuple[int, ...], ...]:
-        return tuple(tuple(int(s) for s in c.shape[1:-1]) for c in self._cores)
+        return tuple(shape[1:-1] for shape in self._shapes)
 
     def _fused(self) -> tuple:
-        """Cores as ``(Dl, p, Dr)`` with the physical legs fused (views)."""
-        xp = self.xp
-        return tuple(
-            xp.reshape(c, (c.shape[0], math.prod(c.shape[1:-1]), c.shape[-1])) for c in self._cores
-        )
+        """Cores as ``(Dl, p, Dr)`` with the physical legs fused (views; held cores are built
+        for the call and not kept)."""
+        xp, cores = self.xp, self._held.cores() if self._cores is None else self._cores
+        return tuple(xp.reshape(c, (c.shape[0], math.prod(c.shape[1:-1]), -1)) for c in cores)
 
     def _unfused(self, cores3: tuple, site_shapes=None) -> tuple:
         xp = self.xp
@@ -179,7 +192,7 @@ class TensorTrain:
         )
 
     def __repr__(self) -> str:
-        lib = type(self._cores[0]).__module__.split(".")[0]
+        lib = type(self._first_array()).__module__.split(".")[0]
         parts = [
             f"L={len(self)}",
             f"{self._dims_repr()}",
@@ -205,26 +218,16 @@ class TensorTrain:
         size = math.prod(math.prod(s) for s in self._site_shapes)
         if size > _DENSE_LIMIT:
             raise ValueError(f"dense size {size} exceeds {_DENSE_LIMIT} entries; keep it a train")
-        xp = self.xp
-        cores = self._fused()
-        result = cores[0]
-        for core in cores[1:]:
-            rows = result.shape[0] * math.prod(result.shape[1:-1])
-            merged = xp.reshape(result, (rows, result.shape[-1])) @ xp.reshape(
-                core, (core.shape[0], -1)
-            )
-            result = xp.reshape(merged, (*result.shape[:-1], core.shape[1], core.shape[2]))
-        return result
+        return arithmetic.contract_chain(self._fused())
 
     def _folded_cores(self) -> tuple:
         """The cores with the scale folded in, spread as exact powers of two over all of them
         (for code that knows no scale: other libraries, NN parameters); OverflowError where the
         cores cannot hold it."""
         if not self._exponent:
-            return self._cores
-        cores = spread_power_of_two(self._cores, self._exponent)
-        xp = self.xp
-        if not all(backend.is_tracer(c) or bool(xp.all(xp.isfinite(c))) for c in cores):
+            return self.cores
+        cores = spread_power_of_two(self.cores, self._exponent)
+        if not backend.all_finite(cores):
             raise OverflowError(
                 f"the cores of this train (log_norm {self.log_norm():.6g}) cannot hold its "
                 f"scale in {backend.dtype_name(self.dtype)}"
@@ -306,13 +309,8 @@ class TensorTrain:
         ``tol`` bounds the entries of ``Q^H Q - I`` (default: 1000·eps of the dtype).
         """
         centre = self._check_site(centre, "centre")
-        if tol is None:
-            tol = 1e3 * backend.eps(self.dtype)
-        elif isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)):
-            raise TypeError(f"tol: expected a float, got {tol!r}")
-        elif not (math.isfinite(tol) and tol >= 0):
-            raise ValueError(f"tol: must be a finite number >= 0, got {tol}")
-        return canonical.is_canonical(self._fused(), centre, float(tol))
+        tol = 1e3 * backend.eps(self.dtype) if tol is None else check_number(tol, "tol", minimum=0)
+        return canonical.is_canonical(self._fused(), centre, tol)
 
     def norm(self) -> Any:
         """Frobenius norm ‖x‖ (through the canonical form; the train is not changed).
@@ -330,7 +328,7 @@ class TensorTrain:
         xp = self.xp
         if not backend.is_numpy(xp):
             c = self.canonicalize(len(self) - 1 if self._centre is None else self._centre)
-            value = xp.sqrt(xp.sum(xp.abs(c._cores[c._centre]) ** 2))
+            value = xp.sqrt(xp.sum(xp.abs(c.cores[c._centre]) ** 2))
             return times_pow2(value, c._exponent) if c._exponent else value
         if self._centre is None and _kernels.applies(self._kernel_pack()):
             mantissa, exponent = _kernels.qr_norm(self._kernel_pack())
@@ -352,7 +350,7 @@ class TensorTrain:
         """The cores as kernel input, built once per train (trains are immutable)."""
         packed = getattr(self, "_packed", None)
         if packed is None:
-            packed = _kernels.Packed(self._cores)
+            packed = _kernels.Packed(self._cores if self._cores is not None else self._held)
             object.__setattr__(self, "_packed", packed)
         return packed
 
@@ -430,8 +428,7 @@ class TensorTrain:
         options = {"svd_method": svd_method, "tol": tol, "site_shapes": self._site_shapes}
         result = self._compressed(request, method, options)
         new_cores = self._unfused(result.cores)
-        xp = self.xp
-        if not all(backend.is_tracer(c) or bool(xp.all(xp.isfinite(c))) for c in new_cores):
+        if not backend.all_finite(new_cores):
             raise ValueError(
                 f"method: {method!r} met numbers beyond the {backend.dtype_name(self.dtype)} "
                 f"range (log_norm {self.log_norm():.6g}); use a wider dtype"
@@ -469,7 +466,7 @@ class TensorTrain:
         xp = self.xp
         if not backend.is_numpy(xp):
             c = self.canonicalize(len(self) - 1 if self._centre is None else self._centre)
-            log = 0.5 * xp.log(xp.sum(xp.abs(c._cores[c._centre]) ** 2))
+            log = 0.5 * xp.log(xp.sum(xp.abs(c.cores[c._centre]) ** 2))
             return log + c._exponent * _LN2 if c._exponent else log
         return self._mantissa_log_norm() + self._exponent * _LN2
 
@@ -550,7 +547,7 @@ class TensorTrain:
         cannot hold the factor; the centre is kept). A complex factor makes a real train
         complex, as NumPy does."""
         site = 0 if self._centre is None else self._centre
-        cores, shift = arithmetic.scaled(self._cores, site, factor)
+        cores, shift = arithmetic.scaled(self.cores, site, factor)
         return self._with_cores(cores, self._centre, None, self._exponent + shift)
 
     __rmul__ = __mul__
@@ -565,7 +562,7 @@ class TensorTrain:
 
     def conj(self: TT) -> TT:
         """Complex conjugate (every core conjugated; the centre is kept)."""
-        return self._with_cores(arithmetic.conjugated(self._cores), self._centre, None)
+        return self._with_cores(arithmetic.conjugated(self.cores), self._centre, None)
 
     # ------------------------------------------------------------------ helpers
 

@@ -18,7 +18,7 @@ import numpy as np
 from .. import _backend as backend
 from .. import codec
 from ..mps import MPS
-from ..sectors import pack_blocks, site_flows, unpack_blocks
+from ..sectors import site_flows, unpack_blocks
 from ..symmetry import Charges
 
 __all__ = ["Checkpoint", "read_checkpoint", "write_checkpoint"]
@@ -60,13 +60,12 @@ def write_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
     for k, train in enumerate(trains):
         dtype = backend.dtype_name(train.dtype)
         entry = {"dtype": dtype, "n_cores": len(train), "exponent": train.scale_exponent}
-        cores = [backend.to_numpy(core) for core in train.cores]
+        held = train._charge_blocks()
         if train.charges is not None:  # kept, so that a resumed run stays on its sector
             entry["charges"] = [q.to_json() for q in train.charges]
-            packed = pack_blocks(cores, site_flows(train.charges, operator=False), train.charges[0])
-            if packed is not None:  # only the charge blocks are written
-                cores, bonds = packed
-                entry["bonds"] = [b.tolist() for b in bonds]
+        if held is not None:  # only the charge blocks are written
+            entry["bonds"] = [b.tolist() for b in held.bonds]
+        cores = held.values if held is not None else [backend.to_numpy(c) for c in train.cores]
         layout.append(entry)
         for site, core in enumerate(cores):
             pairs = codec.real_pairs(core)
