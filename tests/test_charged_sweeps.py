@@ -194,3 +194,26 @@ def test_other_application_methods_keep_the_blocks(method):
     plain = tn.apply(H.to_plain(), psi.to_plain(), method=method, max_bond=8)
     assert out.charges == psi.charges and conserves(out)
     assert close(out, plain, rtol=1e-10)
+
+
+@pytest.mark.parametrize("bond", [8, 64])
+def test_charged_sweeps_beyond_the_float_range_stay_exact_and_by_charge(bond):
+    """Cores of 1e3 on 120 sites (norm ~1e360 and more): the svd compression hands over to
+    the rescaled sweep by charge block, ``method="rescaled"`` runs by charge block too, and
+    canonical forms keep the whole scale; every result conserves exactly (holds its
+    blocks) and matches the plain path's log-norm and bound."""
+    seed_state = tn.MPS.random([2] * 120, bond, conserve="Sz", sector=0, seed=4)
+    huge = tn.MPS([np.array(c) * 1e3 for c in seed_state.cores]).with_charges("Sz")
+    assert huge._held is not None and not np.isfinite(huge.norm())
+    plain = huge.to_plain()
+    for method in ("svd", "rescaled"):
+        out = huge.compress(max_bond=bond // 2, method=method)
+        ref = plain.compress(max_bond=bond // 2, method="rescaled")
+        assert out.report.method == "rescaled/charges" and out._held is not None
+        assert np.isclose(out.log_norm(), ref.log_norm(), rtol=1e-12)
+        assert np.isclose(out.report.rel_error_bound, ref.report.rel_error_bound, rtol=1e-6)
+        assert out.is_canonical(0) and out.scale_exponent != 0
+    for centre in (0, 119):
+        c = huge.canonicalize(centre)
+        assert c._held is not None and c.is_canonical(centre)
+        assert np.isclose(c.log_norm(), huge.log_norm(), rtol=1e-12)

@@ -10,6 +10,7 @@ the physical legs fused the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _backend as backend
+from ._scaling import ldexp, pull_power_of_two
 from .canonical import absorb_left, absorb_right
+from .compress import restore_scale
 from .sectors import channel_charges, snap_to_charges
 from .symmetry import Charges
 from .truncation import Budget, Compressed, Truncation, choose_rank
@@ -181,33 +184,44 @@ def canonicalize_by_charge(
     group: Charges,
     centre: int | None,
     target: int,
-) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
-    """``(cores, bonds)``: fused NumPy ``cores`` that conserve ``group`` moved to the
-    mixed-canonical form about ``target`` by one QR per charge block (only the sites between
-    ``centre`` and ``target`` when ``centre`` is known), with the bonds' channel charges.
-    None when the cores are not block-sparse in their charges, even after zeroing rounding.
+    *,
+    rescale: bool = False,
+) -> tuple[list[np.ndarray], list[np.ndarray], int] | None:
+    """``(cores, bonds, exponent)``: fused NumPy ``cores`` that conserve ``group`` moved to
+    the mixed-canonical form about ``target`` by one QR per charge block (only the sites
+    between ``centre`` and ``target`` when ``centre`` is known), with the bonds' channel
+    charges. With ``rescale`` every swept core gives a power of two to ``exponent`` first
+    (the result is ``2**exponent`` times the new cores), so that no norm leaves the dtype's
+    range; 0 otherwise. None when the cores are not block-sparse in their charges, even after
+    zeroing rounding.
     """
     cores = conserving(cores, flows, group)  # a dense sweep's rounding zeroed
     if cores is None:
         return None
     bonds = channel_charges(cores, flows, group)
-    last = len(cores) - 1
+    last, exponent = len(cores) - 1, 0
     left = range(0 if centre is None else min(centre, target), target)
     right = range(last if centre is None else max(centre, target), target, -1)
     with backend.blas_threads(backend.sweep_threads(tuple(cores))):
         for k in left:
+            if rescale:
+                cores[k], shift = pull_power_of_two(cores[k])
+                exponent += shift
             dl, p, dr = cores[k].shape
             rows = group.reduce(bonds[k][:, None, :] + flows[k][None, :, :]).reshape(dl * p, -1)
             q, r, bonds[k + 1] = qr_by_charges(cores[k].reshape(dl * p, dr), rows, bonds[k + 1])
             cores[k] = q.reshape(dl, p, -1)
             cores[k + 1] = absorb_left(r, cores[k + 1])
         for k in right:
+            if rescale:
+                cores[k], shift = pull_power_of_two(cores[k])
+                exponent += shift
             dl, p, dr = cores[k].shape
             cols = group.reduce(bonds[k + 1][None, :, :] - flows[k][:, None, :]).reshape(p * dr, -1)
             q, r, bonds[k] = qr_by_charges(cores[k].reshape(dl, p * dr).conj().T, cols, bonds[k])
             cores[k] = q.conj().T.reshape(-1, p, dr)
             cores[k - 1] = absorb_right(cores[k - 1], r.conj().T)
-    return cores, bonds
+    return cores, bonds, exponent
 
 
 def compress_by_charge(
@@ -216,18 +230,28 @@ def compress_by_charge(
     group: Charges,
     centre: int | None,
     truncation: Truncation,
+    *,
+    rescale: bool = False,
 ) -> Compressed | None:
     """The ``svd`` method's compression of fused NumPy ``cores`` that conserve ``group``
     (flows fused like the cores): to the left-canonical form by one QR per charge block
     (``canonicalize_by_charge``), then right to left one SVD per charge block, truncating
     every bond. None when the cores are not block-sparse in their charges (the caller takes
-    the dense sweep). The result is right-canonical (centre 0) and conserves exactly.
+    the dense sweep), or when a norm left the dtype's range without ``rescale``. With
+    ``rescale`` (the ``rescaled`` method) the swept cores give powers of two to the scale
+    first, and core 0 takes it back where it can hold it (else the result's ``exponent``).
+    The result is right-canonical (centre 0) and conserves exactly.
     """
     last = len(cores) - 1
-    moved = canonicalize_by_charge(cores, flows, group, centre, last)
+    moved = canonicalize_by_charge(cores, flows, group, centre, last, rescale=rescale)
     if moved is None:
         return None
-    cores, bonds = moved
+    cores, bonds, exponent = moved
+    if rescale:
+        cores[last], shift = pull_power_of_two(cores[last])
+        exponent += shift
+    if truncation.atol is not None and exponent:
+        truncation = dataclasses.replace(truncation, atol=ldexp(truncation.atol, -exponent))
     with backend.blas_threads(backend.sweep_threads(tuple(cores))):
         norm = float(np.linalg.norm(cores[last]))
         if not math.isfinite(norm):
@@ -251,4 +275,9 @@ def compress_by_charge(
             budget.spend(split.discarded)
     total = math.sqrt(max(sum(discarded), 0.0))
     rel = total / norm if norm > 0 else 0.0
-    return Compressed(tuple(cores), 0, norm, discarded, rel, budget.met(discarded), "svd/charges")
+    met = budget.met(discarded)  # in the units of the budget
+    if not rescale:
+        return Compressed(tuple(cores), 0, norm, discarded, rel, met, "svd/charges")
+    new, kept = restore_scale(tuple(cores), exponent)
+    discarded = [ldexp(d, 2 * exponent) for d in discarded]
+    return Compressed(new, 0, ldexp(norm, exponent), discarded, rel, met, "rescaled/charges", kept)

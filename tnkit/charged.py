@@ -129,15 +129,19 @@ class Charged:
     )
 
     def _canonical_by_charge(self, centre: int):
-        """This train canonical about ``centre`` by one QR per charge block, or None (the
-        cores are not block-sparse in their charges, or the sweep met the float range)."""
+        """This train canonical about ``centre`` by one QR per charge block (rescaled by
+        powers of two where the plain sweep leaves the float range), or None (the cores are
+        not block-sparse in their charges)."""
+        args = (self._fused(), self._fused_flows(), self._charges[0], self._centre, centre)
         with backend.quiet():
-            moved = canonicalize_by_charge(
-                self._fused(), self._fused_flows(), self._charges[0], self._centre, centre
-            )
-        if moved is None or self._lost(moved[0][centre]):
+            moved = canonicalize_by_charge(*args)
+            if moved is not None and self._lost(moved[0][centre]):
+                moved = canonicalize_by_charge(*args, rescale=True)
+        if moved is None:
             return None
-        return self._with_cores(self._unfused(tuple(moved[0])), centre, self._report)
+        cores, _, shift = moved
+        exponent = self._exponent + shift
+        return self._with_cores(self._unfused(tuple(cores)), centre, self._report, exponent)
 
     def _conserves(self, train) -> bool:
         """Whether every entry of ``train``'s cores outside its charge blocks is zero."""
@@ -154,14 +158,20 @@ class Charged:
         return [f.reshape(-1, f.shape[-1]) for f in flows]
 
     def _compressed(self, truncation: Any, method: str, options: dict) -> Any:
-        """The ``svd`` compression of a charged NumPy train by one SVD per charge block
-        (``charge_sweeps``), so that the result conserves its charges exactly even where
-        singular values of different charges are degenerate; the dense sweep otherwise."""
-        if method == "svd" and options.get("svd_method") == "auto" and self._by_charge():
+        """The ``svd`` and ``rescaled`` compressions of a charged NumPy train by one SVD per
+        charge block (``charge_sweeps``), so that the result conserves its charges exactly
+        even where singular values of different charges are degenerate (the svd sweep hands
+        over to the rescaled one where a norm leaves the float range, as the dense one
+        does); the dense sweeps otherwise."""
+        by_charge = method == "rescaled" or options.get("svd_method") == "auto"
+        if method in ("svd", "rescaled") and by_charge and self._by_charge():
+            args = (self._fused(), self._fused_flows(), self._charges[0], self._centre)
             with backend.quiet():
-                result = compress_by_charge(
-                    self._fused(), self._fused_flows(), self._charges[0], self._centre, truncation
-                )
+                result = None
+                if method == "svd":
+                    result = compress_by_charge(*args, truncation)
+                if result is None or self._lost(result.cores[0]):
+                    result = compress_by_charge(*args, truncation, rescale=True)
             if result is not None and not self._lost(result.cores[0]):
                 return result
         return super()._compressed(truncation, method, options)

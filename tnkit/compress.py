@@ -277,7 +277,7 @@ def _rescaled(cores: tuple, centre: int | None, truncation: Truncation, svd_meth
             request = dataclasses.replace(truncation, atol=ldexp(truncation.atol, -exponent))
         new, norm, discarded, met, used = _truncating_sweep(scaled, request, svd_method)
     rel = math.sqrt(max(sum(discarded), 0.0)) / norm if norm > 0 else 0.0
-    new, kept = _restore_scale(new, exponent)
+    new, kept = restore_scale(new, exponent)
     return Compressed(
         new,
         0,
@@ -290,7 +290,7 @@ def _rescaled(cores: tuple, centre: int | None, truncation: Truncation, svd_meth
     )
 
 
-def _restore_scale(cores: tuple, exponent: int) -> tuple[tuple, int]:
+def restore_scale(cores: tuple, exponent: int) -> tuple[tuple, int]:
     """``(cores, kept)``: the scale 2**exponent goes into the centre core 0 when its entries
     stay well inside the dtype's range (kept 0), else it stays the train's exponent."""
     if exponent == 0:
