@@ -138,3 +138,26 @@ def test_held_blocks_refuse_cores_that_mix_charges():
     assert HeldBlocks.pack([both], [q.values], q) is None
     with pytest.raises(ValueError, match="expected 2 bonds"):
         tn.sectors.unpack_blocks([np.ones(1)], [np.zeros((1, 1), np.int64)], [q.values], q)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    n=st.integers(1, 3),
+    rows=st.integers(0, 30),
+    reach=st.sampled_from([3, 1000, 2**40]),
+)
+def test_charge_labels_are_numpys_unique_rows(data, n, rows, reach):
+    """One int key per row (or numpy's row-wise unique where the keys would not fit)."""
+    values = data.draw(
+        st.lists(
+            st.lists(st.integers(-reach, reach), min_size=n, max_size=n),
+            min_size=rows,
+            max_size=rows,
+        )
+    )
+    charges = np.array(values, dtype=np.int64).reshape(rows, n)
+    keys, labels = tn.sectors.charge_labels(charges)
+    expected, inverse = np.unique(charges, axis=0, return_inverse=True)
+    np.testing.assert_array_equal(keys, expected.reshape(-1, n))
+    np.testing.assert_array_equal(labels, np.ravel(inverse))

@@ -21,7 +21,7 @@ from . import _backend as backend
 from ._scaling import ldexp, pull_power_of_two
 from .canonical import absorb_left, absorb_right
 from .compress import restore_scale
-from .sectors import channel_charges, snap_to_charges
+from .sectors import channel_charges, charge_labels, snap_to_charges
 from .symmetry import Charges
 from .truncation import Budget, Compressed, Truncation, choose_rank
 
@@ -161,8 +161,7 @@ def qr_by_charges(
 def _shared_groups(rows: np.ndarray, cols: np.ndarray) -> list[tuple]:
     """``(charge, row indices, column indices)`` for every charge that rows and columns
     both carry (one sort for all: the rows' and columns' charges labelled together)."""
-    found, labels = np.unique(np.concatenate([rows, cols]), axis=0, return_inverse=True)
-    labels = np.ravel(labels)
+    found, labels = charge_labels(np.concatenate([rows, cols]))
     row_labels, col_labels = labels[: len(rows)], labels[len(rows) :]
     row_order = np.argsort(row_labels, kind="stable")
     col_order = np.argsort(col_labels, kind="stable")
@@ -186,19 +185,24 @@ def canonicalize_by_charge(
     target: int,
     *,
     rescale: bool = False,
+    bonds: Sequence[np.ndarray] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], int] | None:
     """``(cores, bonds, exponent)``: fused NumPy ``cores`` that conserve ``group`` moved to
     the mixed-canonical form about ``target`` by one QR per charge block (only the sites
     between ``centre`` and ``target`` when ``centre`` is known), with the bonds' channel
     charges. With ``rescale`` every swept core gives a power of two to ``exponent`` first
     (the result is ``2**exponent`` times the new cores), so that no norm leaves the dtype's
-    range; 0 otherwise. None when the cores are not block-sparse in their charges, even after
-    zeroing rounding.
+    range; 0 otherwise. ``bonds``: the channel charges of cores known to be block-sparse in
+    them (held blocks), else read off the cores. None when the cores are not block-sparse in
+    their charges, even after zeroing rounding.
     """
-    cores = conserving(cores, flows, group)  # a dense sweep's rounding zeroed
-    if cores is None:
-        return None
-    bonds = channel_charges(cores, flows, group)
+    if bonds is None:
+        cores = conserving(cores, flows, group)  # a dense sweep's rounding zeroed
+        if cores is None:
+            return None
+        bonds = channel_charges(cores, flows, group)
+    else:
+        cores, bonds = [np.asarray(c) for c in cores], list(bonds)
     last, exponent = len(cores) - 1, 0
     left = range(0 if centre is None else min(centre, target), target)
     right = range(last if centre is None else max(centre, target), target, -1)
@@ -232,6 +236,7 @@ def compress_by_charge(
     truncation: Truncation,
     *,
     rescale: bool = False,
+    bonds: Sequence[np.ndarray] | None = None,
 ) -> Compressed | None:
     """The ``svd`` method's compression of fused NumPy ``cores`` that conserve ``group``
     (flows fused like the cores): to the left-canonical form by one QR per charge block
@@ -240,10 +245,11 @@ def compress_by_charge(
     the dense sweep), or when a norm left the dtype's range without ``rescale``. With
     ``rescale`` (the ``rescaled`` method) the swept cores give powers of two to the scale
     first, and core 0 takes it back where it can hold it (else the result's ``exponent``).
-    The result is right-canonical (centre 0) and conserves exactly.
+    The result is right-canonical (centre 0) and conserves exactly. ``bonds`` as for
+    ``canonicalize_by_charge``.
     """
     last = len(cores) - 1
-    moved = canonicalize_by_charge(cores, flows, group, centre, last, rescale=rescale)
+    moved = canonicalize_by_charge(cores, flows, group, centre, last, rescale=rescale, bonds=bonds)
     if moved is None:
         return None
     cores, bonds, exponent = moved

@@ -133,15 +133,23 @@ class Charged:
         powers of two where the plain sweep leaves the float range), or None (the cores are
         not block-sparse in their charges)."""
         args = (self._fused(), self._fused_flows(), self._charges[0], self._centre, centre)
+        bonds = self._held_bonds()
         with backend.quiet():
-            moved = canonicalize_by_charge(*args)
+            moved = canonicalize_by_charge(*args, bonds=bonds)
             if moved is not None and self._lost(moved[0][centre]):
-                moved = canonicalize_by_charge(*args, rescale=True)
+                moved = canonicalize_by_charge(*args, rescale=True, bonds=bonds)
         if moved is None:
             return None
         cores, _, shift = moved
         exponent = self._exponent + shift
         return self._with_cores(self._unfused(tuple(cores)), centre, self._report, exponent)
+
+    def _held_bonds(self) -> tuple | None:
+        """The channel charges of the blocks this train holds under its own charges."""
+        held = self._held
+        if held is None or self._charges is None or held.group != self._charges[0]:
+            return None
+        return held.bonds
 
     def _conserves(self, train) -> bool:
         """Whether every entry of ``train``'s cores outside its charge blocks is zero."""
@@ -166,12 +174,13 @@ class Charged:
         by_charge = method == "rescaled" or options.get("svd_method") == "auto"
         if method in ("svd", "rescaled") and by_charge and self._by_charge():
             args = (self._fused(), self._fused_flows(), self._charges[0], self._centre)
+            bonds = self._held_bonds()
             with backend.quiet():
                 result = None
                 if method == "svd":
-                    result = compress_by_charge(*args, truncation)
+                    result = compress_by_charge(*args, truncation, bonds=bonds)
                 if result is None or self._lost(result.cores[0]):
-                    result = compress_by_charge(*args, truncation, rescale=True)
+                    result = compress_by_charge(*args, truncation, rescale=True, bonds=bonds)
             if result is not None and not self._lost(result.cores[0]):
                 return result
         return super()._compressed(truncation, method, options)

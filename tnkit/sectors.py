@@ -26,6 +26,7 @@ __all__ = [
     "ChargeResolved",
     "allowed_entries",
     "channel_charges",
+    "charge_labels",
     "charge_key",
     "pack_blocks",
     "resolve_charges",
@@ -259,14 +260,35 @@ def _one_charge(rows: np.ndarray, nonzero: np.ndarray) -> np.ndarray | None:
     nowhere nonzero); None if a column has two."""
     right = np.zeros((nonzero.shape[1], rows.shape[1]), dtype=np.int64)
     used = nonzero.any(axis=0)
-    for c in range(rows.shape[1]):
-        column = rows[:, c][:, None]
-        low = np.where(nonzero, column, np.iinfo(np.int64).max).min(axis=0)
-        high = np.where(nonzero, column, np.iinfo(np.int64).min).max(axis=0)
-        if np.any(low[used] != high[used]):
-            return None
-        right[used, c] = low[used]
+    if not used.any():
+        return right
+    keys, labels = charge_labels(rows)
+    first = labels[np.argmax(nonzero, axis=0)]  # the charge of each column's first entry
+    if np.any(nonzero & (labels[:, None] != first[None, :])):
+        return None
+    right[used] = keys[first[used]]
     return right
+
+
+def charge_labels(charges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(keys, labels)``: the distinct rows of an int ``(m, n)`` array of charges, sorted,
+    and for every row the index of its key (one sort of ints for a single component).
+
+    Example:
+        >>> keys, labels = charge_labels(np.array([[1], [-1], [1]]))
+        >>> keys.ravel().tolist(), labels.tolist()
+        ([-1, 1], [1, 0, 1])
+    """
+    if charges.shape[0] == 0:
+        return charges[:0], np.zeros(0, dtype=np.intp)
+    low = charges.min(axis=0)
+    span = charges.max(axis=0) - low + 1
+    if math.prod(float(s) for s in span) >= 2.0**62:  # no room for one int key per row
+        keys, labels = np.unique(charges, axis=0, return_inverse=True)
+        return keys, np.ravel(labels)
+    strides = np.append(np.cumprod(span[:0:-1])[::-1], 1)  # the first component first
+    _, first, labels = np.unique((charges - low) @ strides, return_index=True, return_inverse=True)
+    return charges[first], np.ravel(labels)
 
 
 def site_flows(charges: Sequence[Charges], *, operator: bool) -> list[np.ndarray]:
@@ -340,10 +362,7 @@ def allowed_entries(
     n = left.shape[1]
     rows = group.reduce(left.reshape((-1,) + (1,) * (flow.ndim - 1) + (n,)) + flow[None])
     # one integer label per distinct charge, so that the mask is one comparison per entry
-    _, labels = np.unique(
-        np.concatenate([rows.reshape(-1, n), group.reduce(right)]), axis=0, return_inverse=True
-    )
-    labels = np.ravel(labels)
+    _, labels = charge_labels(np.concatenate([rows.reshape(-1, n), group.reduce(right)]))
     split = rows.size // n
     return labels[:split].reshape(rows.shape[:-1] + (1,)) == labels[split:]
 
