@@ -94,8 +94,11 @@ def test_models_and_ground_states_hold_blocks_at_rest():
     psi = tn.dmrg(h, max_bond=24, init=neel, sweeps=3).state
     assert holds_blocks(psi) and psi.charges == neel.charges
     assert stored_entries(psi) < 0.5 * psi.num_params
-    evolved = tn.tdvp(h, neel, 0.1, dt=0.05, max_bond=8).state
+    energy = tn.expectation(psi, h)
+    evolved = tn.tdvp(h, psi, 0.1, dt=0.05, max_bond=24).state
     assert holds_blocks(evolved)
+    assert holds_blocks(psi)  # measured and evolved from without keeping dense cores
+    assert np.isclose(energy, tn.expectation(dense_twin(psi), dense_twin(h)), rtol=1e-12)
     big = tn.MPS.random([2] * 20, 128, conserve="Sz", sector=0, seed=0)
     assert stored_entries(big) < 0.25 * big.num_params
     assert holds_blocks(big.compress(max_bond=64)) and holds_blocks(big)

@@ -179,7 +179,7 @@ def _check_operands(o: Any, t: Any) -> None:
             f"t: dims {dims} do not match the operator's in_dims {o.in_dims} (o.in_dims must "
             f"equal t.phys_dims for an MPS, t.out_dims for an MPO)"
         )
-    backend.namespace(o.cores[0], t.cores[0], name="apply")
+    backend.namespace(o._first_array(), t._first_array(), name="apply")
 
 
 def _check_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -216,7 +216,7 @@ def _thread_limit(ops: Operands) -> int | None:
 
 def _assemble(t: Any, ops: Operands, run: Run, truncation: Truncation) -> Any:
     xp = ops.xp
-    if t.cores[0].ndim == 3:
+    if t._n_phys_legs == 1:  # an MPS: the runs carry a unit input leg
         cores = tuple(xp.reshape(c, (c.shape[0], c.shape[1], c.shape[3])) for c in run.cores)
     else:
         cores = tuple(run.cores)

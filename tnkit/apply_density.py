@@ -55,9 +55,9 @@ def product_charges(o: MPO, t: Any) -> ProductCharges | None:
     if not (backend.is_numpy(o.xp) and backend.is_numpy(t.xp)):
         return None
     group = o.charges[0]
-    operator_bonds = channel_charges(o.cores, site_flows(o.charges, operator=True), group)
+    operator_bonds = channel_charges(o._arrays(), site_flows(o.charges, operator=True), group)
     target = isinstance(t, MPO)
-    state_bonds = channel_charges(t.cores, site_flows(t.charges, operator=target), group)
+    state_bonds = channel_charges(t._arrays(), site_flows(t.charges, operator=target), group)
     if operator_bonds is None or state_bonds is None:
         return None
     flows = tuple(

@@ -33,9 +33,9 @@ class Operands:
         xp = o.xp
         states = tuple(
             c if c.ndim == 4 else xp.reshape(c, (c.shape[0], c.shape[1], 1, c.shape[2]))
-            for c in t.cores
+            for c in t._arrays()
         )
-        return cls(xp, tuple(o.cores), states, backend.eps(o.dtype))
+        return cls(xp, tuple(o._arrays()), states, backend.eps(o.dtype))
 
     @property
     def length(self) -> int:

@@ -195,7 +195,8 @@ def _string_ops(m: MPS, factors: list, site_type: str) -> dict:
     dtype = np.dtype(backend.dtype_name(m.dtype))  # the train's precision: no silent upcast
     if any(np.iscomplexobj(matrix) for _, matrix in pieces):
         dtype = np.result_type(dtype, np.complex64)
-    return {k: backend.from_numpy(np.asarray(mat, dtype=dtype), m.cores[0]) for k, mat in pieces}
+    like = m._first_array()
+    return {k: backend.from_numpy(np.asarray(mat, dtype=dtype), like) for k, mat in pieces}
 
 
 def _measure(m: MPS, ops: dict, normalize: bool) -> Any:
@@ -296,7 +297,7 @@ def _check_op(m: MPS, op: Any, site: int, name: str) -> Any:
     """A (d, d) array of the train's library for ``site``; integer arrays take m's dtype."""
     if not aac.is_array_api_obj(op) or (isinstance(op, np.ndarray) and op.dtype == object):
         raise TypeError(f"{name}: expected a (d, d) array, got {type(op).__name__}")
-    xp = backend.namespace(m.cores[0], op, name=name)
+    xp = backend.namespace(m._first_array(), op, name=name)
     if xp.isdtype(op.dtype, ("integral", "bool")):
         op = xp.astype(op, m.dtype)
     check_array(op, name)
@@ -305,6 +306,6 @@ def _check_op(m: MPS, op: Any, site: int, name: str) -> Any:
         raise ValueError(
             f"{name}: expected shape ({d}, {d}) for site {site}, got {tuple(op.shape)}"
         )
-    if backend.device(op) != backend.device(m.cores[0]):
+    if backend.device(op) != backend.device(m._first_array()):
         raise ValueError(f"{name}: on device {backend.device(op)}, but the train is on another")
     return op

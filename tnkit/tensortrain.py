@@ -33,9 +33,9 @@ class TensorTrain:
 
     The train is ``2**scale_exponent`` times the contraction of its cores: an exact scale
     kept apart from the cores where they could not hold it (norms beyond the dtype's range),
-    and 0 otherwise. Package-internal protocol (not for users): ``_trusted`` builds a train
-    from valid cores, ``_with_cores`` one of the same class and metadata, ``_fused``/
-    ``_unfused`` give 3-leg/original cores, ``_kernel_pack`` the cores packed for Numba.
+    and 0 otherwise. Package-internal protocol: ``_trusted``/``_with_cores`` build trains
+    from valid cores or held blocks; ``_arrays``/``_fused`` read the cores without keeping
+    built ones, ``_unfused`` reshapes 3-leg cores back; ``_kernel_pack`` packs for Numba.
     """
 
     _n_phys_legs: ClassVar[int] = 1
@@ -177,11 +177,14 @@ class TensorTrain:
     def _site_shapes(self) -> tuple[tuple[int, ...], ...]:
         return tuple(shape[1:-1] for shape in self._shapes)
 
+    def _arrays(self) -> tuple:
+        """The cores as arrays; held cores are built for the caller and not kept."""
+        return self._held.cores() if self._cores is None else self._cores
+
     def _fused(self) -> tuple:
-        """Cores as ``(Dl, p, Dr)`` with the physical legs fused (views; held cores are built
-        for the call and not kept)."""
-        xp, cores = self.xp, self._held.cores() if self._cores is None else self._cores
-        return tuple(xp.reshape(c, (c.shape[0], math.prod(c.shape[1:-1]), -1)) for c in cores)
+        """Cores as ``(Dl, p, Dr)`` with the physical legs fused (views, as ``_arrays``)."""
+        xp = self.xp
+        return tuple(xp.reshape(c, (c.shape[0], -1, c.shape[-1])) for c in self._arrays())
 
     def _unfused(self, cores3: tuple, site_shapes=None) -> tuple:
         xp = self.xp

@@ -107,7 +107,7 @@ def correlation_function(
     string = parity(site_type) if b_factor.odd else None
 
     ground = _unit(psi0)
-    like = ground.cores[0]
+    like = ground._first_array()
     phi = _applied(ground, jordan_wigner_pieces([b_factor], [parity(site_type)] * n))
     phi_norm = float(phi.norm())
     if phi_norm == 0.0:
@@ -151,8 +151,8 @@ def mixed_row(bra: MPS, ket: MPS, ops: dict, string: Any = None) -> np.ndarray:
     """
     xp = ket.xp
     dtype = xp.result_type(bra.dtype, ket.dtype)
-    bra_cores = [xp.astype(c, dtype) for c in _plain(bra).cores]
-    ket_cores = [xp.astype(c, dtype) for c in _plain(ket).cores]
+    bra_cores = [xp.astype(c, dtype) for c in _plain(bra)._arrays()]
+    ket_cores = [xp.astype(c, dtype) for c in _plain(ket)._arrays()]
     n, first, last = len(ket_cores), min(ops), max(ops)
     right = [None] * (n + 1)
     right[n] = xp.ones((1, 1), dtype=dtype, device=backend.device(ket_cores[0]))
@@ -200,7 +200,7 @@ class _Kept:
 
 def _unit(psi: MPS) -> MPS:
     """``psi/‖psi‖`` with its scale exponent dropped (as ``tdvp`` does)."""
-    cores = list(psi.canonicalize(0).cores)
+    cores = list(psi.canonicalize(0)._arrays())
     cores[0] = cores[0] / backend.frob_sq(cores[0]) ** 0.5
     return MPS(cores).canonicalize(0)
 
@@ -209,14 +209,14 @@ def _plain(psi: MPS) -> MPS:
     """The same vector with a zero scale exponent (the cores carry the scale)."""
     if not psi.scale_exponent:
         return psi
-    cores = list(psi.cores)
+    cores = list(psi._arrays())
     cores[0] = cores[0] * 2.0**psi.scale_exponent
     return MPS(cores)
 
 
 def _applied(psi: MPS, pieces: list) -> MPS:
     """``psi`` with a local matrix applied on each site of ``pieces`` ((site, matrix))."""
-    xp, cores = psi.xp, list(psi.cores)
+    xp, cores = psi.xp, list(psi._arrays())
     for k, matrix in pieces:
         op = backend.from_numpy(np.asarray(matrix), cores[k])
         dtype = xp.result_type(op.dtype, cores[k].dtype)

@@ -54,7 +54,7 @@ class DenseEngine:
 
     def start(self, psi: MPS, H: MPO) -> tuple[list, list]:
         """Right-canonical unit cores of ``psi`` (in H's dtype where H is complex) and H's."""
-        cores = list(psi.canonicalize(0).cores)
+        cores = list(psi.canonicalize(0)._arrays())
         xp = backend.namespace(cores[0])
         dtype = xp.result_type(H.dtype, psi.dtype)  # a complex H makes the state complex
         cores = [c if c.dtype == dtype else xp.astype(c, dtype) for c in cores]
@@ -69,7 +69,7 @@ class DenseEngine:
 
     def lower(self, state: MPS) -> list | None:
         """A lower state's cores in this engine's form (None: in another sector)."""
-        return list(state.cores)
+        return list(state._arrays())
 
     def overlap_edges(self, cores: list) -> tuple:
         xp = backend.namespace(cores[0])
@@ -210,9 +210,9 @@ class BlockEngine:
     def start(self, psi: MPS, H: MPO) -> tuple[list, list]:
         charges = H.charges
         dtype = np.result_type(
-            backend.to_numpy(H.cores[0]).dtype, backend.to_numpy(psi.cores[0]).dtype
+            backend.to_numpy(H.cores[0]).dtype, backend.to_numpy(psi._first_array()).dtype
         )
-        gauged = psi.canonicalize(0).cores  # right-canonical: resolved bonds stay minimal
+        gauged = psi.canonicalize(0)._arrays()  # right-canonical: resolved bonds stay minimal
         resolved = resolve_charges([backend.to_numpy(c).astype(dtype) for c in gauged], charges)
         cores = blocks.right_canonical(blocks.state_blocks(resolved, charges))
         cores[0] = cores[0] / float(cores[0].norm())
@@ -229,7 +229,7 @@ class BlockEngine:
     def lower(self, state: MPS) -> list | None:
         charges = self.H.charges
         resolved = resolve_charges(
-            [backend.to_numpy(c) for c in state.canonicalize(0).cores], charges
+            [backend.to_numpy(c) for c in state.canonicalize(0)._arrays()], charges
         )
         return blocks.state_blocks(resolved, charges) if resolved.sector == self.sector else None
 
@@ -322,7 +322,7 @@ class BlockEngine:
         return int(core.shape[-1])
 
     def finish(self, cores: list, psi: MPS) -> MPS:
-        dense = [backend.from_numpy(c, psi.cores[0]) for c in self.dense(cores)]
+        dense = [backend.from_numpy(c, psi._first_array()) for c in self.dense(cores)]
         return MPS._trusted(tuple(dense), 0, _charges=self.H.charges)
 
 

@@ -71,7 +71,7 @@ def two_site_variance(H: MPO, psi: MPS) -> float:
     if H.out_dims != H.in_dims:
         raise ValueError(f"H: needs out_dims == in_dims, got {H.out_dims} and {H.in_dims}")
     check_state(psi, H)
-    cores = list(psi.canonicalize(0).cores)
+    cores = list(psi.canonicalize(0)._arrays())
     norm = backend.frob_sq(cores[0]) ** 0.5
     if not norm > 0:
         raise ValueError("psi: the zero state has no variance")

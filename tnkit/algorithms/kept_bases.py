@@ -101,20 +101,21 @@ def with_kept_bases(psi: MPS, keep: MPS) -> MPS:
             f"keep: expected an MPS with psi's phys_dims {psi.phys_dims}, got {keep!r}"
         )
     state, kept = psi.canonicalize(0), keep.canonicalize(0)
+    ours, their_cores = state._arrays(), kept._arrays()  # not kept on psi, keep
     xp = psi.xp
     dtype = xp.result_type(state.dtype, kept.dtype)
-    edge = xp.ones((1, 1), dtype=dtype, device=backend.device(state.cores[0]))
+    edge = xp.ones((1, 1), dtype=dtype, device=backend.device(ours[0]))
     own, theirs = edge, edge  # psi's / keep's right vectors in the new basis: (new, old)
-    cores = [None] * len(state.cores)
+    cores = [None] * len(ours)
     for k in range(len(cores) - 1, 0, -1):
-        mine = contract("asb,cb->asc", xp.astype(state.cores[k], dtype), own)
-        other = contract("asb,cb->asc", xp.astype(kept.cores[k], dtype), theirs)
+        mine = contract("asb,cb->asc", xp.astype(ours[k], dtype), own)
+        other = contract("asb,cb->asc", xp.astype(their_cores[k], dtype), theirs)
         stacked = xp.concat([_rows(mine), _rows(other)], axis=0)
         basis = backend.conj_t(_column_basis(backend.conj_t(stacked)))  # orthonormal rows
         own = xp.permute_dims(_rows(mine) @ backend.conj_t(basis), (1, 0))
         theirs = xp.permute_dims(_rows(other) @ backend.conj_t(basis), (1, 0))
         cores[k] = xp.reshape(basis, (basis.shape[0], *mine.shape[1:]))
-    cores[0] = contract("asb,cb->asc", xp.astype(state.cores[0], dtype), own)
+    cores[0] = contract("asb,cb->asc", xp.astype(ours[0], dtype), own)
     return MPS._trusted(tuple(cores), 0, None, state.scale_exponent)
 
 
@@ -133,7 +134,7 @@ class KeptBases:
         """For a right-canonical chain with centre 0 whose bases contain ``keep``'s."""
         xp = backend.namespace(state_cores[0])
         dtype = state_cores[0].dtype
-        cores = [xp.astype(c, dtype) for c in keep.canonicalize(0).cores]
+        cores = [xp.astype(c, dtype) for c in keep.canonicalize(0)._arrays()]
         edge = xp.ones((1, 1), dtype=dtype, device=backend.device(state_cores[0]))
         n = len(cores)
         right = [None] * n + [edge]

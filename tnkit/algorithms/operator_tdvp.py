@@ -196,7 +196,7 @@ def state_to_operator(psi: MPS, out_dims: Sequence[int], in_dims: Sequence[int])
         raise ValueError(f"psi: phys_dims {psi.phys_dims} are not out·in of {out_dims}, {in_dims}")
     cores = tuple(
         backend.namespace(c).reshape(c, (c.shape[0], o, i, c.shape[2]))
-        for c, o, i in zip(psi.cores, out_dims, in_dims, strict=True)
+        for c, o, i in zip(psi._arrays(), out_dims, in_dims, strict=True)
     )
     return MPO._trusted(cores, None, None, psi.scale_exponent)
 

@@ -135,7 +135,7 @@ def tdvp(
     truncation = Truncation(max_bond=max_bond, rtol=rtol)
     measures = _measures(observables)
     expansion = expansion_rule(expand)
-    xp = backend.namespace(H.cores[0], psi.cores[0], name="psi")
+    xp = backend.namespace(H.cores[0], psi._first_array(), name="psi")
     dtype = xp.result_type(H.dtype, psi.dtype, *([] if imaginary else [xp.complex64]))
     ops = [op if op.dtype == dtype else xp.astype(op, dtype) for op in H.cores]
     if H.scale_exponent:
@@ -271,7 +271,7 @@ def _largest_entries(ops: list, max_bond: int | None) -> int:
 def _normalised(psi: MPS, dtype: Any) -> MPS:
     """``psi/‖psi‖`` right-canonical (centre 0) in ``dtype``; its scale exponent dropped."""
     xp = psi.xp
-    cores = [c if c.dtype == dtype else xp.astype(c, dtype) for c in psi.canonicalize(0).cores]
+    cores = [c if c.dtype == dtype else xp.astype(c, dtype) for c in psi.canonicalize(0)._arrays()]
     norm = backend.frob_sq(cores[0]) ** 0.5
     if norm == 0.0 or not math.isfinite(norm):
         raise ValueError(f"psi: cannot normalise a state of norm {norm}")

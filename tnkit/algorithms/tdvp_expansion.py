@@ -144,7 +144,7 @@ def expand_basis(H: MPO, psi: MPS, rule: KrylovExpansion, truncation: Truncation
     dtype = xp.result_type(H.dtype, psi.dtype)
     n = len(psi)
     start = psi.canonicalize(n - 1)
-    cores = [c if c.dtype == dtype else xp.astype(c, dtype) for c in start.cores]
+    cores = [c if c.dtype == dtype else xp.astype(c, dtype) for c in start._arrays()]
     norm_sq = backend.frob_sq(cores[-1])
     if n == 1 or norm_sq == 0.0:
         return ExpandedState(psi.canonicalize(0), 0.0, ())
@@ -164,7 +164,7 @@ def _krylov_vectors(H: MPO, psi: MPS, count: int, bond: int, dtype: Any) -> list
     references, vector = [], psi
     for _ in range(count):
         vector = apply(H, vector, max_bond=bond).canonicalize(len(psi) - 1)
-        cores = [c if c.dtype == dtype else xp.astype(c, dtype) for c in vector.cores]
+        cores = [c if c.dtype == dtype else xp.astype(c, dtype) for c in vector._arrays()]
         norm = backend.frob_sq(cores[-1]) ** 0.5
         if norm == 0.0 or not math.isfinite(norm):  # H ψ = 0: nothing to add
             break
