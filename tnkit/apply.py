@@ -25,7 +25,7 @@ from .cores import common_dtype
 from .linalg import orthonormalize, truncated_split
 from .mpo import MPO
 from .mps import MPS
-from .sectors import site_flows
+from .sectors import resolve_charges, site_flows
 from .truncation import Budget, Truncation, TruncationReport
 from .ttsvd import scaled_truncation
 
@@ -155,12 +155,55 @@ def apply(
         info = {"method": method, "error": error, **run.info}
     if getattr(o, "charges", None) is not None and o.charges == t.charges != result.charges:
         result = result.with_charges(t.charges, site=None)  # o conserves t's charges
-    if method in ("zipup", "fit") and product_charges(o, t) is not None:
-        flows = site_flows(t.charges, operator=isinstance(t, MPO))
-        snapped = conserving([backend.to_numpy(c) for c in result.cores], flows, t.charges[0])
-        if snapped is not None:  # their SVDs' rounding outside the charge blocks zeroed
-            result = result._with_cores(tuple(snapped), result.centre, result.report)
+    along = product_charges(o, t) if method in ("zipup", "fit") else None
+    if along is not None:
+        result = _in_charge_blocks(result, along.total[0], truncation)
     return (result, info) if return_info else result
+
+
+def _in_charge_blocks(result: Any, sector: np.ndarray, truncation: Truncation) -> Any:
+    """The result of a zip-up or fit of charged operands with cores block-sparse in its
+    charges: the rounding their dense SVDs left outside the blocks zeroed, or, where an SVD
+    rotated degenerate vectors of different charges together (its truncation then leaks a
+    little weight, ~1e-10, out of the product's ``sector``), the state projected onto
+    ``sector`` by charge block (``resolve_charges``) and cut back to its bonds by charge
+    block. The projection never moves it away from O·t, which lies in the sector; the
+    second cut (of Schmidt values of the leak's size) is added to the bound. An operator
+    result is left as it is (charges as labels only).
+    """
+    cores = [backend.to_numpy(c) for c in result._arrays()]
+    flows = site_flows(result.charges, operator=isinstance(result, MPO))
+    snapped = conserving(cores, flows, result.charges[0])
+    if snapped is not None:
+        return result._with_cores(tuple(snapped), result.centre, result.report)
+    if isinstance(result, MPO):
+        return result
+    try:
+        resolved = resolve_charges(cores, result.charges, sector=sector)
+    except ValueError:  # nothing in the sector: the zero state
+        return result
+    projected = result._with_cores(resolved.cores, len(cores) - 1, None)
+    final = projected.compress(max_bond=max(result.bond_dims, default=1))  # by charge block
+    report = _plus_error(result.report, final, truncation)
+    final = final._with_cores(final._arrays(), final.centre, report)
+    return final if result.centre in (None, final.centre) else final.canonicalize(result.centre)
+
+
+def _plus_error(report: TruncationReport, final: Any, truncation: Truncation) -> Any:
+    """``report`` of a result that a second cut (``final.report``) turned into ``final``:
+    the bounds add (triangle inequality), the bonds and parameters are ``final``'s."""
+    bound = report.abs_error_bound + final.report.abs_error_bound
+    total = truncation.total_budget(report.norm)
+    return dataclasses.replace(
+        report,
+        abs_error_bound=bound,
+        rel_error_bound=bound / report.norm if report.norm > 0 else 0.0,
+        bond_dims_after=final.bond_dims,
+        params_after=final.num_params,
+        compression_ratio=report.params_before / max(final.num_params, 1),
+        method=f"{report.method}+charges",
+        tolerance_met=report.tolerance_met and (total is None or bound**2 <= total * (1 + 1e-9)),
+    )
 
 
 # ---------------------------------------------------------------------- inputs

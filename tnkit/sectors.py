@@ -121,7 +121,9 @@ def split_by_charge(matrix: np.ndarray, row_charges: np.ndarray) -> ChargeSplit:
     return ChargeSplit(isometry, rest, charges, values)
 
 
-def resolve_charges(cores: Sequence[Any], charges: Sequence[Charges]) -> ChargeResolved:
+def resolve_charges(
+    cores: Sequence[Any], charges: Sequence[Charges], *, sector: Any = None
+) -> ChargeResolved:
     """The charge-resolved form of the state with NumPy ``cores`` whose site k has the basis
     charges ``charges[k]``: one left-to-right sweep of
     [split_by_charge][tnkit.sectors.split_by_charge]. Exact to rounding. With cores
@@ -129,7 +131,9 @@ def resolve_charges(cores: Sequence[Any], charges: Sequence[Charges]) -> ChargeR
     Schmidt rank (never above the bond it had); in another gauge a bond may grow.
 
     Raises ValueError when the state is zero or holds more than one total charge (it is
-    then in no sector: a sum of states of different charges).
+    then in no sector: a sum of states of different charges). With a ``sector`` (its total
+    charge, one entry per component) the state is projected onto it instead: the weight in
+    other charges is dropped (ValueError if none is left).
 
     Example:
         >>> from tnkit.symmetry import site_charges
@@ -149,18 +153,40 @@ def resolve_charges(cores: Sequence[Any], charges: Sequence[Charges]) -> ChargeR
         rows = charges[k].reduce(left[:, None, :] + charges[k].values[None, :, :])
         split = split_by_charge(core.reshape(dl * d, dr), rows.reshape(dl * d, -1))
         if k == len(cores) - 1:
-            return _last(resolved, bonds, split, core, first)
+            return _last(resolved, bonds, split, core, first, sector)
         resolved.append(split.isometry.reshape(dl, d, -1))
         bonds.append(split.charges)
         left, carry = split.charges, split.rest
     raise ValueError("cores: no sites")
 
 
-def _last(resolved: list, bonds: list, split: ChargeSplit, core: np.ndarray, first: Charges):
-    """Close the sweep at the last site: exactly one charge may hold the state's weight."""
+def _last(
+    resolved: list,
+    bonds: list,
+    split: ChargeSplit,
+    core: np.ndarray,
+    first: Charges,
+    sector: Any = None,
+):
+    """Close the sweep at the last site: exactly one charge may hold the state's weight
+    (the ``sector``'s, the rest projected away, when it is given)."""
+    if sector is not None:
+        target = first.reduce(np.reshape(np.asarray(sector, dtype=np.int64), (1, -1)))
+        mine = np.all(split.charges == target, axis=1)
+        key = charge_key(target)
+        split = ChargeSplit(
+            split.isometry[:, mine],
+            split.rest[mine],
+            split.charges[mine],
+            {k: v for k, v in split.values.items() if k == key},
+        )
     weights = {key: float(v @ v) for key, v in split.values.items()}
     if not weights:
-        raise ValueError("psi: the zero state is in no charge sector")
+        raise ValueError(
+            "psi: the zero state is in no charge sector"
+            if sector is None
+            else f"psi: holds no weight in the sector {tuple(np.ravel(sector))}"
+        )
     if len(weights) > 1:
         shown = ", ".join(f"{k}: {w:.3g}" for k, w in weights.items())
         raise ValueError(
