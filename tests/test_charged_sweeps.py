@@ -216,6 +216,23 @@ def test_zipup_and_fit_cut_between_degenerate_charges_stay_in_the_sector(method)
         assert close(out, plain, rtol=1e-7)
 
 
+@pytest.mark.parametrize("method", ["zipup", "fit"])
+def test_zipup_and_fit_of_operators_keep_the_blocks(method):
+    """H·H of the Hubbard chain: degenerate values across charges at most cuts. The result
+    is projected onto the neutral sector as the state of its fused legs and cut by charge
+    block: it conserves, its bound holds, and its error stays close to the dense one's
+    (a conserving result keeps or drops whole charge-definite vectors)."""
+    H = tn.models.hubbard(8, U=4.0, conserve=("N", "Sz"))
+    exact = (H @ H).to_plain()
+    for bond in (4, 8, 12):
+        out = tn.apply(H, H, method=method, max_bond=bond)
+        plain = tn.apply(H.to_plain(), H.to_plain(), method=method, max_bond=bond)
+        assert conserves(out) and out.charges == H.charges and out.bond_dims == plain.bond_dims
+        error = float(tn.distance(out.to_plain(), exact))
+        assert error <= out.report.abs_error_bound * (1 + 1e-9)
+        assert error <= 1.05 * float(tn.distance(plain, exact))
+
+
 @pytest.mark.parametrize("bond", [8, 64])
 def test_charged_sweeps_beyond_the_float_range_stay_exact_and_by_charge(bond):
     """Cores of 1e3 on 120 sites (norm ~1e360 and more): the svd compression hands over to

@@ -26,6 +26,7 @@ from .linalg import orthonormalize, truncated_split
 from .mpo import MPO
 from .mps import MPS
 from .sectors import resolve_charges, site_flows
+from .symmetry import Charges
 from .truncation import Budget, Truncation, TruncationReport
 from .ttsvd import scaled_truncation
 
@@ -169,20 +170,22 @@ def _in_charge_blocks(result: Any, sector: np.ndarray, truncation: Truncation) -
     ``sector`` by charge block (``resolve_charges``) and cut back to its bonds by charge
     block. The projection never moves it away from O·t, which lies in the sector; the
     second cut (of Schmidt values of the leak's size) is added to the bound. An operator
-    result is left as it is (charges as labels only).
+    is projected as the state of its fused legs, which add ``Q(out) − Q(in)``.
     """
     cores = [backend.to_numpy(c) for c in result._arrays()]
     flows = site_flows(result.charges, operator=isinstance(result, MPO))
     snapped = conserving(cores, flows, result.charges[0])
     if snapped is not None:
         return result._with_cores(tuple(snapped), result.centre, result.report)
-    if isinstance(result, MPO):
-        return result
+    group = result.charges[0]
+    fused = [Charges(f.reshape(-1, f.shape[-1]), group.moduli, group.names) for f in flows]
     try:
-        resolved = resolve_charges(cores, result.charges, sector=sector)
+        resolved = resolve_charges(
+            [c.reshape(c.shape[0], -1, c.shape[-1]) for c in cores], fused, sector=sector
+        )
     except ValueError:  # nothing in the sector: the zero state
         return result
-    projected = result._with_cores(resolved.cores, len(cores) - 1, None)
+    projected = result._with_cores(result._unfused(resolved.cores), len(cores) - 1, None)
     final = projected.compress(max_bond=max(result.bond_dims, default=1))  # by charge block
     report = _plus_error(result.report, final, truncation)
     final = final._with_cores(final._arrays(), final.centre, report)
