@@ -25,8 +25,7 @@ from .cores import common_dtype
 from .linalg import orthonormalize, truncated_split
 from .mpo import MPO
 from .mps import MPS
-from .sectors import resolve_charges, site_flows
-from .symmetry import Charges
+from .sectors import site_flows
 from .truncation import Budget, Truncation, TruncationReport
 from .ttsvd import scaled_truncation
 
@@ -166,47 +165,16 @@ def _in_charge_blocks(result: Any, sector: np.ndarray, truncation: Truncation) -
     """The result of a zip-up or fit of charged operands with cores block-sparse in its
     charges: the rounding their dense SVDs left outside the blocks zeroed, or, where an SVD
     rotated degenerate vectors of different charges together (its truncation then leaks a
-    little weight, ~1e-10, out of the product's ``sector``), the state projected onto
-    ``sector`` by charge block (``resolve_charges``) and cut back to its bonds by charge
-    block. The projection never moves it away from O·t, which lies in the sector; the
-    second cut (of Schmidt values of the leak's size) is added to the bound. An operator
-    is projected as the state of its fused legs, which add ``Q(out) − Q(in)``.
+    little weight, ~1e-10, out of the product's ``sector``), projected back onto ``sector``
+    and cut by charge block (``_projected``: the bounds add). An operator is projected as
+    the state of its fused legs, which add ``Q(out) − Q(in)``.
     """
     cores = [backend.to_numpy(c) for c in result._arrays()]
     flows = site_flows(result.charges, operator=isinstance(result, MPO))
     snapped = conserving(cores, flows, result.charges[0])
     if snapped is not None:
         return result._with_cores(tuple(snapped), result.centre, result.report)
-    group = result.charges[0]
-    fused = [Charges(f.reshape(-1, f.shape[-1]), group.moduli, group.names) for f in flows]
-    try:
-        resolved = resolve_charges(
-            [c.reshape(c.shape[0], -1, c.shape[-1]) for c in cores], fused, sector=sector
-        )
-    except ValueError:  # nothing in the sector: the zero state
-        return result
-    projected = result._with_cores(result._unfused(resolved.cores), len(cores) - 1, None)
-    final = projected.compress(max_bond=max(result.bond_dims, default=1))  # by charge block
-    report = _plus_error(result.report, final, truncation)
-    final = final._with_cores(final._arrays(), final.centre, report)
-    return final if result.centre in (None, final.centre) else final.canonicalize(result.centre)
-
-
-def _plus_error(report: TruncationReport, final: Any, truncation: Truncation) -> Any:
-    """``report`` of a result that a second cut (``final.report``) turned into ``final``:
-    the bounds add (triangle inequality), the bonds and parameters are ``final``'s."""
-    bound = report.abs_error_bound + final.report.abs_error_bound
-    total = truncation.total_budget(report.norm)
-    return dataclasses.replace(
-        report,
-        abs_error_bound=bound,
-        rel_error_bound=bound / report.norm if report.norm > 0 else 0.0,
-        bond_dims_after=final.bond_dims,
-        params_after=final.num_params,
-        compression_ratio=report.params_before / max(final.num_params, 1),
-        method=f"{report.method}+charges",
-        tolerance_met=report.tolerance_met and (total is None or bound**2 <= total * (1 + 1e-9)),
-    )
+    return result._projected(sector, truncation) or result
 
 
 # ---------------------------------------------------------------------- inputs

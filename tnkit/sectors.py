@@ -43,11 +43,14 @@ class ChargeResolved:
     """A state in charge-resolved form: ``cores`` left-canonical except the last (which
     holds the norm), ``bonds[k]`` the charge of every channel of bond k (an int64 array
     ``(D_k, n)``, sorted; ``bonds[0]`` the left boundary's zero, ``bonds[L]`` the sector),
-    and the ``sector``: the total charge of the state."""
+    and the ``sector``: the total charge of the state. ``dropped``: the sum over sites of
+    the root of the weight dropped there as rounding, a bound on ‖state − resolved‖ when
+    the cores came right-canonical from site 1 on."""
 
     cores: tuple[np.ndarray, ...]
     bonds: tuple[np.ndarray, ...]
     sector: tuple[int, ...]
+    dropped: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class ChargeSplit:
     rest: np.ndarray
     charges: np.ndarray
     values: dict
+    dropped: float = 0.0
 
 
 def charge_key(charge: Any) -> int | tuple[int, ...]:
@@ -83,7 +87,8 @@ def split_by_charge(matrix: np.ndarray, row_charges: np.ndarray) -> ChargeSplit:
     """Factor ``matrix`` whose rows carry charges into an isometry whose columns each carry
     one of them, by one SVD per charge: rows of different charges never mix. Singular
     values below rounding (``ROUNDING`` or ``eps·max(m, n)`` of the largest overall,
-    whichever is more) are dropped, so the new bond holds no null channel.
+    whichever is more) are dropped, so the new bond holds no null channel; ``dropped`` is
+    their squared weight.
 
     Example:
         >>> m = np.array([[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]])
@@ -118,7 +123,8 @@ def split_by_charge(matrix: np.ndarray, row_charges: np.ndarray) -> ChargeSplit:
         charges[cols] = charge
         values[charge_key(charge)] = s[:rank]
         start += rank
-    return ChargeSplit(isometry, rest, charges, values)
+    dropped = sum(float(s[r:] @ s[r:]) for (_, _, s, _), r in zip(parts, kept, strict=True))
+    return ChargeSplit(isometry, rest, charges, values, dropped)
 
 
 def resolve_charges(
@@ -145,15 +151,16 @@ def resolve_charges(
     """
     first = charges[0]
     left = np.array([first.zero], dtype=np.int64)
-    resolved, bonds = [], [left]
+    resolved, bonds, lost = [], [left], 0.0
     carry = np.ones((1, 1), dtype=np.result_type(*[c.dtype for c in cores], np.float64))
     for k, core in enumerate(cores):
         core = np.tensordot(carry, np.asarray(core), axes=(1, 0))
         dl, d, dr = core.shape
         rows = charges[k].reduce(left[:, None, :] + charges[k].values[None, :, :])
         split = split_by_charge(core.reshape(dl * d, dr), rows.reshape(dl * d, -1))
+        lost += math.sqrt(split.dropped)
         if k == len(cores) - 1:
-            return _last(resolved, bonds, split, core, first, sector)
+            return _last(resolved, bonds, split, core, first, sector, lost)
         resolved.append(split.isometry.reshape(dl, d, -1))
         bonds.append(split.charges)
         left, carry = split.charges, split.rest
@@ -166,7 +173,8 @@ def _last(
     split: ChargeSplit,
     core: np.ndarray,
     first: Charges,
-    sector: Any = None,
+    sector: Any,
+    lost: float,
 ):
     """Close the sweep at the last site: exactly one charge may hold the state's weight
     (the ``sector``'s, the rest projected away, when it is given)."""
@@ -179,6 +187,7 @@ def _last(
             split.rest[mine],
             split.charges[mine],
             {k: v for k, v in split.values.items() if k == key},
+            split.dropped,
         )
     weights = {key: float(v @ v) for key, v in split.values.items()}
     if not weights:
@@ -196,7 +205,8 @@ def _last(
     sector = split.charges[0]
     resolved.append((split.isometry @ split.rest).reshape(core.shape))
     bonds.append(sector[None, :])
-    return ChargeResolved(tuple(resolved), tuple(bonds), tuple(int(x) for x in sector))
+    sector = tuple(int(x) for x in sector)
+    return ChargeResolved(tuple(resolved), tuple(bonds), sector, lost)
 
 
 def schmidt_by_charge(cores: Sequence[Any], charges: Sequence[Charges], bond: int) -> dict:

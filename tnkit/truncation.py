@@ -144,6 +144,33 @@ class TruncationReport:
             compression_ratio=_ratio(params_before, self.params_after),
         )
 
+    def followed_by(self, second: TruncationReport, truncation: Truncation) -> TruncationReport:
+        """This cut followed by a ``second`` one of its result (as ``truncation`` asked for
+        both): the bounds add (triangle inequality), bonds and parameters are the second's,
+        and the method is this one's plus the last part of the second's (``"zipup"`` then
+        ``"svd/charges"``: ``"zipup+charges"``).
+
+        Example:
+            >>> first = TruncationReport.from_discarded(
+            ...     [1.0], norm=10.0, bond_dims_before=(4,), bond_dims_after=(2,),
+            ...     params_before=16, params_after=8, method="zipup", tolerance_met=True)
+            >>> second = first.renamed("svd/charges").with_bound(0.5)
+            >>> both = first.followed_by(second, Truncation(rtol=0.12))
+            >>> both.abs_error_bound, both.method, both.tolerance_met
+            (1.5, 'zipup+charges', False)
+        """
+        bound = self.abs_error_bound + second.abs_error_bound
+        total = truncation.total_budget(self.norm)
+        met = self.tolerance_met and (total is None or bound * bound <= total * (1 + 1e-9))
+        return dataclasses.replace(
+            self.with_bound(bound),
+            bond_dims_after=second.bond_dims_after,
+            params_after=second.params_after,
+            compression_ratio=_ratio(self.params_before, second.params_after),
+            method=f"{self.method}+{second.method.split('/')[-1]}",
+            tolerance_met=met,
+        )
+
     def renamed(self, method: str) -> TruncationReport:
         """The same cut, reported under another method name (e.g. ``"exact/svd"``)."""
         return dataclasses.replace(self, method=method)
