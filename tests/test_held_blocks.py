@@ -164,3 +164,36 @@ def test_charge_labels_are_numpys_unique_rows(data, n, rows, reach):
     expected, inverse = np.unique(charges, axis=0, return_inverse=True)
     np.testing.assert_array_equal(keys, expected.reshape(-1, n))
     np.testing.assert_array_equal(labels, np.ravel(inverse))
+
+
+Z = np.diag([1.0, -1.0])
+MEASUREMENTS = {
+    "norm": lambda a, h: a.norm(),
+    "log_norm": lambda a, h: a.log_norm(),
+    "inner": lambda a, h: tn.inner(a, a),
+    "distance": lambda a, h: tn.distance(a, 2 * a),
+    "expectation": lambda a, h: tn.expectation(a, h),
+    "variance": lambda a, h: tn.variance(h, a),
+    "local_expectation": lambda a, h: tn.local_expectation(a, Z, 3),
+    "correlation": lambda a, h: tn.correlation(a, Z, 2, Z, 5),
+    "entropies": lambda a, h: a.entropies(),
+    "by_charge": lambda a, h: np.sort(
+        np.concatenate(list(a.with_charges("Sz").singular_values(4, by_charge=True).values()))
+    ),
+    "sample": lambda a, h: tn.measure.sample(a, 5, seed=0),
+    "to_dense": lambda a, h: a.to_dense(),
+    "is_canonical": lambda a, h: a.is_canonical(0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MEASUREMENTS))
+def test_measurements_leave_a_held_state_holding_its_blocks(name):
+    """Each measurement builds the dense cores it needs for the call and drops them, and
+    gives the dense twin's value."""
+    h = tn.models.heisenberg(10, conserve="Sz")
+    psi = tn.MPS.random([2] * 10, 40, conserve="Sz", sector=(0,), seed=1)
+    twin = dense_twin(psi)
+    value = MEASUREMENTS[name](psi, h)
+    assert holds_blocks(psi)
+    expected = MEASUREMENTS[name](twin, dense_twin(h))
+    np.testing.assert_allclose(np.asarray(value), np.asarray(expected), rtol=1e-10, atol=1e-12)

@@ -597,4 +597,4 @@ def check_compatible(a: Any, b: Any, what: str) -> None:
         )
     if a.phys_dims != b.phys_dims:
         raise ValueError(f"{what}: phys_dims differ: {a.phys_dims} and {b.phys_dims}")
-    backend.namespace(a.cores[0], b.cores[0], name=what)
+    backend.namespace(a._first_array(), b._first_array(), name=what)

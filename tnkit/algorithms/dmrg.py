@@ -176,7 +176,7 @@ def dmrg(
     log: list[SweepRecord] = []
     first, where = 0, None
     if resume is not None:
-        point = read_checkpoint(resume, like=H.cores[0])
+        point = read_checkpoint(resume, like=H._first_array())
         if point.request != request:
             raise ValueError(f"resume: {resume} was written by another run ({point.request})")
         found, log = list(point.done), [SweepRecord(**record) for record in point.log]
@@ -277,7 +277,7 @@ def _optimise(
     """
     H, schedule, tol, truncation, engine = run.H, run.schedule, run.tol, run.truncation, run.engine
     cores, ops = engine.start(start, H)
-    xp = backend.namespace(H.cores[0])
+    xp = backend.namespace(H._first_array())
     n = len(cores)
     lower_cores = [c for c in (engine.lower(s) for s in lower) if c is not None]
     chain = _Chain(
@@ -531,7 +531,7 @@ def _starts(H: MPO, init: Any, nstates: int, seed: Any) -> list[MPS]:
                 8,
                 seed=None if seed is None else (seed, k),
                 dtype=H.dtype,
-                like=H.cores[0],
+                like=H._first_array(),
             )
             for k in range(nstates)
         ]

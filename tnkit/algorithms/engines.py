@@ -210,7 +210,7 @@ class BlockEngine:
     def start(self, psi: MPS, H: MPO) -> tuple[list, list]:
         charges = H.charges
         dtype = np.result_type(
-            backend.to_numpy(H.cores[0]).dtype, backend.to_numpy(psi._first_array()).dtype
+            backend.to_numpy(H._first_array()).dtype, backend.to_numpy(psi._first_array()).dtype
         )
         gauged = psi.canonicalize(0)._arrays()  # right-canonical: resolved bonds stay minimal
         resolved = resolve_charges([backend.to_numpy(c).astype(dtype) for c in gauged], charges)
@@ -365,7 +365,7 @@ def choose_engine(H: MPO, starts: list) -> DenseEngine | BlockEngine:
     """Blocks when H and the states declare the same charges (DMRG or TDVP on NumPy);
     dense arrays otherwise."""
     charged = H.charges is not None and all(s.charges == H.charges for s in starts)
-    numpy = backend.is_numpy(backend.namespace(H.cores[0]))
+    numpy = backend.is_numpy(backend.namespace(H._first_array()))
     return BlockEngine(H) if charged and numpy else DenseEngine()
 
 

@@ -135,7 +135,7 @@ def tdvp(
     truncation = Truncation(max_bond=max_bond, rtol=rtol)
     measures = _measures(observables)
     expansion = expansion_rule(expand)
-    xp = backend.namespace(H.cores[0], psi._first_array(), name="psi")
+    xp = backend.namespace(H._first_array(), psi._first_array(), name="psi")
     dtype = xp.result_type(H.dtype, psi.dtype, *([] if imaginary else [xp.complex64]))
     ops = [op if op.dtype == dtype else xp.astype(op, dtype) for op in H.cores]
     if H.scale_exponent:
@@ -236,12 +236,12 @@ class _Run:
 
 
 def _resumed(path: str | os.PathLike, request: dict, hamiltonian: MPO, charges: Any) -> _Run:
-    point = read_checkpoint(path, like=hamiltonian.cores[0])
+    point = read_checkpoint(path, like=hamiltonian._first_array())
     if point.request != request:
         raise ValueError(f"resume: {path} was written by another run ({point.request})")
     position = point.position
     dtype = hamiltonian.dtype
-    xp = backend.namespace(hamiltonian.cores[0])
+    xp = backend.namespace(hamiltonian._first_array())
     cores = tuple(c if c.dtype == dtype else xp.astype(c, dtype) for c in point.current.cores)
     return _Run(
         state=MPS._trusted(cores, 0, _charges=charges),
