@@ -197,3 +197,22 @@ def test_measurements_leave_a_held_state_holding_its_blocks(name):
     assert holds_blocks(psi)
     expected = MEASUREMENTS[name](twin, dense_twin(h))
     np.testing.assert_allclose(np.asarray(value), np.asarray(expected), rtol=1e-10, atol=1e-12)
+
+
+def test_block_engines_start_from_held_blocks_as_from_resolved_cores():
+    """A state holding its blocks enters DMRG and TDVP without the SVDs of charge
+    resolution; the runs equal those from the same state held dense (rounding outside the
+    blocks keeps it dense, and the engine resolves it by SVD)."""
+    h = tn.models.heisenberg(12, conserve="Sz")
+    psi = tn.MPS.random([2] * 12, 16, conserve="Sz", sector=(0,), seed=5)
+    noise = [np.array(c) for c in psi._held.cores()]
+    noise[3] = noise[3] + 1e-19 * np.ones_like(noise[3])  # rounding outside the blocks
+    dense = tn.MPS(noise).with_charges("Sz")
+    assert holds_blocks(psi) and dense._held is None
+    for run in (
+        lambda s: tn.dmrg(h, max_bond=16, init=s, sweeps=2).state,
+        lambda s: tn.tdvp(h, s, 0.1, dt=0.05, max_bond=16).state,
+    ):
+        a, b = run(psi), run(dense)
+        assert holds_blocks(a) and a.bond_dims == b.bond_dims
+        assert float(tn.distance(a.to_plain(), b.to_plain())) <= 1e-9 * float(b.norm())

@@ -20,7 +20,7 @@ from .._einsum import contract
 from ..linalg import orthonormalize, truncated_split
 from ..mpo import MPO
 from ..mps import MPS
-from ..sectors import resolve_charges
+from ..sectors import ChargeResolved, resolve_charges
 from . import blocks
 from . import environments as env
 from .block_expansion import (
@@ -212,9 +212,10 @@ class BlockEngine:
         dtype = np.result_type(
             backend.to_numpy(H._first_array()).dtype, backend.to_numpy(psi._first_array()).dtype
         )
-        gauged = psi.canonicalize(0)._arrays()  # right-canonical: resolved bonds stay minimal
-        resolved = resolve_charges([backend.to_numpy(c).astype(dtype) for c in gauged], charges)
-        cores = blocks.right_canonical(blocks.state_blocks(resolved, charges))
+        resolved, canonical = self._resolved(psi, dtype)
+        cores = blocks.state_blocks(resolved, charges)
+        if not canonical:
+            cores = blocks.right_canonical(cores)
         cores[0] = cores[0] / float(cores[0].norm())
         self.sector = resolved.sector
         return cores, blocks.operator_blocks(H)
@@ -227,11 +228,25 @@ class BlockEngine:
         return env.right_environments(cores, ops, far_edge=far, grow=blocks.grow_right)
 
     def lower(self, state: MPS) -> list | None:
-        charges = self.H.charges
-        resolved = resolve_charges(
-            [backend.to_numpy(c) for c in state.canonicalize(0)._arrays()], charges
-        )
-        return blocks.state_blocks(resolved, charges) if resolved.sector == self.sector else None
+        resolved, _ = self._resolved(state, None)
+        if resolved.sector != self.sector:
+            return None
+        return blocks.state_blocks(resolved, self.H.charges)
+
+    def _resolved(self, state: MPS, dtype: Any) -> tuple[ChargeResolved, bool]:
+        """``state`` in charge-resolved form (host NumPy, in ``dtype`` if given), and
+        whether it is right-canonical: a state holding its charge blocks under the
+        Hamiltonian's charges is, once canonical by charge (no SVDs); any other is
+        resolved by one SVD per charge block and site (left-canonical)."""
+        gauged = state.canonicalize(0)  # right-canonical: resolved bonds stay minimal
+        arrays = [backend.to_numpy(c) for c in gauged._arrays()]
+        if dtype is not None:
+            arrays = [c.astype(dtype) for c in arrays]
+        bonds = gauged._held_bonds() if gauged.charges == self.H.charges else None
+        if bonds is None:
+            return resolve_charges(arrays, self.H.charges), False
+        sector = tuple(int(x) for x in bonds[-1][0])
+        return ChargeResolved(tuple(arrays), tuple(bonds), sector), True
 
     def overlap_edges(self, cores: list) -> tuple:
         return blocks.overlap_edges(self.H.charges[0], self.sector, cores[0].dtype)
