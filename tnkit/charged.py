@@ -109,35 +109,6 @@ class Charged:
 
     conj.__doc__ = TensorTrain.conj.__doc__
 
-    def compress(
-        self,
-        *,
-        max_bond: int | None = None,
-        rtol: float | None = None,
-        atol: float | None = None,
-        method: str = "svd",
-        svd_method: str = "auto",
-        tol: float | None = None,
-    ):
-        out = super().compress(
-            max_bond=max_bond, rtol=rtol, atol=atol, method=method, svd_method=svd_method, tol=tol
-        )
-        if out._held is not None or self._held_bonds() is None or not out._by_charge():
-            return out
-        # The input conserves, the result's cores do not (Parker's or the exact methods'
-        # factorisations mixed degenerate values of different charges): back to the sector.
-        truncation = Truncation(max_bond=max_bond, rtol=rtol, atol=atol)
-        return out._projected(self._held_bonds()[-1][0], truncation) or out
-
-    compress.__doc__ = (
-        f"{TensorTrain.compress.__doc__}\n"
-        "        A NumPy train with charges whose cores conserve them is compressed by one SVD\n"
-        "        per charge block (``svd``, ``rescaled``); the other methods' results are\n"
-        "        projected back onto its sector by charge block where their factorisations\n"
-        "        mixed charges, and cut back to their bonds (the bounds add). The result\n"
-        "        conserves its charges exactly.\n"
-    )
-
     def _projected(self, sector: Any, truncation: Truncation):
         """This train, whose cores mix its charges (a dense factorisation rotated degenerate
         vectors of different charges together, maybe leaking weight out of ``sector``),
@@ -242,20 +213,26 @@ class Charged:
                 return result
         return super()._compressed(truncation, method, options)
 
-    def _swept(self, result):
+    def _swept(self, result, truncation: Truncation | None = None):
         """``result`` (made from this train by a dense sweep: canonicalize, compress) with the
         rounding its QR or SVD left outside the charge blocks (~1e-20) set to zero, so that
-        it conserves its charges exactly and is written to files as blocks. Unchanged
-        without charges, off NumPy, when it already conserves exactly, or when it needs
-        more than rounding to (an SVD that rotated degenerate singular vectors of
-        different charges together)."""
+        it conserves its charges exactly and is written to files as blocks. Where it needs
+        more than rounding to (Parker's or the exact methods' factorisations rotated
+        degenerate vectors of different charges together) and this train conserves, a
+        compression's result (with its ``truncation``) is projected back onto this train's
+        sector (``_projected``). Unchanged without charges, off NumPy, or when it already
+        conserves exactly."""
         if not result._by_charge() or result is self or result._held is not None:
             return result  # nothing to tidy, or it holds its blocks: it conserves exactly
         fused = [np.asarray(c) for c in result._fused()]
         kept = conserving(fused, result._fused_flows(), result._charges[0])
-        if kept is None or all(k is f for k, f in zip(kept, fused, strict=True)):
-            return result  # more than rounding, or already exact (and its Numba pack kept)
-        return result._with_cores(result._unfused(tuple(kept)), result._centre, result._report)
+        if kept is not None:
+            if all(k is f for k, f in zip(kept, fused, strict=True)):
+                return result  # already exact (and its Numba pack kept)
+            return result._with_cores(result._unfused(tuple(kept)), result._centre, result._report)
+        if truncation is None or self._held_bonds() is None:
+            return result
+        return result._projected(self._held_bonds()[-1][0], truncation) or result
 
     def _charges_set(self, charges: tuple | None):
         shared = self._held is not None and charges in (None, self._charges)

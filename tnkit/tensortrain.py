@@ -292,8 +292,8 @@ class TensorTrain:
         object.__setattr__(new, "_packed", packed)
         return self._swept(new)
 
-    def _swept(self: TT, new: TT) -> TT:
-        """``new``, made by a sweep over this train, as it is (charged trains tidy it)."""
+    def _swept(self: TT, new: TT, truncation: Truncation | None = None) -> TT:
+        """``new``, made by a sweep (compress: with ``truncation``), as it is (see Charged)."""
         return new
 
     def _lost(self, core: Any) -> bool:
@@ -444,7 +444,7 @@ class TensorTrain:
         scaled = not result.method.startswith("svd")
         report = result.report(self, new_cores, norm=norm, scaled=scaled).scaled(self._exponent)
         exponent = self._exponent + result.exponent
-        return self._swept(self._with_cores(new_cores, result.centre, report, exponent))
+        return self._swept(self._with_cores(new_cores, result.centre, report, exponent), truncation)
 
     def _compressed(self, truncation: Truncation, method: str, options: dict) -> Any:
         """``compress_cores`` of this train's cores; the svd sweep hands over to the rescaled
