@@ -282,3 +282,21 @@ def test_every_compression_of_a_charged_operator_conserves(method, power, max_bo
         error = float(tn.distance(out.to_plain(), reference))
         assert error <= out.report.abs_error_bound * (1 + 1e-9) + 1e-13 * norm
         assert error <= 1.05 * float(tn.distance(plain, reference)) + 1e-13 * norm
+
+
+@pytest.mark.parametrize("charged", [True, False])
+@pytest.mark.parametrize("factor", [1e-170, 1e170])
+@pytest.mark.parametrize("request_", [{"rtol": 0.05}, {"max_bond": 4}])
+def test_compress_hands_over_before_squared_weights_leave_the_range(charged, factor, request_):
+    """A train whose norm's square under- or overflows (cores of 1e-170): the svd sweep's
+    discarded weights would round to zero and a report of bound 0 would hide a cut of 90 %
+    of the state. The sweep hands over to the rescaled one, by charge block for a charged
+    train, and the bound holds."""
+    psi = tn.MPS.random([2] * 10, 16, conserve="Sz", sector=(0,), seed=1)
+    x = (psi if charged else tn.MPS([np.array(c) for c in psi.cores])) * factor
+    out = x.compress(**request_)
+    assert out.report.method.startswith("rescaled")
+    assert out.report.method.endswith("charges") == charged
+    error = float(tn.distance(out.to_plain(), x.to_plain())) / float(x.norm())
+    assert error <= out.report.rel_error_bound * (1 + 1e-9) + 1e-12
+    assert out.report.tolerance_met and 0 < out.report.rel_error_bound < 1

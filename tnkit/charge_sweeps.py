@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _backend as backend
-from ._scaling import ldexp, pull_power_of_two
+from ._scaling import exponent_for, largest_entry, ldexp, pull_power_of_two
 from .canonical import absorb_left, absorb_right
 from .compress import restore_scale
 from .sectors import channel_charges, charge_labels, snap_to_charges
@@ -259,6 +259,8 @@ def compress_by_charge(
     if truncation.atol is not None and exponent:
         truncation = dataclasses.replace(truncation, atol=ldexp(truncation.atol, -exponent))
     with backend.blas_threads(backend.sweep_threads(tuple(cores))):
+        if exponent_for(largest_entry(cores[last]), cores[last].dtype):
+            return None  # squared weights would under- or overflow: the rescaled sweep
         norm = float(np.linalg.norm(cores[last]))
         if not math.isfinite(norm):
             return None

@@ -17,7 +17,6 @@ import numpy as np
 from . import _backend as backend
 from . import arithmetic
 from ._checks import check_bond
-from ._scaling import ldexp
 from .charge_sweeps import canonicalize_by_charge, compress_by_charge, conserving
 from .held_blocks import HeldBlocks
 from .sectors import channel_charges, resolve_charges, schmidt_by_charge, site_flows
@@ -30,6 +29,7 @@ __all__ = ["Charged"]
 # From this bond on, canonical sweeps run by charge block (one QR per charge): faster than
 # the dense sweep there, while on small bonds the per-block overhead costs more.
 _BLOCK_SWEEP_MIN_BOND = 64
+_TINY = 1e-300  # a floor for norms that divide
 
 
 class Charged:
@@ -113,10 +113,11 @@ class Charged:
         """This train, whose cores mix its charges (a dense factorisation rotated degenerate
         vectors of different charges together, maybe leaking weight out of ``sector``),
         projected onto ``sector`` by charge block as the state of its fused legs
-        (``resolve_charges`` of its right-canonical form, whose rounding drops are added to
-        the bound) and cut back to its largest bond by charge block; the report adds the
-        second cut. The projection never moves it away from a target that lies in the
-        sector. None when nothing of it lies there."""
+        (``resolve_charges`` of its right-canonical form, whose rounding drops go into the
+        bound) and, where that made a bond larger than this train's largest, cut back to it
+        by charge block (the bound adds that cut). The projection never moves it away from a
+        target that lies in the sector. Same dtype and scale; None when nothing of it lies
+        in the sector."""
         group = self._charges[0]
         charges = [Charges(f, group.moduli, group.names) for f in self._fused_flows()]
         gauged = self.canonicalize(0)  # dense: the cores mix charges
@@ -125,14 +126,18 @@ class Charged:
             resolved = resolve_charges(cores, charges, sector=sector)
         except ValueError:  # the zero train, or nothing in the sector
             return None
-        projected = gauged._with_cores(gauged._unfused(resolved.cores), len(cores) - 1, None)
-        final = projected.compress(max_bond=max(self.bond_dims, default=1))  # by charge block
+        new = tuple(c.astype(self.dtype, copy=False) for c in resolved.cores)
+        projected = gauged._with_cores(gauged._unfused(new), len(new) - 1, None)
+        cap = max(self.bond_dims, default=1)
+        final = projected
+        if max(projected.bond_dims, default=1) > cap:
+            final = projected.compress(max_bond=cap)  # by charge block
         report = self._report
         if report is not None:
-            rounding = ldexp(resolved.dropped, gauged.scale_exponent)
-            report = report.with_bound(report.abs_error_bound + rounding)
-            report = report.followed_by(final.report, truncation)
-        final = final._with_cores(final._arrays(), final.centre, report)
+            rounding = resolved.dropped / max(float(np.linalg.norm(cores[0])), _TINY)
+            second = final.report if final is not projected else None
+            report = report.followed_by(second, truncation, rounding=rounding)
+        final = final._with_cores(final._stored(), final.centre, report)
         return final if self._centre in (None, final.centre) else final.canonicalize(self._centre)
 
     def canonicalize(self, centre: int):
@@ -181,6 +186,8 @@ class Charged:
 
     def _conserves(self, train) -> bool:
         """Whether every entry of ``train``'s cores outside its charge blocks is zero."""
+        if train._held is not None:
+            return True
         cores = [np.asarray(c) for c in train._fused()]
         return channel_charges(cores, train._fused_flows(), train._charges[0]) is not None
 
@@ -199,15 +206,16 @@ class Charged:
         even where singular values of different charges are degenerate (the svd sweep hands
         over to the rescaled one where a norm leaves the float range, as the dense one
         does); the dense sweeps otherwise."""
-        by_charge = method == "rescaled" or options.get("svd_method") == "auto"
-        if method in ("svd", "rescaled") and by_charge and self._by_charge():
+        by_charge = options.get("svd_method") == "auto" and self._by_charge()
+        if method in ("svd", "rescaled") and by_charge:
             args = (self._fused(), self._fused_flows(), self._charges[0], self._centre)
-            bonds = self._held_bonds()
+            bonds = self._held_bonds()  # None: the cores may mix charges (checked once)
             with backend.quiet():
                 result = None
                 if method == "svd":
                     result = compress_by_charge(*args, truncation, bonds=bonds)
-                if result is None or self._lost(result.cores[0]):
+                retry = result is not None or bonds is not None  # not a train of mixed charges
+                if retry and (result is None or self._lost(result.cores[0])):
                     result = compress_by_charge(*args, truncation, rescale=True, bonds=bonds)
             if result is not None and not self._lost(result.cores[0]):
                 return result
@@ -236,7 +244,7 @@ class Charged:
 
     def _charges_set(self, charges: tuple | None):
         shared = self._held is not None and charges in (None, self._charges)
-        stored = self._held if shared else self.cores  # shared, not copied
+        stored = self._held if shared else self._arrays()  # shared, not copied
         new = TensorTrain._with_cores(self, stored, self._centre, self._report)
         object.__setattr__(new, "_charges", charges)
         object.__setattr__(new, "_packed", self._packed)
@@ -249,6 +257,11 @@ class Charged:
     @classmethod
     def _trusted(cls, cores: Any, centre: Any = None, report=None, exponent=0, **meta):
         return super()._trusted(cores, centre, report, exponent, **meta)._holding_blocks()
+
+    def _stored(self) -> Any:
+        """The cores as stored: the held blocks, or the arrays (to build a train that
+        shares them, without building dense cores)."""
+        return self._held if self._held is not None else self._cores
 
     def _holding_blocks(self):
         """This new train with its dense cores replaced by their charge blocks, where it is a

@@ -24,6 +24,7 @@ import numpy as np
 from . import _backend as backend
 from ._scaling import (
     binary_exponent,
+    exponent_for,
     largest_entry,
     ldexp,
     pull_power_of_two,
@@ -78,6 +79,10 @@ def compress_cores(
             "method: the 'svd' sweep met non-finite numbers (is the norm beyond the double "
             "range, as for long-chain operators?); use method='rescaled'"
         ) from exc
+    if not backend.is_tracer(new[0]) and exponent_for(largest_entry(new[0]), new[0].dtype):
+        raise ValueError(  # squared weights under- or overflow: the bound would be lost
+            "method: the 'svd' sweep's squared weights leave the float range; use method='rescaled'"
+        )
     total = math.sqrt(max(sum(discarded), 0.0))
     rel = total / norm if norm > 0 else 0.0
     return Compressed(new, 0, norm, discarded, rel, met, f"svd/{used}" if used else "svd")

@@ -201,7 +201,7 @@ def _expectation_parts(m: Any, o: Any) -> tuple[Any, int]:
         return contract("awb,asc,wstv,btd->cvd", env, bra, co, cm)
 
     start = xp.ones((1, 1, 1), dtype=m.dtype)
-    return _sweep(step, start, list(zip(m._fused(), o.cores, strict=True)))
+    return _sweep(step, start, list(zip(m._fused(), o._arrays(), strict=True)))
 
 
 def nonzero_norm_sq(norm_sq: Any) -> Any:

@@ -44,6 +44,14 @@ class HeldBlocks:
     flows: tuple[np.ndarray, ...]
     group: Charges
 
+    def __post_init__(self) -> None:  # read-only, as a train's cores are
+        for name in ("values", "bonds", "flows"):
+            object.__setattr__(self, name, tuple(_frozen(a) for a in getattr(self, name)))
+
+    def __reduce__(self) -> tuple:
+        """Pickle through the constructor (so the arrays come back read-only)."""
+        return (type(self), (self.values, self.bonds, self.flows, self.group))
+
     @classmethod
     def pack(
         cls, cores: Sequence[np.ndarray], flows: Sequence[np.ndarray], group: Charges
@@ -53,12 +61,12 @@ class HeldBlocks:
         packed = pack_blocks(cores, flows, group)
         if packed is None:
             return None
-        values, bonds = (tuple(map(_frozen, part)) for part in packed)
-        return cls(values, bonds, tuple(flows), group)
+        values, bonds = packed
+        return cls(tuple(values), tuple(bonds), tuple(np.array(f) for f in flows), group)
 
     def with_values(self, values: Sequence[np.ndarray]) -> HeldBlocks:
         """The same blocks holding ``values`` (of the same sizes: e.g. scaled, conjugated)."""
-        return replace(self, values=tuple(map(_frozen, values)))
+        return replace(self, values=tuple(values))
 
     def __len__(self) -> int:
         return len(self.values)

@@ -114,7 +114,7 @@ class MPO(Charged, TensorTrain):
             raise ValueError(
                 f"trace: needs out_dims == in_dims, got {self.out_dims} and {self.in_dims}"
             )
-        value = arithmetic.trace(self.cores)
+        value = arithmetic.trace(self._arrays())
         return times_pow2(value, self.scale_exponent) if self.scale_exponent else value
 
     def _dims_repr(self) -> str:

@@ -315,7 +315,7 @@ def _decode_train(cls: type, meta: dict, tensors: dict, path: Path, like: Any) -
         raise ValueError(f"{path}: scale_exponent must be an int, got {exponent!r}")
     if "charges" in meta:
         train = _decode_charges(train, meta["charges"], path)
-    return train._with_cores(train.cores, centre, report, int(exponent))
+    return train._with_cores(train._stored(), centre, report, int(exponent))
 
 
 def _scatter_blocks(cls: type, meta: dict, values: tuple, tensors: dict, path: Path) -> tuple:

@@ -144,11 +144,16 @@ class TruncationReport:
             compression_ratio=_ratio(params_before, self.params_after),
         )
 
-    def followed_by(self, second: TruncationReport, truncation: Truncation) -> TruncationReport:
-        """This cut followed by a ``second`` one of its result (as ``truncation`` asked for
-        both): the bounds add (triangle inequality), bonds and parameters are the second's,
-        and the method is this one's plus the last part of the second's (``"zipup"`` then
-        ``"svd/charges"``: ``"zipup+charges"``).
+    def followed_by(
+        self, second: TruncationReport | None, truncation: Truncation, *, rounding: float = 0.0
+    ) -> TruncationReport:
+        """This cut, then ``rounding`` (a change of its result relative to that result's
+        norm), then a ``second`` cut of what came of it (None: none), as ``truncation``
+        asked for all: the errors add (triangle inequality), each relative one carried over
+        to this input's norm (a result is at most ``1 + rel_error_bound`` times the input),
+        so the bound holds whatever the scale. Bonds and parameters are the second's, and
+        the method gains the last part of its name (``"zipup"`` then ``"svd/charges"``:
+        ``"zipup+charges"``).
 
         Example:
             >>> first = TruncationReport.from_discarded(
@@ -156,18 +161,27 @@ class TruncationReport:
             ...     params_before=16, params_after=8, method="zipup", tolerance_met=True)
             >>> second = first.renamed("svd/charges").with_bound(0.5)
             >>> both = first.followed_by(second, Truncation(rtol=0.12))
-            >>> both.abs_error_bound, both.method, both.tolerance_met
-            (1.5, 'zipup+charges', False)
+            >>> round(both.rel_error_bound, 6), both.method, both.tolerance_met
+            (0.155, 'zipup+charges', False)
         """
-        bound = self.abs_error_bound + second.abs_error_bound
-        total = truncation.total_budget(self.norm)
-        met = self.tolerance_met and (total is None or bound * bound <= total * (1 + 1e-9))
+        growth = 1.0 + self.rel_error_bound  # ‖result‖ ≤ growth · ‖input‖
+        rel = self.rel_error_bound + rounding * growth
+        if second is not None:
+            rel += second.rel_error_bound * (1.0 + rounding) * growth
+        met = self.tolerance_met
+        if truncation.rtol is not None:
+            met = met and rel <= truncation.rtol * (1 + 1e-9)
+        if truncation.atol is not None:
+            met = met and rel * self.norm <= truncation.atol * (1 + 1e-9)
+        last = self if second is None else second
         return dataclasses.replace(
-            self.with_bound(bound),
-            bond_dims_after=second.bond_dims_after,
-            params_after=second.params_after,
-            compression_ratio=_ratio(self.params_before, second.params_after),
-            method=f"{self.method}+{second.method.split('/')[-1]}",
+            self,
+            abs_error_bound=rel * self.norm,
+            rel_error_bound=rel,
+            bond_dims_after=last.bond_dims_after,
+            params_after=last.params_after,
+            compression_ratio=_ratio(self.params_before, last.params_after),
+            method=f"{self.method}+{(second.method if second else 'charges').split('/')[-1]}",
             tolerance_met=met,
         )
 

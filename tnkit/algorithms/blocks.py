@@ -161,7 +161,7 @@ def operator_blocks(H: MPO) -> list:
             (False, False, True, True),
             charges[k],
         )
-        for k, core in enumerate(H.cores)
+        for k, core in enumerate(H._arrays())
     ]
 
 

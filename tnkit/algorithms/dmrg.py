@@ -312,7 +312,7 @@ def _optimise(
         chain.left = [engine.edge(cores)] + [None] * n
         chain.left_overlaps = [[engine.overlap_edges(cores)[0]] + [None] * n for _ in lower_cores]
         # Small matrices (χ²·d·w entries up to 2^20) run faster on one BLAS thread.
-        largest = max(cap * cap * max(op.shape[1] * op.shape[3] for op in H.cores), 1)
+        largest = max(cap * cap * max(shape[1] * shape[3] for shape in H._shapes), 1)
         with backend.blas_threads(backend.small_work_threads(largest, backend.is_numpy(xp))):
             for i, direction in _steps(n, one_site):
                 update(chain, i, direction, cap, truncation, stats)

@@ -59,7 +59,7 @@ class DenseEngine:
         dtype = xp.result_type(H.dtype, psi.dtype)  # a complex H makes the state complex
         cores = [c if c.dtype == dtype else xp.astype(c, dtype) for c in cores]
         cores[0] = cores[0] / norm(cores[0])
-        return cores, list(H.cores)
+        return cores, list(H._arrays())
 
     def edge(self, cores: list) -> Any:
         return env.edge(cores[0])

@@ -137,7 +137,7 @@ def tdvp(
     expansion = expansion_rule(expand)
     xp = backend.namespace(H._first_array(), psi._first_array(), name="psi")
     dtype = xp.result_type(H.dtype, psi.dtype, *([] if imaginary else [xp.complex64]))
-    ops = [op if op.dtype == dtype else xp.astype(op, dtype) for op in H.cores]
+    ops = [op if op.dtype == dtype else xp.astype(op, dtype) for op in H._arrays()]
     if H.scale_exponent:
         ops[0] = ops[0] * 2.0**H.scale_exponent
     hamiltonian = MPO._trusted(tuple(ops), _charges=H.charges)

@@ -52,7 +52,7 @@ def bond_charges(o: MPO, *, site: Any = "spin-half", conserve: Any) -> tuple[np.
         raise ValueError("conserve: bond charges need the charges, got None")
     left = np.array([per_site[0].zero], dtype=np.int64)
     bonds = []
-    for k, core in enumerate(o.cores):
+    for k, core in enumerate(o._arrays()):
         right = _right_charges(backend.to_numpy(core), left, per_site[k], k)
         if k == len(o) - 1:
             if any(right[0]):
