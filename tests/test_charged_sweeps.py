@@ -300,3 +300,26 @@ def test_compress_hands_over_before_squared_weights_leave_the_range(charged, fac
     error = float(tn.distance(out.to_plain(), x.to_plain())) / float(x.norm())
     assert error <= out.report.rel_error_bound * (1 + 1e-9) + 1e-12
     assert out.report.tolerance_met and 0 < out.report.rel_error_bound < 1
+
+
+@pytest.mark.parametrize("dtype", ["float32", "complex128"])
+@pytest.mark.parametrize("scale_exponent", [0, -1100, 1100])
+def test_projected_results_keep_dtype_scale_and_a_true_relative_bound(dtype, scale_exponent):
+    """The projection back onto the sector keeps the dtype and the exact scale, and its
+    relative bound is computed without the (saturating) absolute norms."""
+    H = tn.models.hubbard(8, U=4.0, conserve=("N", "Sz"))
+    square = H @ H
+    cast = tn.MPO([np.asarray(c).astype(dtype) for c in square.cores])
+    source = cast.with_charges(("N", "Sz"), site="electron")
+    half = scale_exponent // 2
+    scaled = source * 2.0**half * 2.0 ** (scale_exponent - half)
+    out = scaled.compress(method="parker", max_bond=6)
+    assert out.dtype == source.dtype and conserves(out)
+    assert out.report.method == "parker+charges" and out.scale_exponent - scale_exponent in range(
+        -64, 65
+    )
+    mantissa = out * 2.0**-half * 2.0 ** (half - scale_exponent)  # unscaled again, exactly
+    error = float(tn.distance(mantissa.to_plain(), source.to_plain())) / float(source.norm())
+    slack = 1e-5 if dtype == "float32" else 1e-12
+    assert error <= out.report.rel_error_bound * (1 + 1e-6) + slack
+    assert 0.1 < out.report.rel_error_bound < 0.5
