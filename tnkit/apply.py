@@ -16,11 +16,11 @@ from . import _backend as backend
 from ._checks import check_int, check_number
 from ._einsum import contract
 from ._progress import logger, steps
-from ._scaling import ldexp
+from ._scaling import exponent_for, largest_entry, ldexp, times_pow2
 from .apply_density import density, product_charges
 from .apply_parts import NORM, Operands, Run
 from .charge_sweeps import conserving
-from .compress import svd_sweep
+from .compress import restore_scale, svd_sweep
 from .cores import common_dtype
 from .linalg import orthonormalize, truncated_split
 from .mpo import MPO
@@ -137,7 +137,10 @@ def apply(
     if method == "exact":
         result, info = _exact(o, t, truncation)
     else:
-        source = t.canonicalize(0) if method in ("zipup", "fit") else t
+        # Powers of two out of the cores into the exact scales (the centre only where the
+        # sweeps need the canonical form), so that no squared weight under- or overflows.
+        source = _pulled(t.canonicalize(0), [0]) if method in ("zipup", "fit") else _pulled(t)
+        o = _pulled(o)
         ops = Operands.build(o, source)
         shift = o.scale_exponent + source.scale_exponent  # the sweeps see the cores only
         request = scaled_truncation(truncation, shift) if shift else truncation
@@ -149,8 +152,9 @@ def apply(
             else:
                 run = _fit(ops, request, **opts)
         result = _assemble(t, ops, run, request)
-        if shift:
-            result = result._with_cores(result.cores, 0, result.report.scaled(shift), shift)
+        if shift:  # core 0 (the centre) takes the scale back where it holds it
+            cores, kept = restore_scale(tuple(result._arrays()), shift)
+            result = result._with_cores(cores, 0, result.report.scaled(shift), kept)
         error = ldexp(math.sqrt(max(run.err_sq, 0.0)), shift)
         info = {"method": method, "error": error, **run.info}
     if getattr(o, "charges", None) is not None and o.charges == t.charges != result.charges:
@@ -159,6 +163,24 @@ def apply(
     if along is not None:
         result = _in_charge_blocks(result, along.total[0], truncation)
     return (result, info) if return_info else result
+
+
+def _pulled(train: Any, sites: Any = None) -> Any:
+    """``train`` with a power of two pulled out of those cores at ``sites`` (all: None)
+    whose entries are far enough from 1 that squares would over- or underflow
+    (``exponent_for``) into its exact scale: the same tensor; ordinary cores untouched."""
+    cores = list(train._arrays())
+    if any(backend.is_tracer(c) for c in cores):
+        return train
+    shift = 0
+    for k in range(len(cores)) if sites is None else sites:
+        pulled = exponent_for(largest_entry(cores[k]), cores[k].dtype)
+        if pulled:
+            cores[k], shift = times_pow2(cores[k], -pulled), shift + pulled
+    if not shift:
+        return train
+    exponent = train.scale_exponent + shift
+    return train._with_cores(tuple(cores), train.centre, train.report, exponent)
 
 
 def _in_charge_blocks(result: Any, sector: np.ndarray, truncation: Truncation) -> Any:

@@ -15,6 +15,8 @@ from . import _backend as backend
 from ._scaling import pull_power_of_two
 from .linalg import orthonormalize
 
+_LN2 = math.log(2.0)
+
 Cores = tuple
 
 
@@ -137,17 +139,21 @@ def absorb_right(core, l):
 def log_norm(cores: Cores) -> float:
     """``log ‖x‖`` (natural log) of the train, exact also when ‖x‖ leaves the double range.
 
-    A left QR sweep that divides every carried factor by its norm and adds the logs.
+    A left QR sweep that divides every carried factor by its norm and adds the logs; each
+    norm is taken after a power of two is pulled out, so that no square under- or
+    overflows (entries of 1e-170 square to zero).
     """
     cores = list(cores)
     total = 0.0
     for k in range(len(cores) - 1):
         dl, p, dr = cores[k].shape
         _, r = orthonormalize(reshape(cores[k], (dl * p, dr)))
+        r, shift = pull_power_of_two(r)
         scale = backend.frob_sq(r) ** 0.5
         if scale == 0.0:
             return -math.inf
-        total += math.log(scale)
+        total += math.log(scale) + shift * _LN2
         cores[k + 1] = absorb_left(r / scale, cores[k + 1])
-    last = backend.frob_sq(cores[-1]) ** 0.5
-    return total + (math.log(last) if last > 0 else -math.inf)
+    last, shift = pull_power_of_two(cores[-1])
+    norm = backend.frob_sq(last) ** 0.5
+    return total + (math.log(norm) + shift * _LN2 if norm > 0 else -math.inf)

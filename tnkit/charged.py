@@ -135,8 +135,11 @@ class Charged:
         report = self._report
         if report is not None:
             rounding = resolved.dropped / max(float(np.linalg.norm(cores[0])), _TINY)
+            if backend.eps(self.dtype) > backend.eps(np.float64):  # cast back from float64
+                rounding += 2 * len(new) * backend.eps(self.dtype)
             second = final.report if final is not projected else None
             report = report.followed_by(second, truncation, rounding=rounding)
+            report = report.counting_output(final)
         final = final._with_cores(final._stored(), final.centre, report)
         return final if self._centre in (None, final.centre) else final.canonicalize(self._centre)
 

@@ -184,6 +184,8 @@ def gram_rounding(cores: tuple, centre: int | None, max_bond: int) -> Compressed
         norm_sq = _weighted_sq(_right_unfolding(cores[last]), grams[last])
         if not (math.isfinite(norm_sq) and norm_sq > 0):
             return None
+        if exponent_for(math.sqrt(norm_sq), cores[0].dtype):
+            return None  # Gram entries and cut weights would lose digits to the float range
         new, discarded = _gram_truncation(cores, grams, max_bond)
         err_sq = norm_sq - 2 * _overlap_real(new, cores) + backend.frob_sq(new[0])
     allowance = _GRAM_ROUNDING_ALLOWANCE * len(cores) * eps * norm_sq

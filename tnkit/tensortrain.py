@@ -15,7 +15,7 @@ import numpy as np
 from . import _backend as backend
 from . import _kernels, arithmetic, canonical, spectra
 from ._checks import check_alpha, check_bond, check_number, is_int
-from ._scaling import exp_saturating, ldexp, spread_power_of_two, times_pow2
+from ._scaling import exp_saturating, exponent_for, ldexp, spread_power_of_two, times_pow2
 from .compress import COMPRESS_METHODS, EXACT_METHODS, compress_cores
 from .cores import common_dtype, read_only, validate_cores
 from .truncation import Truncation, TruncationReport
@@ -343,7 +343,7 @@ class TensorTrain:
                 value = backend.frob_sq(cores[centre]) ** 0.5
         except np.linalg.LinAlgError:
             value = math.nan
-        if 0 < value < math.inf:
+        if 0 < value < math.inf and not exponent_for(value, self.dtype):  # squares normal
             return ldexp(value, self._exponent) if self._exponent else value
         return exp_saturating(
             self.log_norm()

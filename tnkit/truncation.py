@@ -168,21 +168,32 @@ class TruncationReport:
         rel = self.rel_error_bound + rounding * growth
         if second is not None:
             rel += second.rel_error_bound * (1.0 + rounding) * growth
+        bound = rel * self.norm if rel > 0 else 0.0  # (0 · inf is no bound)
         met = self.tolerance_met
         if truncation.rtol is not None:
             met = met and rel <= truncation.rtol * (1 + 1e-9)
         if truncation.atol is not None:
-            met = met and rel * self.norm <= truncation.atol * (1 + 1e-9)
+            met = met and bound <= truncation.atol * (1 + 1e-9)
         last = self if second is None else second
         return dataclasses.replace(
             self,
-            abs_error_bound=rel * self.norm,
+            abs_error_bound=bound,
             rel_error_bound=rel,
             bond_dims_after=last.bond_dims_after,
             params_after=last.params_after,
             compression_ratio=_ratio(self.params_before, last.params_after),
             method=f"{self.method}+{(second.method if second else 'charges').split('/')[-1]}",
             tolerance_met=met,
+        )
+
+    def counting_output(self, after: Any) -> TruncationReport:
+        """The same cut, with bonds and parameters those of the train ``after`` (the result
+        once a later, exact step changed its bonds)."""
+        return dataclasses.replace(
+            self,
+            bond_dims_after=tuple(after.bond_dims),
+            params_after=int(after.num_params),
+            compression_ratio=_ratio(self.params_before, after.num_params),
         )
 
     def renamed(self, method: str) -> TruncationReport:
