@@ -448,8 +448,8 @@ class TensorTrain:
 
     def _compressed(self, truncation: Truncation, method: str, options: dict) -> Any:
         """``compress_cores`` of this train's cores; the svd sweep hands over to the rescaled
-        one where the cores cannot hold the norm on the way (overflow, or an underflow that
-        would return the zero train), so no method has to be picked for the size."""
+        one where the cores cannot hold the norm on the way (overflow, underflow, or squared
+        weights leaving the range), so no method has to be picked for the size."""
         fused = self._fused()
         if method != "svd":
             return compress_cores(fused, self._centre, truncation, method=method, **options)
