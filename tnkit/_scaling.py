@@ -94,10 +94,12 @@ def exponent_for(largest: float, dtype: Any) -> int:
 
 
 def largest_entry(a: Any) -> float:
-    """max |a| as a Python float (0 for an empty array); a host copy for device arrays."""
+    """max |a| as a Python float (0 for an empty array), reduced where the array lives (one
+    number comes to the host)."""
     if not math.prod(a.shape):
         return 0.0
-    return float(np.max(np.abs(backend.to_numpy(a))))
+    xp = backend.namespace(a)
+    return float(backend.to_numpy(xp.max(xp.abs(a))))
 
 
 def pull_power_of_two(core: Any) -> tuple[Any, int]:

@@ -120,7 +120,7 @@ class Charged:
         in the sector."""
         group = self._charges[0]
         charges = [Charges(f, group.moduli, group.names) for f in self._fused_flows()]
-        gauged = self.canonicalize(0)  # dense: the cores mix charges
+        gauged = TensorTrain.canonicalize(self, 0)  # dense: the cores mix charges
         cores = [backend.to_numpy(c) for c in gauged._fused()]
         try:
             resolved = resolve_charges(cores, charges, sector=sector)
