@@ -20,7 +20,7 @@ from . import _backend as backend
 from ._einsum import contract
 from .apply_parts import NORM, Operands, Run
 from .mpo import MPO
-from .sectors import channel_charges, site_flows
+from .sectors import channel_charges, charge_labels, site_flows
 from .symmetry import Charges
 from .truncation import Budget, Truncation, choose_rank
 
@@ -80,8 +80,7 @@ def eigh_by_charge(rho: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.nd
         >>> values.tolist(), charges.ravel().tolist()
         ([1.0, 2.0, 3.0], [1, 1, 0])
     """
-    found, which = np.unique(rows, axis=0, return_inverse=True)
-    which = np.ravel(which)
+    found, which = charge_labels(rows)
     values, vectors, charges = [], [], []
     for g, charge in enumerate(found):
         index = np.flatnonzero(which == g)

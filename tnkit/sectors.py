@@ -98,8 +98,7 @@ def split_by_charge(matrix: np.ndarray, row_charges: np.ndarray) -> ChargeSplit:
         >>> bool(np.allclose(s.isometry @ s.rest, m))
         True
     """
-    distinct, which = np.unique(row_charges, axis=0, return_inverse=True)
-    which = np.ravel(which)
+    distinct, which = charge_labels(np.asarray(row_charges, dtype=np.int64))
     parts = []
     for c in range(len(distinct)):
         rows = np.flatnonzero(which == c)
@@ -367,9 +366,9 @@ def snap_to_charges(
         rows = group.reduce(left.reshape((-1,) + (1,) * (flow.ndim - 1) + left.shape[1:]) + flow)
         rows = rows.reshape(-1, rows.shape[-1])
         matrix = np.asarray(core).reshape(rows.shape[0], -1)
-        keys, which = np.unique(rows, axis=0, return_inverse=True)
+        keys, which = charge_labels(rows)
         weight = np.zeros((len(keys), matrix.shape[1]))
-        np.add.at(weight, np.ravel(which), np.abs(matrix) ** 2)
+        np.add.at(weight, which, np.abs(matrix) ** 2)
         right = keys[np.argmax(weight, axis=0)]
         outside = np.any(rows[:, None, :] != right[None, :, :], axis=-1)
         largest = float(np.max(np.abs(matrix))) if matrix.size else 0.0
