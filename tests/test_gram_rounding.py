@@ -66,3 +66,90 @@ def test_rounds_by_gram_only_for_cap_only_requests_far_below():
     small = tuple(random_state(10, 16, "float64", seed=0).cores)
     assert not rounds_by_gram(small, Truncation(max_bond=4))
     assert gram_rounding(cores, None, 16) is not None
+
+
+def _spy(monkeypatch, name: str) -> list:
+    """Count the calls of ``tnkit.compress.<name>`` (still running the original)."""
+    import tnkit.compress as compress_module
+
+    calls: list = []
+    original = getattr(compress_module, name)
+
+    def spied(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(compress_module, name, spied)
+    return calls
+
+
+def _near_bond(length: int, bond: int, noise: float, seed: int) -> tn.MPS:
+    """A bond-``bond`` state plus ``noise`` of its norm in a bond-64 state."""
+    exact = random_state(length, bond, "float64", seed)
+    extra = random_state(length, 64, "float64", seed + 1)
+    return exact + (noise * exact.norm() / extra.norm()) * extra
+
+
+@pytest.mark.parametrize("noise", [1.0, 5e-5])
+def test_gram_rounding_error_by_pythagoras_or_by_overlap(monkeypatch, noise):
+    """A large cut is measured as ‖x‖² − ‖z‖² (z projects x), a small one by an overlap
+    sweep; either way the bound covers the error and is tight."""
+    m = _near_bond(14, 16, noise, seed=5)
+    overlaps = _spy(monkeypatch, "_overlap_real")
+    c = m.compress(max_bond=16)
+    assert c.report.method == "gram-rounding"
+    assert bool(overlaps) == (noise < 1e-3)
+    ref = m.compress(max_bond=16, svd_method="qr")
+    err, ref_err = tn.distance(m, c), tn.distance(m, ref)
+    assert err == pytest.approx(ref_err, rel=1e-6)
+    assert err <= c.report.abs_error_bound
+    assert c.report.abs_error_bound <= ref_err * (1 + 1e-3)
+
+
+def test_gram_rounding_through_rank_deficient_left_parts(monkeypatch):
+    """Where a left Gram matrix is singular (a sum with repeated terms), Cholesky fails and
+    that bond keeps the Gram matrix itself: the result is the same truncation."""
+    m = random_state(14, 64, "complex128", seed=2)
+    other = random_state(14, 32, "complex128", seed=3)
+    big = m + 0.5 * m + other  # bonds up to 160, left parts of rank ≤ 96
+    full_grams = _spy(monkeypatch, "_hermitian_from_upper")
+    c = big.compress(max_bond=16)
+    ref = big.compress(max_bond=16, svd_method="qr")
+    assert c.report.method == "gram-rounding" and full_grams
+    assert c.bond_dims == ref.bond_dims and c.is_canonical(0)
+    assert tn.distance(big, c) == pytest.approx(tn.distance(big, ref), rel=1e-8)
+    assert tn.distance(big, c) <= c.report.abs_error_bound
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "complex128", "complex64"])
+def test_left_gram_factor_and_full_forms_agree(dtype):
+    """``_LeftGram`` weighs a matrix alike whether it holds Cholesky's R or H itself, and
+    keeps H when H is singular; the triangular product never reads the lower triangle."""
+    from tnkit import _backend as backend
+    from tnkit.compress import _LeftGram
+
+    rng = np.random.default_rng(0)
+    complex_ = dtype.startswith("complex")
+
+    def sample(*shape):
+        x = rng.standard_normal(shape) + (1j * rng.standard_normal(shape) if complex_ else 0)
+        return x.astype(dtype)
+
+    x, mat = sample(40, 12), sample(12, 7)
+    gram = (x.conj().T @ x).astype(dtype)
+    singular = gram.copy()
+    singular[:, -1] = 0  # a direction the left part does not reach
+    singular[-1, :] = 0
+    factored = _LeftGram.from_upper(np.triu(gram) + np.tril(np.full_like(gram, 7.0), -1))
+    full = _LeftGram.from_upper(np.triu(singular))
+    assert factored.factored and not full.factored
+    np.testing.assert_allclose(full.matrix, singular, rtol=1e-6)
+    tol = 1e-4 if dtype in ("float32", "complex64") else 1e-10
+    want = mat.conj().T @ gram @ mat
+    np.testing.assert_allclose(np.triu(factored.weighted(mat)), np.triu(want), rtol=tol, atol=tol)
+    want_full = mat.conj().T @ singular @ mat
+    np.testing.assert_allclose(full.weighted(mat), want_full, rtol=tol, atol=tol)
+    r = np.triu(sample(12, 12))
+    garbage = r + np.tril(np.full_like(r, 99.0), -1)
+    for order in (np.ascontiguousarray, np.asfortranarray):
+        np.testing.assert_allclose(backend.upper_times(garbage, order(mat)), r @ mat, rtol=tol)

@@ -223,17 +223,19 @@ def qr(a: Array) -> tuple[Array, Array]:
     return xp.linalg.qr(a, mode="reduced")
 
 
-def eigh(a: Array, *, overwrite: bool = False) -> tuple[Array, Array]:
+def eigh(a: Array, *, overwrite: bool = False, driver: str = "evr") -> tuple[Array, Array]:
     """Eigen-decomposition of a Hermitian matrix from its upper triangle, eigenvalues
     ascending; ``overwrite=True`` lets LAPACK use ``a`` (a temporary of the caller's) as
-    workspace instead of copying it. Differentiable inputs get a broadened backward."""
+    workspace instead of copying it; ``driver`` picks LAPACK's (NumPy only: ``"evd"``,
+    divide and conquer, is ~20 % faster at orders near 128). Differentiable inputs get a
+    broadened backward."""
     if requires_grad(a):
         return _autodiff.differentiable("eigh", a)(a)
     xp = aac.array_namespace(a)
     if is_numpy(xp):
         import scipy.linalg as sla
 
-        return sla.eigh(a, lower=False, check_finite=False, driver="evr", overwrite_a=overwrite)
+        return sla.eigh(a, lower=False, check_finite=False, driver=driver, overwrite_a=overwrite)
     return xp.linalg.eigh(a)
 
 
@@ -254,6 +256,23 @@ def gram_upper(a: Array) -> Array:
     # On the F-ordered view a.T, rank-k with trans=0 gives a^T a (conj(a^H a) when complex).
     gram = rank_k(1.0, a.T, trans=0, lower=0)
     return np.conj(gram) if complex_ else gram
+
+
+def upper_times(r: Array, x: Array) -> Array:
+    """``r @ x`` for an upper-triangular ``r`` (its lower triangle is not read on NumPy,
+    where BLAS trmm does half a product's work); a C-ordered ``x`` gives a C-ordered result."""
+    if not (isinstance(x, np.ndarray) and isinstance(r, np.ndarray) and x.ndim == 2):
+        return r @ x
+    from scipy.linalg import blas
+
+    dtype = np.result_type(r, x)
+    if dtype not in (np.float32, np.float64, np.complex64, np.complex128):
+        return r @ x
+    r, x = r.astype(dtype, copy=False), x.astype(dtype, copy=False)
+    trmm = blas.get_blas_funcs("trmm", (r, x))
+    if x.flags.c_contiguous:  # on the F-ordered view xᵀ: xᵀ·rᵀ = (r x)ᵀ, no copy either way
+        return trmm(1.0, r, x.T, side=1, lower=0, trans_a=1).T
+    return trmm(1.0, r, x, side=0, lower=0)
 
 
 def times_small(x: Array, m: Array) -> Array:

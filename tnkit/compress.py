@@ -140,6 +140,8 @@ _GRAM_ROUNDING_MIN_BOND = 64
 _GRAM_ROUNDING_ALLOWANCE = 64.0
 _GRAM_ROUNDING_MIN_CUT = 1e3
 _GRAM_NOISE = 100.0  # eigenvalues below this many m·ε of the largest are rounding noise
+# A Pythagorean cut weight is used when its rounding allowance is at most this part of it.
+_PYTHAGORAS_PRECISION = 1e-4
 
 
 def rounds_by_gram(cores: tuple, truncation: Truncation) -> bool:
@@ -161,13 +163,15 @@ def gram_rounding(cores: tuple, centre: int | None, max_bond: int) -> Compressed
     Al Daas, Ballard & Benner, SIAM J. Sci. Comput. 44, 2022), right-canonical result.
 
     The left Gram matrices ``H_k = x_{≤k}ᴴ x_{≤k}`` come from one left-to-right sweep of
-    products (no QR); then right to left, the reduced density matrix ``Zᴴ H_{k−1} Z`` of
-    ``Z = x_k · carried`` is diagonalised and its top eigenvectors become the right
-    isometry of site k: the same truncation as the SVD sweep from the left-canonical form,
-    at a third of its cost when the cap is small. The result ``z`` is an orthogonal
-    projection of ``x``, and its error is measured, not summed from eigenvalues:
-    ``‖x‖² − 2·Re⟨z, x⟩ + ‖z‖²`` (one overlap sweep) plus a rounding allowance. Returns None
-    (the caller runs the QR-based sweep) when the norm is not finite or the cut is too
+    products (no QR), kept as Cholesky factors where they are positive definite (triangular
+    products and rank-k updates: about half the work of general ones); then right to left,
+    the reduced density matrix ``Zᴴ H_{k−1} Z`` of ``Z = x_k · carried`` is diagonalised and
+    its top eigenvectors become the right isometry of site k: the same truncation as the SVD
+    sweep from the left-canonical form, at a third of its cost when the cap is small. The
+    result ``z`` is an orthogonal projection of ``x``, so ‖x − z‖² = ‖x‖² − ‖z‖²; that
+    difference is used, with a rounding allowance, for cuts well above the allowance, and
+    ``‖x‖² − 2·Re⟨z, x⟩ + ‖z‖²`` (one overlap sweep) is measured for smaller ones. Returns
+    None (the caller runs the QR-based sweep) when the norm is not finite or the cut is too
     small for eigh to resolve or for a difference to measure.
 
     Example:
@@ -187,7 +191,7 @@ def gram_rounding(cores: tuple, centre: int | None, max_bond: int) -> Compressed
         if exponent_for(math.sqrt(norm_sq), cores[0].dtype):
             return None  # Gram entries and cut weights would lose digits to the float range
         new, discarded = _gram_truncation(cores, grams, max_bond)
-        err_sq = norm_sq - 2 * _overlap_real(new, cores) + backend.frob_sq(new[0])
+        err_sq = _projection_error_sq(cores, new, norm_sq)
     allowance = _GRAM_ROUNDING_ALLOWANCE * len(cores) * eps * norm_sq
     if err_sq <= max(_GRAM_ROUNDING_MIN_CUT * allowance, 100 * len(cores) * eps * norm_sq):
         return None
@@ -196,38 +200,96 @@ def gram_rounding(cores: tuple, centre: int | None, max_bond: int) -> Compressed
     return Compressed(new, 0, norm, discarded, rel, True, "gram-rounding")
 
 
+def _projection_error_sq(cores: tuple, new: tuple, norm_sq: float) -> float:
+    """‖x − z‖² for the Gram rounding ``z`` (centre 0) of ``x``, up to the rounding allowance
+    the caller adds. ``z`` projects ``x`` orthogonally, so Pythagoras gives the difference
+    ‖x‖² − ‖z‖² with no pass over ``x``; its rounding (L projections through bases
+    orthonormal to ~m·ε, and ‖x‖²'s own sweep) is within a few L·(m+1)·ε·‖x‖², m the largest
+    bond, which is added. It is used when that allowance is at most 1e-4 of it, else the
+    overlap is measured."""
+    kept_sq = backend.frob_sq(new[0])
+    largest = max(max(c.shape[0], c.shape[-1]) for c in cores)
+    allowance = 4.0 * len(cores) * (largest + 1) * backend.eps(cores[0].dtype) * norm_sq
+    difference = norm_sq - kept_sq
+    if allowance <= _PYTHAGORAS_PRECISION * difference:
+        return difference + allowance
+    return norm_sq - 2 * _overlap_real(new, cores) + kept_sq
+
+
 def _right_unfolding(core):
     dl, p, dr = core.shape
     return reshape(core, (dl, p * dr))
 
 
+@dataclasses.dataclass(frozen=True)
+class _LeftGram:
+    """A left Gram matrix H = x_{<k}ᴴ x_{<k}: its upper Cholesky factor R (H = RᴴR) when it
+    is numerically positive definite, else H itself (a left part of lower rank)."""
+
+    matrix: object
+    factored: bool
+
+    @classmethod
+    def from_upper(cls, upper) -> _LeftGram:
+        """From H's upper triangle (the lower one is not read)."""
+        factor = backend.cholesky_upper(upper)
+        if factor is not None:
+            return cls(factor, True)
+        return cls(_hermitian_from_upper(upper), False)
+
+    def weighted(self, mat):
+        """Mᴴ H M (only its upper triangle is meaningful)."""
+        if self.factored:
+            return backend.gram_upper(backend.upper_times(self.matrix, mat))
+        return backend.conj_t(mat) @ (self.matrix @ mat)
+
+    def applied(self, mat):
+        """A factor F of the weight with Mᴴ H M = Fᴴ·(R M or H M): ``(F, R M)`` or
+        ``(M, H M)``."""
+        if self.factored:
+            product = backend.upper_times(self.matrix, mat)
+            return product, product
+        return mat, self.matrix @ mat
+
+
+def _hermitian_from_upper(upper):
+    xp = aac.array_namespace(upper)
+    strict = xp.triu(upper, k=1)
+    return xp.triu(upper) + backend.conj_t(strict)
+
+
 def _left_grams(cores: tuple, centre: int | None) -> list:
-    """``grams[k]`` = x_{<k}ᴴ x_{<k} (None where the left part is an isometry, up to the
-    centre), from one left-to-right sweep of products."""
+    """``grams[k]`` = x_{<k}ᴴ x_{<k} as a ``_LeftGram`` (None where the left part is an
+    isometry, up to the centre), from one left-to-right sweep of products."""
     grams: list = [None] * len(cores)
     gram = None
     for k in range(len(cores) - 1):
-        dl, p, dr = cores[k].shape
         if centre is None or k >= centre:
             gram = _gram_step(cores[k], gram)
         grams[k + 1] = gram
     return grams
 
 
-def _gram_step(core, gram):
+def _gram_step(core, gram: _LeftGram | None) -> _LeftGram:
     """``coreᴴ (gram ⊗ 1) core`` (``gram`` None: the identity)."""
     dl, p, dr = core.shape
-    left = core if gram is None else reshape(gram @ reshape(core, (dl, p * dr)), core.shape)
-    return backend.conj_t(reshape(core, (dl * p, dr))) @ reshape(left, (dl * p, dr))
+    if gram is None:
+        return _LeftGram.from_upper(backend.gram_upper(reshape(core, (dl * p, dr))))
+    bra, ket = gram.applied(reshape(core, (dl, p * dr)))
+    if gram.factored:
+        return _LeftGram.from_upper(backend.gram_upper(reshape(ket, (dl * p, dr))))
+    product = backend.conj_t(reshape(bra, (dl * p, dr))) @ reshape(ket, (dl * p, dr))
+    return _LeftGram.from_upper(product)
 
 
-def _weighted_sq(mat, gram) -> float:
+def _weighted_sq(mat, gram: _LeftGram | None) -> float:
     """tr(Mᴴ G M) (G None: the identity), as a float."""
     if gram is None:
         return backend.frob_sq(mat)
+    bra, ket = gram.applied(mat)
     xp = aac.array_namespace(mat)
-    conj = xp.conj(mat) if backend.is_complex(mat.dtype) else mat
-    return float(np.real(backend.to_numpy(xp.sum((gram @ mat) * conj))))
+    conj = xp.conj(bra) if backend.is_complex(bra.dtype) else bra
+    return float(np.real(backend.to_numpy(xp.sum(ket * conj))))
 
 
 def _gram_truncation(cores: tuple, grams: list, max_bond: int) -> tuple[tuple, list]:
@@ -242,14 +304,17 @@ def _gram_truncation(cores: tuple, grams: list, max_bond: int) -> tuple[tuple, l
     for k in range(last, 0, -1):
         dl, p, _ = cores[k].shape
         z = _right_unfolding(cores[k] if carried is None else absorb_right(cores[k], carried))
-        rho = backend.gram_upper(z) if grams[k] is None else backend.conj_t(z) @ (grams[k] @ z)
-        evals, evecs = backend.eigh(rho, overwrite=True)
+        rho = backend.gram_upper(z) if grams[k] is None else grams[k].weighted(z)
+        evals, evecs = backend.eigh(rho, overwrite=True, driver="evd")
         weights = np.clip(np.asarray(backend.to_numpy(evals), dtype=np.float64)[::-1], 0, None)
         # eigh resolves weights down to ~m·ε of the largest; below, directions are noise
         noise = _GRAM_NOISE * weights.size * eps * weights[0]
         rank = max(1, min(max_bond, dl, int(np.count_nonzero(weights > noise))))
-        # eigh's vectors of clustered eigenvalues are orthonormal to ~1e-12 only: restore it
-        kept, _ = orthonormalize(xp.flip(evecs, axis=1)[:, :rank])
+        kept = xp.flip(evecs, axis=1)[:, :rank]
+        if not backend.is_numpy(xp):
+            # other libraries' eigh (MRRR, Jacobi) leave clustered eigenvalues' vectors
+            # orthonormal to ~1e-12 only (LAPACK's divide and conquer: to ~m·ε): restore it
+            kept, _ = orthonormalize(kept)
         out[k] = reshape(backend.conj_t(kept), (rank, p, z.shape[1] // p))
         carried = z @ kept
         discarded[k - 1] = float(np.sum(weights[rank:]))
