@@ -153,3 +153,29 @@ def test_left_gram_factor_and_full_forms_agree(dtype):
     garbage = r + np.tril(np.full_like(r, 99.0), -1)
     for order in (np.ascontiguousarray, np.asfortranarray):
         np.testing.assert_allclose(backend.upper_times(garbage, order(mat)), r @ mat, rtol=tol)
+
+
+@pytest.mark.parametrize("library", ["torch", "jax.numpy"])
+def test_gram_rounding_on_other_array_libraries(library):
+    """Without gradients, torch and JAX trains take Gram rounding through their own
+    Cholesky and products (no trmm/syrk) and agree with NumPy's result."""
+    xp = pytest.importorskip(library)
+    m = random_state(14, 64, "float64", seed=4)
+    ref = m.compress(max_bond=16)
+    x64 = None
+    if library == "jax.numpy":
+        import jax
+
+        x64 = jax.config.jax_enable_x64
+        jax.config.update("jax_enable_x64", True)
+    try:
+        other = tn.MPS([xp.asarray(np.array(c)) for c in m.cores])
+        c = other.compress(max_bond=16)
+        back = tn.MPS([np.asarray(x) for x in c.cores])
+    finally:
+        if x64 is not None:
+            jax.config.update("jax_enable_x64", x64)
+    assert c.report.method == ref.report.method == "gram-rounding"
+    assert c.bond_dims == ref.bond_dims
+    assert c.report.rel_error_bound == pytest.approx(ref.report.rel_error_bound, rel=1e-10)
+    assert tn.distance(back, ref) <= 1e-10 * m.norm()
