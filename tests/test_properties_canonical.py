@@ -71,3 +71,22 @@ def test_canonicalize_shrinks_bonds_larger_than_the_rank():
 def test_negative_centre_counts_from_the_end():
     m = tn.MPS.random([2] * 5, 4, seed=0)
     assert m.canonicalize(-1).centre == 4
+
+
+def test_sweep_orthonormalizer_stops_trying_cholesky_after_failures(monkeypatch):
+    """Rank-deficient blocks (products of operators) fail CholeskyQR2; after two failures a
+    sweep goes straight to Householder, and every factor is still an exact thin QR."""
+    import tnkit.linalg as linalg
+
+    attempts: list = []
+    original = linalg._cholesky_qr2
+    monkeypatch.setattr(linalg, "_cholesky_qr2", lambda a: attempts.append(1) or original(a))
+    rng = np.random.default_rng(0)
+    run = linalg.sweep_orthonormalizer()
+    deficient = rng.standard_normal((40, 6)) @ rng.standard_normal((6, 12))  # rank 6 of 12
+    full = rng.standard_normal((40, 12))
+    for a in (full, deficient, deficient, deficient, full):
+        q, r = run(a)
+        np.testing.assert_allclose(q.T @ q, np.eye(12), atol=1e-12)
+        np.testing.assert_allclose(q @ r, a, atol=1e-12)
+    assert len(attempts) == 3  # the full one, then the two failures; none after

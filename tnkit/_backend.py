@@ -164,10 +164,10 @@ def frob_sq(x: Array) -> float:
     it stays a 0-d array of the tracer's library, so the value can flow on instead of being
     forced to the host.
     """
-    xp = aac.array_namespace(x)
-    if is_numpy(xp):
+    if type(x) is np.ndarray or is_numpy(aac.array_namespace(x)):
         flat = x.reshape(-1)
         return float(np.real(np.vdot(flat, flat)))
+    xp = aac.array_namespace(x)
     total = xp.sum(xp.abs(x) ** 2)
     if is_tracer(total) and (not aac.is_jax_array(total) or is_tracer(_jax_primal(total))):
         return total
@@ -176,6 +176,8 @@ def frob_sq(x: Array) -> float:
 
 def conj_t(x: Array) -> Array:
     """Conjugate transpose of a matrix."""
+    if type(x) is np.ndarray:  # the common case, without a namespace look-up
+        return x.conj().T
     xp = aac.array_namespace(x)
     if is_numpy(xp):
         return x.conj().T

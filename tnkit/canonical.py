@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _backend as backend
 from ._scaling import pull_power_of_two
-from .linalg import orthonormalize
+from .linalg import orthonormalize, sweep_orthonormalizer
 
 _LN2 = math.log(2.0)
 
@@ -81,6 +81,7 @@ def right_sweep_scaled(cores: Cores, start: int, stop: int) -> tuple[Cores, int]
 def left_sweep(cores: Cores, start: int, stop: int) -> Cores:
     """Left-orthonormalise sites ``start .. stop-1``, pushing the remainder into ``stop``."""
     cores = list(cores)
+    orthonormalize = sweep_orthonormalizer()
     for k in range(start, stop):
         dl, p, dr = cores[k].shape
         q, r = orthonormalize(reshape(cores[k], (dl * p, dr)))
@@ -92,6 +93,7 @@ def left_sweep(cores: Cores, start: int, stop: int) -> Cores:
 def right_sweep(cores: Cores, start: int, stop: int) -> Cores:
     """Right-orthonormalise sites ``start`` down to ``stop+1``, pushing into ``stop``."""
     cores = list(cores)
+    orthonormalize = sweep_orthonormalizer()
     for k in range(start, stop, -1):
         dl, p, dr = cores[k].shape
         q, r = orthonormalize(backend.conj_t(reshape(cores[k], (dl, p * dr))))
@@ -120,6 +122,8 @@ def is_canonical(cores: Cores, centre: int, tol: float) -> bool:
 
 def reshape(x, shape):
     """``x`` reshaped in its own library's namespace."""
+    if type(x) is np.ndarray:  # the common case, without a namespace look-up
+        return x.reshape(shape)
     xp = aac.array_namespace(x)
     return xp.reshape(x, shape)
 

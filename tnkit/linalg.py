@@ -318,14 +318,44 @@ def orthonormalize(a: backend.Array) -> tuple[backend.Array, backend.Array]:
         >>> bool(np.allclose(q.T @ q, np.eye(3)) and np.allclose(q @ r, a))
         True
     """
-    m, n = a.shape
-    # The CholeskyQR2 check reads values (tracers have none); its backward through the Gram
-    # matrix is singular at rank deficiency, Householder's broadened one is not.
-    if m >= n and not backend.is_tracer(a) and not backend.requires_grad(a):
+    if _cholesky_applies(a):
         cholesky = _cholesky_qr2(a)
         if cholesky is not None:
             return cholesky
     return backend.qr(a)
+
+
+def _cholesky_applies(a) -> bool:
+    # The CholeskyQR2 check reads values (tracers have none); its backward through the Gram
+    # matrix is singular at rank deficiency, Householder's broadened one is not.
+    m, n = a.shape
+    return m >= n and not backend.is_tracer(a) and not backend.requires_grad(a)
+
+
+def sweep_orthonormalizer(max_failures: int = 2):
+    """``orthonormalize`` for one canonical sweep: once CholeskyQR2 has failed
+    ``max_failures`` times (rank-deficient cores, as in products of operators), the rest of
+    the sweep goes straight to Householder QR instead of paying for attempts that fail.
+
+    Example:
+        >>> import numpy as np
+        >>> run = sweep_orthonormalizer()
+        >>> q, r = run(np.random.default_rng(0).standard_normal((8, 3)))
+        >>> bool(np.allclose(q.T @ q, np.eye(3)))
+        True
+    """
+    failures = 0
+
+    def run(a):
+        nonlocal failures
+        if failures < max_failures and _cholesky_applies(a):
+            cholesky = _cholesky_qr2(a)
+            if cholesky is not None:
+                return cholesky
+            failures += 1
+        return backend.qr(a)
+
+    return run
 
 
 def _cholesky_qr2(a):
