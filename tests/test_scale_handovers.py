@@ -60,3 +60,90 @@ def test_projected_report_counts_the_projected_bonds():
     out = dense.compress(method="parker")
     assert out.report.bond_dims_after == out.bond_dims
     assert out.report.params_after == out.num_params
+
+
+def _scaled_cores(library: str, scale: float, length: int = 12):
+    """PSI-like random cores times ``scale`` in ``library`` (float64), and NumPy twins."""
+    xp = pytest.importorskip(library)
+    plain = tn.MPS.random([2] * length, 4, seed=1)
+    host = [np.array(c) * scale for c in plain.cores]
+    return xp, [xp.asarray(c) for c in host], host
+
+
+def _gradient(library: str, loss, core):
+    """d loss / d core in ``library`` (JAX: jax.grad, not jitted; torch: autograd)."""
+    if library == "torch":
+        leaf = core.clone().requires_grad_(True)
+        value = loss(leaf)
+        value.backward()
+        return float(value.detach()), leaf.grad.numpy()
+    import jax
+
+    value, grad = jax.value_and_grad(loss)(core)
+    return float(value), np.asarray(grad)
+
+
+@pytest.fixture
+def x64():
+    """JAX in double precision for one test (restored after it)."""
+    jax = pytest.importorskip("jax")
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", before)
+
+
+@pytest.mark.parametrize("library", ["torch", "jax.numpy"])
+@pytest.mark.parametrize("scale", [1e-30, 1e25])  # norms ~1e-360 and ~1e300: ‖·‖² leaves range
+def test_log_norm_and_its_gradient_at_extreme_scales(library, scale, x64):
+    """Under autodiff, log_norm squared the centre core: -inf (or +inf) and NaN gradients.
+    log_norm(c·x) = 12·log c + log_norm(x), and its gradient is the unscaled one over c."""
+    _, cores, host = _scaled_cores(library, scale)
+    _, unscaled, _ = _scaled_cores(library, 1.0)
+
+    def loss(rest):
+        return lambda core: tn.MPS([core, *rest[1:]]).log_norm()
+
+    value, grad = _gradient(library, loss(cores), cores[0])
+    value_1, grad_1 = _gradient(library, loss(unscaled), unscaled[0])
+    assert value == pytest.approx(tn.MPS(host).log_norm(), rel=1e-12)
+    assert value == pytest.approx(value_1 + 12 * math.log(scale), rel=1e-12)
+    np.testing.assert_allclose(grad * scale, grad_1, rtol=1e-9, atol=1e-12)
+
+
+def test_compress_under_jax_grad_hands_over_at_extreme_scales(x64):
+    """Under jax.grad (values known, no jit), a cut at norm ~1e-180 reported a bound of 0:
+    the svd sweep's scale check skipped differentiation tracers."""
+    import jax
+
+    _, cores, host = _scaled_cores("jax.numpy", 1e-15)
+    reports = []
+
+    def loss(core):
+        c = tn.MPS([core, *cores[1:]]).compress(max_bond=2)
+        reports.append(c.report)
+        return c.log_norm()
+
+    grad = jax.grad(loss)(cores[0])
+    plain = tn.MPS(host).compress(max_bond=2)
+    assert reports[0].method.startswith("rescaled")
+    assert reports[0].rel_error_bound == pytest.approx(plain.report.rel_error_bound, rel=1e-9)
+    assert reports[0].rel_error_bound > 0.01
+    assert bool(np.all(np.isfinite(np.asarray(grad))))
+
+
+@pytest.mark.parametrize("library", ["torch", "jax.numpy"])
+def test_norm_of_arrays_whose_squares_underflow(library, x64):
+    """norm() of a torch/JAX train with norm 1e-180 (representable; its square is not)
+    returned 0; its gradient is the unscaled one."""
+    _, cores, host = _scaled_cores(library, 1e-15)
+    _, unscaled, _ = _scaled_cores(library, 1.0)
+
+    def loss(rest):
+        return lambda core: tn.MPS([core, *rest[1:]]).norm()
+
+    value, grad = _gradient(library, loss(cores), cores[0])
+    value_1, grad_1 = _gradient(library, loss(unscaled), unscaled[0])
+    assert value == pytest.approx(tn.MPS(host).norm(), rel=1e-12)
+    assert value == pytest.approx(value_1 * 1e-15**12, rel=1e-12)
+    np.testing.assert_allclose(grad / 1e-15**11, grad_1, rtol=1e-9, atol=1e-12)

@@ -94,6 +94,25 @@ def is_tracer(x: Array) -> bool:
     return False
 
 
+def without_gradient(x: Array) -> Array:
+    """``x`` as a constant for differentiation (torch ``detach``, JAX ``stop_gradient``)."""
+    if aac.is_torch_array(x):
+        return x.detach()
+    if aac.is_jax_array(x):
+        import jax  # optional dependency: only reached with a JAX array in hand
+
+        return jax.lax.stop_gradient(x)
+    return x
+
+
+def has_values(x: Array) -> bool:
+    """Whether ``x``'s values can be read: not an abstract tracer. A JAX differentiation
+    tracer outside ``jit`` (``jax.grad``, ``jvp``) has its primal values, so it counts."""
+    if not is_tracer(x):
+        return True
+    return aac.is_jax_array(x) and not is_tracer(_jax_primal(x))
+
+
 # ----------------------------------------------------------------------------- dtypes
 
 
@@ -169,7 +188,7 @@ def frob_sq(x: Array) -> float:
         return float(np.real(np.vdot(flat, flat)))
     xp = aac.array_namespace(x)
     total = xp.sum(xp.abs(x) ** 2)
-    if is_tracer(total) and (not aac.is_jax_array(total) or is_tracer(_jax_primal(total))):
+    if not has_values(total):
         return total
     return float(to_numpy(total))
 

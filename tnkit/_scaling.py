@@ -102,6 +102,29 @@ def largest_entry(a: Any) -> float:
     return float(backend.to_numpy(xp.max(xp.abs(a))))
 
 
+def centre_norm(core: Any, exponent: int, *, log: bool = False) -> Any:
+    """‖core‖·2**exponent (``log=True``: its natural log) as a 0-d array of ``core``'s
+    library, differentiable, and exact where ‖core‖² leaves the float range: the largest
+    |entry| m is divided out first, ‖core‖ = m·(Σ|core/m|²)^½, with m a constant for
+    differentiation (the value does not depend on it; through m, the gradient would divide
+    by m², which underflows). The log is −inf for zeros.
+
+    Example:
+        >>> import numpy as np
+        >>> core = np.array([3e-200, 4e-200])  # ‖core‖² underflows to 0
+        >>> float(centre_norm(core, 0)), float(centre_norm(core, 1000, log=True))
+        (5e-200, 234.2395998...)
+    """
+    xp = backend.namespace(core)
+    largest = backend.without_gradient(xp.max(xp.abs(core)))
+    safe = xp.where(largest > 0, largest, xp.ones_like(largest))
+    squares = xp.sum(xp.abs(core / safe) ** 2)
+    if log:
+        return xp.log(largest) + 0.5 * xp.log(squares) + exponent * math.log(2.0)
+    value = largest * xp.sqrt(squares)
+    return times_pow2(value, exponent) if exponent else value
+
+
 def pull_power_of_two(core: Any) -> tuple[Any, int]:
     """``(core / 2**shift, shift)`` with the largest |entry| in [0.5, 1); shift 0 for zeros.
 

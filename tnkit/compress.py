@@ -79,7 +79,7 @@ def compress_cores(
             "method: the 'svd' sweep met non-finite numbers (is the norm beyond the double "
             "range, as for long-chain operators?); use method='rescaled'"
         ) from exc
-    if not backend.is_tracer(new[0]) and exponent_for(largest_entry(new[0]), new[0].dtype):
+    if backend.has_values(new[0]) and exponent_for(largest_entry(new[0]), new[0].dtype):
         raise ValueError(  # squared weights under- or overflow: the bound would be lost
             "method: the 'svd' sweep's squared weights leave the float range; use method='rescaled'"
         )

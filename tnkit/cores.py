@@ -68,10 +68,12 @@ def validate_cores(cores: Any, n_phys: int, kind: str, layout: str) -> tuple:
                 f"got shape {tuple(core.shape)}"
             )
     backend.namespace(*cores, name="cores")
-    devices = [backend.device(c) for c in cores]
-    for k, dev in enumerate(devices):
-        if dev != devices[0]:
-            raise ValueError(f"cores[{k}]: on device {dev}, but cores[0] is on {devices[0]}")
+    # A JAX tracer has no device (None): it goes wherever the arrays beside it are.
+    devices = [(k, d) for k, d in enumerate(backend.device(c) for c in cores) if d is not None]
+    for k, dev in devices:
+        if dev != devices[0][1]:
+            first, where = devices[0]
+            raise ValueError(f"cores[{k}]: on device {dev}, but cores[{first}] is on {where}")
     dtypes = {backend.dtype_name(c.dtype) for c in cores}
     if len(dtypes) > 1:
         raise TypeError(f"cores: mixed dtypes {sorted(dtypes)}; convert them to one dtype first")

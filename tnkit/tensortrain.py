@@ -13,9 +13,9 @@ import array_api_compat as aac
 import numpy as np
 
 from . import _backend as backend
-from . import _kernels, arithmetic, canonical, spectra
+from . import _kernels, _scaling, arithmetic, canonical, spectra
 from ._checks import check_alpha, check_bond, check_number, is_int
-from ._scaling import exp_saturating, exponent_for, ldexp, spread_power_of_two, times_pow2
+from ._scaling import centre_norm, exp_saturating, ldexp, times_pow2
 from .compress import COMPRESS_METHODS, EXACT_METHODS, compress_cores
 from .cores import common_dtype, read_only, validate_cores
 from .truncation import Truncation, TruncationReport
@@ -229,7 +229,7 @@ class TensorTrain:
         cores cannot hold it."""
         if not self._exponent:
             return self.cores
-        cores = spread_power_of_two(self.cores, self._exponent)
+        cores = _scaling.spread_power_of_two(self.cores, self._exponent)
         if not backend.all_finite(cores):
             raise OverflowError(
                 f"the cores of this train (log_norm {self.log_norm():.6g}) cannot hold its "
@@ -298,7 +298,7 @@ class TensorTrain:
 
     def _lost(self, core: Any) -> bool:
         """Whether ``core``, the result of sweeping this train, over- or underflowed."""
-        if backend.is_tracer(core):
+        if not backend.has_values(core):
             return False
         xp = self.xp
         if not bool(xp.all(xp.isfinite(core))):
@@ -331,8 +331,7 @@ class TensorTrain:
         xp = self.xp
         if not backend.is_numpy(xp):
             c = self.canonicalize(len(self) - 1 if self._centre is None else self._centre)
-            value = xp.sqrt(xp.sum(xp.abs(c.cores[c._centre]) ** 2))
-            return times_pow2(value, c._exponent) if c._exponent else value
+            return centre_norm(c.cores[c._centre], c._exponent)
         if self._centre is None and _kernels.applies(self._kernel_pack()):
             mantissa, exponent = _kernels.qr_norm(self._kernel_pack())
             return ldexp(mantissa, exponent + self._exponent)
@@ -343,7 +342,7 @@ class TensorTrain:
                 value = backend.frob_sq(cores[centre]) ** 0.5
         except np.linalg.LinAlgError:
             value = math.nan
-        if 0 < value < math.inf and not exponent_for(value, self.dtype):  # squares normal
+        if 0 < value < math.inf and not _scaling.exponent_for(value, self.dtype):  # normal
             return ldexp(value, self._exponent) if self._exponent else value
         return exp_saturating(
             self.log_norm()
@@ -469,8 +468,7 @@ class TensorTrain:
         xp = self.xp
         if not backend.is_numpy(xp):
             c = self.canonicalize(len(self) - 1 if self._centre is None else self._centre)
-            log = 0.5 * xp.log(xp.sum(xp.abs(c.cores[c._centre]) ** 2))
-            return log + c._exponent * _LN2 if c._exponent else log
+            return centre_norm(c.cores[c._centre], c._exponent, log=True)
         return self._mantissa_log_norm() + self._exponent * _LN2
 
     def _mantissa_log_norm(self) -> float:
