@@ -244,19 +244,20 @@ def qr(a: Array) -> tuple[Array, Array]:
     return xp.linalg.qr(a, mode="reduced")
 
 
-def eigh(a: Array, *, overwrite: bool = False, driver: str = "evr") -> tuple[Array, Array]:
+def eigh(a: Array, *, overwrite: bool = False) -> tuple[Array, Array]:
     """Eigen-decomposition of a Hermitian matrix from its upper triangle, eigenvalues
     ascending; ``overwrite=True`` lets LAPACK use ``a`` (a temporary of the caller's) as
-    workspace instead of copying it; ``driver`` picks LAPACK's (NumPy only: ``"evd"``,
-    divide and conquer, is ~20 % faster at orders near 128). Differentiable inputs get a
-    broadened backward."""
+    workspace instead of copying it. On NumPy, LAPACK's divide and conquer (``evd``): never
+    slower than MRRR (``evr``) here, 15–30 % faster at orders 128–256, and its vectors are
+    orthonormal to ~m·ε (MRRR's, of clustered eigenvalues, to ~1e-12 only). Differentiable
+    inputs get a broadened backward."""
     if requires_grad(a):
         return _autodiff.differentiable("eigh", a)(a)
     xp = aac.array_namespace(a)
     if is_numpy(xp):
         import scipy.linalg as sla
 
-        return sla.eigh(a, lower=False, check_finite=False, driver=driver, overwrite_a=overwrite)
+        return sla.eigh(a, lower=False, check_finite=False, driver="evd", overwrite_a=overwrite)
     return xp.linalg.eigh(a)
 
 

@@ -305,7 +305,7 @@ def _gram_truncation(cores: tuple, grams: list, max_bond: int) -> tuple[tuple, l
         dl, p, _ = cores[k].shape
         z = _right_unfolding(cores[k] if carried is None else absorb_right(cores[k], carried))
         rho = backend.gram_upper(z) if grams[k] is None else grams[k].weighted(z)
-        evals, evecs = backend.eigh(rho, overwrite=True, driver="evd")
+        evals, evecs = backend.eigh(rho, overwrite=True)
         weights = np.clip(np.asarray(backend.to_numpy(evals), dtype=np.float64)[::-1], 0, None)
         # eigh resolves weights down to ~m·ε of the largest; below, directions are noise
         noise = _GRAM_NOISE * weights.size * eps * weights[0]
