@@ -8,11 +8,9 @@ has. Only plain contractions: every index appears in at most two operands.
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import array_api_compat as aac
-import numpy as np
 import opt_einsum
 
 
@@ -56,60 +54,7 @@ def _pair(xp: Any, picked: list, needed: str) -> tuple[Any, str]:
     kept = [c for c in ia if c in ib and c in needed]
     if kept:
         raise ValueError(f"contract: batch index {kept} is not supported (indices {ia}, {ib})")
-    indices = "".join(c for c in ia if c not in summed) + "".join(c for c in ib if c not in summed)
-    if summed and isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        return _matmul_pair(a, ia, b, ib, summed), indices
     axes = ([ia.index(c) for c in summed], [ib.index(c) for c in summed])
-    return xp.tensordot(a, b, axes=axes), indices
-
-
-def _matmul_pair(a: np.ndarray, ia: str, b: np.ndarray, ib: str, summed: list) -> np.ndarray:
-    """``tensordot`` of NumPy arrays as one matrix product of views where it can be: an
-    operand whose summed axes form a block at its start or end (in the order chosen) is
-    viewed as a matrix, transposed or not, and BLAS reads it in place; only the others are
-    copied into shape (tensordot copies every operand whose axes need moving)."""
-    best = min(
-        (sorted(summed, key=ia.index), sorted(summed, key=ib.index)),
-        key=lambda order: _copied(a, ia, order) + _copied(b, ib, order),
-    )
-    left = _as_matrix(a, ia, best, summed_last=True)
-    right = _as_matrix(b, ib, best, summed_last=False)
-    kept = [a.shape[ia.index(c)] for c in ia if c not in summed]
-    kept += [b.shape[ib.index(c)] for c in ib if c not in summed]
-    return (left @ right).reshape(kept)
-
-
-def _block_at(x: np.ndarray, indices: str, order: list) -> str | None:
-    """``"start"``/``"end"`` when ``order`` is a block of ``indices`` there and ``x`` is
-    C-ordered (so a matrix view exists), else None."""
-    if not x.flags.c_contiguous:
-        return None
-    joined = "".join(order)
-    if indices.startswith(joined):
-        return "start"
-    if indices.endswith(joined):
-        return "end"
-    return None
-
-
-def _copied(x: np.ndarray, indices: str, order: list) -> int:
-    return 0 if _block_at(x, indices, order) else x.size
-
-
-def _as_matrix(x: np.ndarray, indices: str, order: list, *, summed_last: bool) -> np.ndarray:
-    """``x`` as a (kept × summed) matrix (``summed_last``) or (summed × kept), a view when the
-    summed axes are a block at either end."""
-    size = math.prod(x.shape[indices.index(c)] for c in order)
-    rest = math.prod(x.shape[i] for i, c in enumerate(indices) if c not in order)
-    where = _block_at(x, indices, order)
-    if where == "start":
-        matrix = x.reshape(size, rest)
-        return matrix.T if summed_last else matrix
-    if where == "end":
-        matrix = x.reshape(rest, size)
-        return matrix if summed_last else matrix.T
-    kept_axes = [indices.index(c) for c in indices if c not in order]
-    summed_axes = [indices.index(c) for c in order]
-    moved = x.transpose(kept_axes + summed_axes if summed_last else summed_axes + kept_axes)
-    shape = (rest, size) if summed_last else (size, rest)
-    return np.ascontiguousarray(moved).reshape(shape)
+    result = xp.tensordot(a, b, axes=axes)
+    indices = "".join(c for c in ia if c not in summed) + "".join(c for c in ib if c not in summed)
+    return result, indices
