@@ -47,4 +47,3 @@ def contractions(draw):
 def test_contract_matches_einsum(case):
     spec, operands = case
     np.testing.assert_allclose(contract(spec, *operands), np.einsum(spec, *operands), atol=1e-12)
-
