@@ -183,10 +183,10 @@ def frob_sq(x: Array) -> float:
     it stays a 0-d array of the tracer's library, so the value can flow on instead of being
     forced to the host.
     """
-    if type(x) is np.ndarray or is_numpy(aac.array_namespace(x)):
+    xp = np if type(x) is np.ndarray else aac.array_namespace(x)  # no look-up for NumPy
+    if xp is np or is_numpy(xp):
         flat = x.reshape(-1)
         return float(np.real(np.vdot(flat, flat)))
-    xp = aac.array_namespace(x)
     total = xp.sum(xp.abs(x) ** 2)
     if not has_values(total):
         return total

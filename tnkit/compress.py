@@ -244,7 +244,7 @@ class _LeftGram:
         return backend.conj_t(mat) @ (self.matrix @ mat)
 
     def applied(self, mat):
-        """A factor F of the weight with Mᴴ H M = Fᴴ·(R M or H M): ``(F, R M)`` or
+        """``(bra, ket)`` with Mᴴ H M = braᴴ·ket: ``(R M, R M)`` from the factor, else
         ``(M, H M)``."""
         if self.factored:
             product = backend.upper_times(self.matrix, mat)
