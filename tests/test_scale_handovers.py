@@ -138,3 +138,43 @@ def test_compress_under_jax_grad_hands_over_at_extreme_scales(x64):
     assert reports[0].rel_error_bound == pytest.approx(plain.report.rel_error_bound, rel=1e-9)
     assert reports[0].rel_error_bound > 0.01
     assert bool(np.all(np.isfinite(np.asarray(grad))))
+
+
+def test_scale_paths_read_values_under_jax_grad(x64):
+    """Differentiation tracers outside jit know their values; the scale checks skipped them,
+    so under jax.grad tt_svd of entries 1e-200 reported a bound of 0 for a 90 % cut, and
+    inner(log=True) at norm² 1e-720, the log-norm of 1e-300·x, gave -inf with NaN gradients."""
+    import jax
+    import jax.numpy as jnp
+
+    x = np.random.default_rng(0).standard_normal((2,) * 10) * 1e-200
+    reports = []
+
+    def decomposed(v):
+        t = tn.tt_svd(v, max_bond=4)
+        reports.append(t.report)
+        return t.log_norm()
+
+    grad = jax.grad(decomposed)(jnp.asarray(x))
+    plain = tn.tt_svd(x, max_bond=4).report.rel_error_bound
+    assert reports[0].rel_error_bound == pytest.approx(plain, rel=1e-9) and plain > 0.5
+    assert bool(jnp.all(jnp.isfinite(grad)))
+
+    _, cores, host = _scaled_cores("jax.numpy", 1e-30)
+    unscaled = tn.MPS([c / 1e-30 for c in host])
+
+    def overlap_log(core):
+        a = tn.MPS([core, *cores[1:]])
+        return jnp.real(tn.inner(a, a, log=True))
+
+    value, grad = jax.value_and_grad(overlap_log)(cores[0])
+    assert float(value) == pytest.approx(tn.inner(tn.MPS(host), tn.MPS(host), log=True).real)
+    assert bool(jnp.all(jnp.isfinite(grad)))
+
+    def scaled_log_norm(core):
+        return (tn.MPS([core, *cores[1:]]) * 1e-300).log_norm()
+
+    value, grad = jax.value_and_grad(scaled_log_norm)(cores[0])
+    expected = unscaled.log_norm() + 12 * math.log(1e-30) + math.log(1e-300)
+    assert float(value) == pytest.approx(expected, rel=1e-12)
+    assert bool(jnp.all(jnp.isfinite(grad)))

@@ -170,7 +170,7 @@ def _pulled(train: Any, sites: Any = None) -> Any:
     whose entries are far enough from 1 that squares would over- or underflow
     (``exponent_for``) into its exact scale: the same tensor; ordinary cores untouched."""
     cores = list(train._arrays())
-    if any(backend.is_tracer(c) for c in cores):
+    if not all(backend.has_values(c) for c in cores):
         return train
     shift = 0
     for k in range(len(cores)) if sites is None else sites:

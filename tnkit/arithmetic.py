@@ -83,7 +83,7 @@ def scaled(cores: Cores, site: int, factor: Any) -> tuple[Cores, int]:
     cores = list(cores)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # checked next
         core = cores[site] * factor
-    if factor == 0 or backend.is_tracer(core) or _holds(xp, core, cores[site]):
+    if factor == 0 or not backend.has_values(core) or _holds(xp, core, cores[site]):
         cores[site] = core
         return tuple(cores), 0
     # The core cannot hold the product: it takes the factor's mantissa, then gives every

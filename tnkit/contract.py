@@ -89,7 +89,7 @@ def _sweep(step: Any, env: Any, sites: list) -> tuple[Any, int]:
                 current, shift = _rescaled(current)
                 exponent += shift
         value = current[(0,) * current.ndim]
-        if backend.is_tracer(value) or every == 1:
+        if not backend.has_values(value) or every == 1:
             return value, exponent
         number = complex(backend.to_numpy(value))
         if number != 0 and cmath.isfinite(number):
@@ -98,8 +98,8 @@ def _sweep(step: Any, env: Any, sites: list) -> tuple[Any, int]:
 
 
 def _rescaled(env: Any) -> tuple[Any, int]:
-    """``(env / 2**shift, shift)`` with the largest entry in [0.5, 1) (traced: unchanged)."""
-    return (env, 0) if backend.is_tracer(env) else pull_power_of_two(env)
+    """``(env / 2**shift, shift)`` with the largest entry in [0.5, 1) (jit tracers: unchanged)."""
+    return pull_power_of_two(env) if backend.has_values(env) else (env, 0)
 
 
 def _scaled(value: Any, exponent: int) -> Any:

@@ -49,7 +49,7 @@ def decompose_array(x: Any, dims: Any, *, progress: bool = False, **request: Any
     method = request.get("method", "auto")
     # Entries far from 1 would over- or underflow the squares behind norms, Gram matrices and
     # discarded weights: decompose x·2^-k instead and give the last core 2^k back (both exact).
-    exponent = 0 if backend.is_tracer(x) else exponent_for(_largest(xp, x), x.dtype)
+    exponent = exponent_for(_largest(xp, x), x.dtype) if backend.has_values(x) else 0
     if exponent:
         x = times_pow2(x, -exponent)
         truncation = scaled_truncation(truncation, exponent)
