@@ -54,19 +54,8 @@ def to_numpy(x: Array) -> np.ndarray:
     if aac.is_cupy_array(x):
         return x.get()
     if aac.is_jax_array(x):
-        return np.asarray(_jax_primal(x))
+        return np.asarray(without_gradient(x))  # under jax.grad: the primal values
     return np.from_dlpack(x)
-
-
-def _jax_primal(x: Array) -> Array:
-    """The concrete value under ``jax.grad``/``jvp`` (outside ``jit``): ``stop_gradient``
-    of a differentiation tracer whose primal is known is a plain array; other tracers stay
-    tracers, and converting them raises JAX's own TracerArrayConversionError."""
-    if not is_tracer(x):
-        return x
-    import jax  # optional dependency: only reached with a JAX array in hand
-
-    return jax.lax.stop_gradient(x)
 
 
 def from_numpy(x: np.ndarray, like: Array | None, xp: Any = None) -> Array:
@@ -95,7 +84,9 @@ def is_tracer(x: Array) -> bool:
 
 
 def without_gradient(x: Array) -> Array:
-    """``x`` as a constant for differentiation (torch ``detach``, JAX ``stop_gradient``)."""
+    """``x`` as a constant for differentiation (torch ``detach``, JAX ``stop_gradient``).
+    Under ``jax.grad``/``jvp`` outside ``jit`` that is the concrete primal value; a ``jit``
+    tracer stays a tracer (and converting it raises JAX's TracerArrayConversionError)."""
     if aac.is_torch_array(x):
         return x.detach()
     if aac.is_jax_array(x):
@@ -110,7 +101,7 @@ def has_values(x: Array) -> bool:
     tracer outside ``jit`` (``jax.grad``, ``jvp``) has its primal values, so it counts."""
     if not is_tracer(x):
         return True
-    return aac.is_jax_array(x) and not is_tracer(_jax_primal(x))
+    return aac.is_jax_array(x) and not is_tracer(without_gradient(x))
 
 
 # ----------------------------------------------------------------------------- dtypes
