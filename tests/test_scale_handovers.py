@@ -178,3 +178,17 @@ def test_scale_paths_read_values_under_jax_grad(x64):
     expected = unscaled.log_norm() + 12 * math.log(1e-30) + math.log(1e-300)
     assert float(value) == pytest.approx(expected, rel=1e-12)
     assert bool(jnp.all(jnp.isfinite(grad)))
+
+
+def test_cores_are_checked_for_nan_under_jax_grad(x64):
+    """Under jax.grad the values are known, so a NaN core is refused as NumPy's would be
+    (before, differentiation tracers skipped the finiteness check)."""
+    import jax
+
+    _, cores, _ = _scaled_cores("jax.numpy", 1.0)
+
+    def loss(core):
+        return tn.MPS([core.at[0, 0, 0].set(float("nan")), *cores[1:]]).log_norm()
+
+    with pytest.raises(ValueError, match=r"cores\[0\]: contains NaN"):
+        jax.grad(loss)(cores[0])

@@ -47,7 +47,7 @@ def check_array(x: Any, name: str, *, ndim: int | None = None) -> Any:
         raise ValueError(f"{name}: expected {ndim} dimensions, got shape {tuple(x.shape)}")
     if any(s == 0 for s in x.shape):
         raise ValueError(f"{name}: empty array of shape {tuple(x.shape)}")
-    if not backend.is_tracer(x) and not bool(xp.all(xp.isfinite(x))):
+    if backend.has_values(x) and not bool(xp.all(xp.isfinite(x))):
         raise ValueError(f"{name}: contains NaN or Inf")
     return xp
 

@@ -207,6 +207,6 @@ def _expectation_parts(m: Any, o: Any) -> tuple[Any, int]:
 def nonzero_norm_sq(norm_sq: Any) -> Any:
     """``norm_sq`` of a state being normalised, or a ValueError for the zero state (whose
     expectation values are undefined: 0/0)."""
-    if not backend.is_tracer(norm_sq) and complex(backend.to_numpy(norm_sq)) == 0:
+    if backend.has_values(norm_sq) and complex(backend.to_numpy(norm_sq)) == 0:
         raise ValueError("m: the state is zero, so normalize=True is undefined (0/0)")
     return norm_sq

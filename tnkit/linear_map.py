@@ -551,7 +551,7 @@ def rescale_cores(cores: Any, norm: float, *, matrix_shape: Any = None) -> tuple
         current = backend.frob_sq(cores[centre]) ** 0.5
     else:
         current = backend.frob_sq(dense_matrix(cores, matrix_shape)) ** 0.5
-    if not backend.is_tracer(current) and current == 0:  # traced (jit/eval_shape init): no value
+    if backend.has_values(current) and current == 0:  # traced (jit/eval_shape init): no value
         raise ValueError("cores: the matrix is zero, it cannot be rescaled to a norm")
     cores[centre] = cores[centre] * (float(norm) / current)
     return tuple(cores)

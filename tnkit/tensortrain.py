@@ -242,7 +242,7 @@ class TensorTrain:
         represented in the dtype (beyond its range, or all flushed to zero)."""
         with backend.quiet():  # checked below
             dense = self._contract_all()
-        if backend.is_tracer(dense):
+        if not backend.has_values(dense):
             return times_pow2(dense, self._exponent) if self._exponent else dense
         xp = self.xp
         nonzero = bool(xp.any(dense != 0))

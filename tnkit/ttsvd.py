@@ -147,7 +147,7 @@ class TTSVDSweep:
         if exponent:
             last = times_pow2(cores[-1], exponent)
             xp = aac.array_namespace(last)
-            if backend.is_tracer(last) or bool(xp.all(xp.isfinite(last))):
+            if not backend.has_values(last) or bool(xp.all(xp.isfinite(last))):
                 cores[-1] = last
             else:  # the norm overflows the dtype: the cores cannot hold it
                 kept = exponent
