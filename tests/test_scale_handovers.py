@@ -192,3 +192,17 @@ def test_cores_are_checked_for_nan_under_jax_grad(x64):
 
     with pytest.raises(ValueError, match=r"cores\[0\]: contains NaN"):
         jax.grad(loss)(cores[0])
+
+
+@pytest.mark.parametrize("factor", [1e-15, 1e25])  # norms ~1e-180 and ~1e300
+def test_normalized_measurements_at_extreme_scales(factor):
+    """local_expectation/correlation with normalize=True squared the centre core: at norm
+    1e-180 they called the state zero, at 1e300 they returned NaN. The scale cancels."""
+    plain = tn.MPS.random([2] * 12, 4, seed=1)
+    scaled = tn.MPS([np.array(c) * factor for c in plain.cores])
+    z = np.diag([1.0, -1.0])
+    for measure in (
+        lambda m: tn.local_expectation(m, z, 3, normalize=True),
+        lambda m: tn.correlation(m, z, 2, z, 5, normalize=True),
+    ):
+        assert measure(scaled) == pytest.approx(measure(plain), rel=1e-12)

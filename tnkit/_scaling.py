@@ -102,6 +102,22 @@ def largest_entry(a: Any) -> float:
     return float(backend.to_numpy(xp.max(xp.abs(a))))
 
 
+def over_largest(core: Any) -> tuple[Any, Any]:
+    """``(core / m, m)``: m the largest |entry| of ``core`` as a 0-d array of its library,
+    held constant for differentiation (core / m is then differentiated as core times a
+    constant); zeros are divided by 1. Squares of core / m neither under- nor overflow.
+
+    Example:
+        >>> import numpy as np
+        >>> scaled, largest = over_largest(np.array([3e-200, -4e-200]))
+        >>> scaled.tolist(), float(largest)
+        ([0.75, -1.0], 4e-200)
+    """
+    xp = backend.namespace(core)
+    largest = backend.without_gradient(xp.max(xp.abs(core)))
+    return core / xp.where(largest > 0, largest, xp.ones_like(largest)), largest
+
+
 def centre_norm(core: Any, exponent: int, *, log: bool = False) -> Any:
     """‖core‖·2**exponent (``log=True``: its natural log) as a 0-d array of ``core``'s
     library, differentiable, and exact where ‖core‖² leaves the float range: the largest
@@ -116,9 +132,8 @@ def centre_norm(core: Any, exponent: int, *, log: bool = False) -> Any:
         (5e-200, 234.2395998...)
     """
     xp = backend.namespace(core)
-    largest = backend.without_gradient(xp.max(xp.abs(core)))
-    safe = xp.where(largest > 0, largest, xp.ones_like(largest))
-    squares = xp.sum(xp.abs(core / safe) ** 2)
+    scaled, largest = over_largest(core)
+    squares = xp.sum(xp.abs(scaled) ** 2)
     if log:
         return xp.log(largest) + 0.5 * xp.log(squares) + exponent * math.log(2.0)
     value = largest * xp.sqrt(squares)

@@ -15,7 +15,7 @@ import numpy as np
 from . import _backend as backend
 from ._checks import check_array
 from ._einsum import contract
-from ._scaling import times_pow2
+from ._scaling import over_largest, times_pow2
 from .contract import nonzero_norm_sq
 from .mps import MPS
 from .sites import SITE_TYPES, dimension, jordan_wigner_pieces, parity, resolve_op
@@ -216,9 +216,11 @@ def _measure(m: MPS, ops: dict, normalize: bool) -> Any:
     # With the centre between the operators, the cores left of them are left isometries and
     # those right of them right isometries: both environments are identities, and the centre
     # core carries the norm.
-    value = _sandwich(xp, cores, ops, first, last)
-    if normalize:  # the scale cancels
+    if normalize:  # the scale cancels: divided out first, so no square under- or overflows
+        cores[centre] = over_largest(cores[centre])[0]
+        value = _sandwich(xp, cores, ops, first, last)
         return value / nonzero_norm_sq(xp.sum(xp.abs(cores[centre]) ** 2))
+    value = _sandwich(xp, cores, ops, first, last)
     exponent = 2 * canonical.scale_exponent
     return times_pow2(value, exponent) if exponent else value
 
